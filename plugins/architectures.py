@@ -1,0 +1,89 @@
+"""Built-in block types for the model graph (registration and size inference only: no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.hookspecs import hookimpl
+from workbench.plugin_system.params import param
+from workbench.plugin_system.specs import BlockSpec, PortSpec
+
+VERSION = "1.0"
+IMPL = "workbench_plugins.blocks_impl"
+
+
+@dataclass
+class EmbeddingParams:
+    embed_size: int = param(64, min=1, max=65536, help="size of each token's vector")
+
+
+@dataclass
+class RNNParams:
+    cell: str = param("lstm", ui="cell", help="recurrent cell (any registered cell)")
+    hidden_size: int = param(256, min=1, max=65536, help="units per layer")
+    layers: int = param(1, min=1, max=64, help="stacked layers")
+    dropout: float = param(0.0, min=0.0, max=0.99,
+                           help="dropout between layers, not on the recurrent connections (Zaremba et al. 2014)")
+    residual: bool = param(False, help="add each layer's input to its output (layers of equal size)")
+
+
+@dataclass
+class DropoutParams:
+    p: float = param(0.0, min=0.0, max=0.99, help="probability of zeroing an element while training")
+
+
+@dataclass
+class LinearParams:
+    out_features: int = param(0, min=0, max=10_000_000, help="output size (0: inferred from what it feeds)")
+    bias: bool = param(True, help="learn a bias")
+
+
+def infer_embedding(p: EmbeddingParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    return {"y": p.embed_size}
+
+
+def infer_rnn(p: RNNParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    if p.residual and p.layers > 1 and in_sizes.get("x") not in (None, p.hidden_size):
+        # the first layer's input differs in size: residuals start from layer 2, which is fine
+        pass
+    return {"y": p.hidden_size}
+
+
+def infer_linear(p: LinearParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    return {"y": p.out_features or wanted.get("y")}
+
+
+@hookimpl
+def seqwb_architectures() -> list[BlockSpec]:
+    return [
+        BlockSpec(
+            id="embedding", title="Embedding", version=VERSION, params=EmbeddingParams,
+            factory=f"{IMPL}:EmbeddingBlock", category="embeddings",
+            description="Looks up a learned vector for each token id.",
+            inputs=(PortSpec("x", "tokens[T]"),), outputs=(PortSpec("y", "vectors[T]"),),
+            infer="workbench_plugins.architectures:infer_embedding", summary="{embed_size}",
+        ),
+        BlockSpec(
+            id="rnn", title="Recurrent layers", version=VERSION, params=RNNParams,
+            factory=f"{IMPL}:RNNBlock", category="recurrent",
+            description="One or more stacked recurrent layers of any registered cell; the state is carried "
+                        "across truncated-BPTT chunks.",
+            inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "vectors[T]"),),
+            infer="workbench_plugins.architectures:infer_rnn",
+            summary="{cell} · {hidden_size} · {layers} layers", recurrent=True,
+        ),
+        BlockSpec(
+            id="dropout", title="Dropout", version=VERSION, params=DropoutParams,
+            factory=f"{IMPL}:DropoutBlock", category="regularisation",
+            description="Zeroes elements at random while training (Srivastava et al. 2014).",
+            inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "vectors[T]"),), summary="p={p}",
+        ),
+        BlockSpec(
+            id="linear", title="Linear head", version=VERSION, params=LinearParams,
+            factory=f"{IMPL}:LinearBlock", category="heads",
+            description="A linear map from each timestep's vector to output scores.",
+            inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "logits[T]"),),
+            infer="workbench_plugins.architectures:infer_linear", summary="→ {out_features}",
+        ),
+    ]

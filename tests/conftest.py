@@ -1,0 +1,43 @@
+"""Shared test helpers.
+
+The repository root is put on ``sys.path`` so the tests run from a plain checkout (``pytest`` without
+``pip install -e .``); subprocess-based tests get the same through the ``subprocess_env`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def make_subprocess_env(*paths_first: str | os.PathLike) -> dict[str, str]:
+    """A copy of ``os.environ`` whose ``PYTHONPATH`` is ``paths_first`` then the repository root.
+
+    Anything already on ``PYTHONPATH`` is kept after those, so a CI that adds its own entries still works.
+    """
+    env = dict(os.environ)
+    parts = [str(p) for p in paths_first] + [str(REPO_ROOT)]
+    if env.get("PYTHONPATH"):
+        parts += [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p not in parts]
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")  # never open a window from a test subprocess
+    return env
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def subprocess_env():
+    """``subprocess_env(*paths)`` -> an environment for ``subprocess.run`` (see :func:`make_subprocess_env`)."""
+    return make_subprocess_env

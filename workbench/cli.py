@@ -1,0 +1,615 @@
+"""``seqwb``: the headless twin of every GUI action that computes something.
+
+Exit codes: 0 success, 2 usage error (bad command line, unknown template or setting), 1 failure (a file, the
+data or training went wrong).  Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from workbench import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit code 2."""
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+
+def _registry():
+    from workbench.plugin_system import default_registry
+    return default_registry()
+
+
+def _settings(items: list[str] | None) -> dict[str, str]:
+    from workbench.plugin_system.params import ParamError, parse_assignments
+    try:
+        return parse_assignments(items or [])
+    except ParamError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open(path: str, registry=None):
+    from workbench.core.io import load_project
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such project file: {path}")
+    return load_project(p, registry=registry or _registry())
+
+
+def _save(project, path: str, registry) -> None:
+    from workbench.core.io import project_plugins_used, save_project
+    save_project(project, path, plugins_used=project_plugins_used(project, registry))
+
+
+def _apply(project, items, registry) -> list[str]:
+    from workbench.core.settings import apply_project_settings
+    from workbench.plugin_system.loader import UnknownContributionError
+    from workbench.plugin_system.params import ParamError
+    try:
+        return apply_project_settings(project, _settings(items), registry)
+    except (ParamError, UnknownContributionError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite(x: float) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def _note(msg: str) -> None:
+    sys.stderr.write(f"seqwb: {msg}\n")
+
+
+# ---- commands -----------------------------------------------------------------------------------------------
+
+def cmd_plugins(args) -> int:
+    reg = _registry()
+    rows = []
+    for kind, spec in reg.all():
+        rows.append({"kind": kind, "id": spec.id, "title": spec.title, "version": spec.version,
+                     "distribution": spec.distribution, "plugin": spec.plugin, "status": "ok", "error": ""})
+    for f in reg.failures:
+        rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
+                     "distribution": f.distribution, "plugin": f.entry_point, "status": "error",
+                     "error": f.error, "hook": f.hook})
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    width = max((len(r["id"]) for r in rows), default=10)
+    for r in rows:
+        if r["status"] == "ok":
+            print(f"{r['kind']:<13} {r['id']:<{width}}  {r['title']}  [{r['distribution']} {r['version']}]")
+    for r in rows:
+        if r["status"] == "error":
+            print(f"FAILED        {r['id']:<{width}}  {r['distribution'] or '?'}: {r['error']}")
+    return EXIT_OK
+
+
+def cmd_templates(args) -> int:
+    from workbench.plugin_system.params import field_info
+    reg = _registry()
+    rows = [{"id": s.id, "title": s.title, "task": s.task, "description": s.description,
+             "distribution": s.distribution, "version": s.version,
+             "params": {i.name: i.default for i in field_info(s.params)}} for s in reg.items["template"].values()]
+    if args.json:
+        _print_json(rows)
+    else:
+        width = max((len(r["id"]) for r in rows), default=10)
+        for r in rows:
+            print(f"{r['id']:<{width}}  {r['description'] or r['title']}")
+    return EXIT_OK
+
+
+def cmd_new(args) -> int:
+    from workbench.core.settings import template_project
+    from workbench.plugin_system.loader import UnknownContributionError
+    from workbench.plugin_system.params import ParamError
+    reg = _registry()
+    try:
+        spec = reg.template(args.template)
+        project, changed = template_project(spec, _settings(args.set), reg)
+    except (UnknownContributionError, ParamError) as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists already; use --force to overwrite it")
+    if args.name:
+        project.name = args.name
+    _save(project, str(out), reg)
+    if args.json:
+        _print_json({"file": str(out), "template": spec.id, "changed": changed})
+    else:
+        print(f"created {out} from template {spec.id!r}" + (f" ({'; '.join(changed)})" if changed else ""))
+    return EXIT_OK
+
+
+class _CLIReporter:
+    """Prints log lines (human or JSON) and saves every ``checkpoint_every`` steps."""
+
+    def __init__(self, args, path: str, registry, project):
+        self.args, self.path, self.registry, self.project = args, path, registry, project
+        self.last_step_logged = -1
+
+    def on_step_end(self, trainer, ev) -> None:
+        cfg = trainer.cfg
+        if ev.step % cfg.log_every == 0 or ev.progress >= 1.0:
+            self._log(ev)
+        if cfg.checkpoint_every and ev.step % cfg.checkpoint_every == 0:
+            trainer.checkpoint()
+            _save(self.project, self.path, self.registry)
+
+    def _log(self, ev) -> None:
+        self.last_step_logged = ev.step
+        if self.args.json:
+            _print_json({"event": "step", "step": ev.step, "epoch": ev.epoch, "loss": _finite(ev.loss),
+                         "grad_norm": _finite(ev.grad_norm), "grad_norm_clipped": _finite(ev.grad_norm_clipped),
+                         "lr": ev.lr, "tokens_per_s": round(ev.tokens_per_s, 1),
+                         "elapsed_s": round(ev.elapsed, 3), "eta_s": round(ev.eta, 1)})
+        else:
+            print(f"step {ev.step:>6} | epoch {ev.epoch:>3} | loss {ev.loss:8.4f} | grad {ev.grad_norm:8.3f} | "
+                  f"lr {ev.lr:.3g} | {ev.tokens_per_s:,.0f} tok/s | eta {ev.eta:,.0f}s", flush=True)
+
+    def on_eval_end(self, trainer, ev) -> None:
+        if self.args.json:
+            _print_json({"event": "eval", "step": ev.step, "epoch": ev.epoch, "split": ev.split,
+                         **{f"valid_{k}": _finite(v) for k, v in ev.metrics.items()}, "best": ev.best})
+        else:
+            metrics = "  ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items())
+            print(f"valid @ {ev.step}: {metrics}{'  (best)' if ev.best else ''}", flush=True)
+
+    def on_sample(self, trainer, ev) -> None:
+        if self.args.json:
+            _print_json({"event": "sample", "step": ev.step, "text": ev.text})
+        elif not self.args.quiet:
+            print(f"---- sample @ {ev.step} ----\n{ev.text}\n----", flush=True)
+
+    def on_probe_end(self, trainer, ev) -> None:
+        if self.args.json:
+            summary = {layer: {"dLT_dh_first": v["dLT_dh"][0] if v["dLT_dh"] else None,
+                               "dLT_dh_last": v["dLT_dh"][-1] if v["dLT_dh"] else None}
+                       for layer, v in ev.gtt.items()}
+            _print_json({"event": "probe", "step": ev.step, "gradient_through_time": summary, "sigma_max": ev.sigma})
+
+
+def cmd_train(args) -> int:
+    from workbench.core.train import RunControl, Trainer
+    reg = _registry()
+    project = _open(args.file, reg)
+    changed = _apply(project, args.set, reg)
+    if args.device:
+        from workbench.core.device import resolve_device
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    control = RunControl()
+    reporter = _CLIReporter(args, args.file, reg, project)
+    trainer = Trainer(project, reg, callbacks=[reporter], control=control,
+                      base_dir=Path(args.file).resolve().parent, new_run=args.new_run, device=args.device)
+    trainer.setup()  # data or model errors stop here, before anything is written
+    for n in trainer.notices:
+        _note(n)
+    if changed and not args.json:
+        print("settings: " + "; ".join(changed))
+    if not args.json:
+        from workbench.core.device import describe_device
+        params = sum(p.numel() for p in trainer.model.parameters())
+        print(f"training {project.name!r} on {describe_device(trainer.device)}: {params:,} parameters, "
+              f"from step {trainer.pos.step} ({trainer.run.id})", flush=True)
+
+    interrupted = {"n": 0}
+
+    def on_sigint(signum, frame):
+        interrupted["n"] += 1
+        if interrupted["n"] > 1:
+            raise KeyboardInterrupt
+        _note("stopping after this step and saving (Ctrl-C again to abort without saving)")
+        control.stop()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        steps = args.steps
+        end = trainer.fit(steps=steps, epochs=args.epochs)
+    except Exception:
+        # the run is marked failed; save the record, keep the last good checkpoint as it was
+        _save(project, args.file, reg)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, old)
+    trainer.checkpoint()
+    _save(project, args.file, reg)
+    if args.json:
+        _print_json({"event": "end", "status": end.status, "step": end.step, "message": end.message,
+                     "file": args.file, "best": trainer.best})
+    else:
+        print(f"{end.status} at step {end.step}; saved {args.file}")
+    return EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    from workbench.core.train import evaluate_model, load_for_inference
+    reg = _registry()
+    project = _open(args.file, reg)
+    _apply(project, args.set, reg)
+    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device, best=args.best)
+    if not loaded.trained:
+        _note("this project has no trained weights for its graph: evaluating freshly initialised weights")
+    t0 = time.perf_counter()
+    metrics = evaluate_model(loaded.model, loaded.task, args.split, project.train.batch_size,
+                             project.train.chunk_len, args.max_batches, loaded.device)
+    out = {"split": args.split, "step": loaded.step, "trained": loaded.trained, "best_weights": bool(args.best),
+           "metrics": {k: _finite(v) for k, v in metrics.items()}, "seconds": round(time.perf_counter() - t0, 3)}
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"{args.split} @ step {loaded.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return EXIT_OK
+
+
+def cmd_decode(args) -> int:
+    from workbench.core.decode import run_decoder
+    from workbench.core.train import load_for_inference
+    from workbench.plugin_system.loader import UnknownContributionError
+    from workbench.plugin_system.params import ParamError
+    reg = _registry()
+    project = _open(args.file, reg)
+    decoder_id = args.decoder or project.decode.decoder
+    try:
+        spec = reg.decoder(decoder_id)
+        settings = dict(project.decode.params) if decoder_id == project.decode.decoder else {}
+        from workbench.plugin_system.params import field_info
+        names = {f.name for f in field_info(spec.params)}
+        settings = {k: v for k, v in settings.items() if k in names}
+        settings.update(_settings(args.set))
+        from workbench.plugin_system.params import params_from_dict
+        params_from_dict(spec.params, settings, spec.id)
+    except (UnknownContributionError, ParamError) as exc:
+        raise UsageError(str(exc)) from None
+    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
+    if not loaded.task.generative:
+        raise UsageError(f"task {project.task.id!r} does not generate tokens; decoders do not apply")
+    if not loaded.trained:
+        _note("this project has no trained weights for its graph: decoding with freshly initialised weights")
+    prompt = args.input if args.input is not None else project.decode.prompt
+    result = run_decoder(spec, loaded.model, loaded.task, settings, prompt=prompt, device=loaded.device,
+                         seed=args.seed)
+    if args.json:
+        _print_json({"decoder": spec.id, "prompt": prompt, **result.to_json()})
+    else:
+        print(prompt + result.text)
+    return EXIT_OK
+
+
+def _graph_summary(project, reg) -> list[dict[str, Any]]:
+    from workbench.plugin_system.params import params_from_dict
+    rows = []
+    for node in project.graph.nodes.values():
+        summary = ""
+        if reg.has("architecture", node.type):
+            spec = reg.block(node.type)
+            try:
+                p = params_from_dict(spec.params, node.params, node.id, ignore_unknown=True)
+                summary = spec.summary.format(**{f: getattr(p, f) for f in p.__dataclass_fields__})
+            except Exception:  # noqa: BLE001 - a summary is cosmetic
+                summary = ""
+        rows.append({"id": node.id, "type": node.type, "summary": summary, "params": dict(node.params)})
+    return rows
+
+
+def cmd_info(args) -> int:
+    from workbench.core.graph import analyze
+    from workbench.core.io import read_manifest
+    reg = _registry()
+    project = _open(args.file, reg)
+    manifest = read_manifest(args.file)
+    ckpt = project.checkpoint
+    sizes = dict((project.data or {}).get("sizes") or {})
+    report = analyze(project.graph, reg, reg.task(project.task.id), sizes)
+    n_params = sum(int(v.numel()) for v in ckpt.weights.values()) if ckpt and ckpt.weights else None
+    if n_params is None and report.ok and sizes:
+        from workbench.core.build import build_model, count_parameters
+        n_params = count_parameters(build_model(project.graph, reg, reg.task(project.task.id), sizes))
+    runs = []
+    for run in project.history.runs:
+        last = {k: s.last() for k, s in run.series.items() if k in ("train/loss", "valid/loss", "valid/bpc",
+                                                                      "valid/ppl")}
+        runs.append({"id": run.id, "status": run.status, "started": run.started, "cells": run.settings.get("cells"),
+                     "steps": (run.series.get("train/loss").step[-1] if run.series.get("train/loss")
+                               and run.series["train/loss"].step else 0), "last": last, "message": run.message})
+    best = (ckpt.trainer_state or {}).get("best") if ckpt else None
+    info = {
+        "file": args.file, "name": project.name, "task": project.task.id,
+        "format_version": manifest.get("format_version"), "app_version": manifest.get("app_version"),
+        "nodes": _graph_summary(project, reg), "links": [list(map(str, (ln.src, ln.src_port, ln.dst, ln.dst_port)))
+                                                           for ln in project.graph.links],
+        "valid": report.ok, "problems": report.problems, "parameters": n_params,
+        "step": ckpt.step if ckpt else 0, "epoch": ckpt.epoch if ckpt else 0,
+        "trained": bool(ckpt and ckpt.graph_hash == project.graph.content_hash()),
+        "best": best, "runs": runs, "plugins": manifest.get("plugins", []),
+        "vocab_size": len(project.vocab) if project.vocab else None, "data": project.data,
+    }
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    print(f"{project.name}  ({args.file}, format {info['format_version']}, made by seqwb {info['app_version']})")
+    print(f"task: {project.task.id}   parameters: {n_params:,}" if n_params else f"task: {project.task.id}")
+    print("graph:")
+    for row in info["nodes"]:
+        print(f"  {row['id']:<10} {row['type']:<12} {row['summary']}")
+    for p in report.problems:
+        print(f"  problem: {p}")
+    print(f"step {info['step']}, epoch {info['epoch']}" + (f"; best {best['metric']} {best['value']:.4f} at step "
+                                                           f"{best['step']}" if best else ""))
+    for r in runs:
+        last = "  ".join(f"{k} {v:.4f}" for k, v in r["last"].items() if v is not None)
+        print(f"  {r['id']}: {r['status']}, {r['steps']} steps, cells {r['cells']}  {last}")
+    print("plugins: " + ", ".join(f"{p['kind']} {p['id']} ({p.get('distribution', '?')} {p.get('version', '')})"
+                                  for p in info["plugins"]))
+    return EXIT_OK
+
+
+def cmd_history(args) -> int:
+    reg = _registry()
+    project = _open(args.file, reg)
+    runs = project.history.runs
+    if args.run:
+        runs = [r for r in runs if r.id == args.run]
+        if not runs:
+            raise UsageError(f"no run {args.run!r}; runs: {', '.join(r.id for r in project.history.runs)}")
+    out = []
+    for run in runs:
+        series = {k: {"step": s.step, "value": [_finite(v) for v in s.value]} for k, s in run.series.items()
+                  if not args.series or any(k.startswith(x) for x in args.series)}
+        out.append({"id": run.id, "status": run.status, "settings": run.settings, "series": series,
+                    "gradient_through_time": run.gtt if args.gtt or not args.series else [],
+                    "samples": run.samples})
+    if args.json:
+        _print_json(out)
+    else:
+        for run in out:
+            print(f"{run['id']} ({run['status']}):")
+            for k, s in run["series"].items():
+                vals = [v for v in s["value"] if v is not None]
+                if vals:
+                    print(f"  {k:<32} {len(vals):>6} points  last {vals[-1]:.5g}  min {min(vals):.5g}")
+            print(f"  gradient-through-time probes: {len(run['gradient_through_time'])}; "
+                  f"samples: {len(run['samples'])}")
+    return EXIT_OK
+
+
+def cmd_probe(args) -> int:
+    from workbench.core import probes
+    from workbench.core.train import load_for_inference
+    reg = _registry()
+    project = _open(args.file, reg)
+    _apply(project, args.set, reg)
+    if not (args.gradient_through_time or args.spectral):
+        raise UsageError("choose what to probe: --gradient-through-time and/or --spectral")
+    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
+    out: dict[str, Any] = {"step": loaded.step, "trained": loaded.trained}
+    if args.gradient_through_time:
+        length = args.length or project.train.probe_len or project.train.chunk_len
+        batch = loaded.task.probe_batch(args.batch or project.train.probe_batch, length)
+        batch = {k: (v.to(loaded.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+        gtt = probes.GradientThroughTimeProbe(loaded.model, loaded.task, batch).run()
+        out["gradient_through_time"] = gtt
+    if args.spectral:
+        out["sigma_max"] = probes.spectral_norms(loaded.model)
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    for layer, v in (out.get("gradient_through_time") or {}).items():
+        T = len(v["dLT_dh"])
+        picks = sorted({0, T // 4, T // 2, 3 * T // 4, T - 1})
+        print(f"{layer}: ||dL_T/dh_t|| at t=" + "  ".join(f"{t}:{v['dLT_dh'][t]:.3e}" for t in picks))
+        print(f"{' ' * len(layer)}  ||dL/dh_t||   at t=" + "  ".join(f"{t}:{v['dL_dh'][t]:.3e}" for t in picks))
+    for k, v in (out.get("sigma_max") or {}).items():
+        print(f"sigma_max {k}: {v:.4f}")
+    return EXIT_OK
+
+
+def cmd_record(args) -> int:
+    import numpy as np
+    from workbench.core import probes
+    from workbench.core.train import load_for_inference
+    reg = _registry()
+    project = _open(args.file, reg)
+    if args.text is None and args.text_file is None:
+        raise UsageError("give the text to record with --text TEXT or --text-file FILE")
+    if args.text_file:
+        from workbench.core.errors import DataError
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{args.text_file} is not valid UTF-8 (byte offset {exc.start})") from None
+    else:
+        text = args.text
+    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
+    rec = probes.record_activations(loaded.model, loaded.task, text, loaded.device)
+    if args.npz:
+        arrays = {f"{layer}/{q}": a for layer, qs in rec["layers"].items() for q, a in qs.items()}
+        arrays["tokens"] = np.asarray(rec["tokens"], dtype=np.int64)
+        arrays["text"] = np.asarray(list(text), dtype="<U1")
+        from workbench.core.atomic import atomic_write
+        with atomic_write(args.npz) as fh:
+            np.savez_compressed(fh, **arrays)
+    summary = {"chars": len(text), "layers": {layer: {q: list(a.shape) for q, a in qs.items()}
+                                              for layer, qs in rec["layers"].items()},
+               "npz": args.npz, "saturation": probes.gate_saturation(rec) if args.saturation else None}
+    if args.json:
+        if args.values:
+            summary["values"] = {layer: {q: a.tolist() for q, a in qs.items()} for layer, qs in rec["layers"].items()}
+        _print_json(summary)
+    else:
+        for layer, qs in summary["layers"].items():
+            print(f"{layer}: " + ", ".join(f"{q} {tuple(s)}" for q, s in qs.items()))
+        if args.npz:
+            print(f"wrote {args.npz}")
+    return EXIT_OK
+
+
+def cmd_gui(args) -> int:
+    from workbench.gui.app import run_app
+    return run_app(getattr(args, "file", None))
+
+
+# ---- parser -------------------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit code 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="seqwb", description="Sequence Workbench: build, train and look inside recurrent models.")
+    p.add_argument("--version", action="version", version=f"seqwb {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    def add(name, func, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(func=func)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+        return sp
+
+    def sets(sp):
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="change a setting (repeatable): lr=0.1, rnn.hidden_size=512, task.corpus=FILE")
+
+    sp = add("gui", cmd_gui, "open the desktop window (on FILE, or on the default project)")
+    sp.add_argument("file", nargs="?")
+
+    sp = add("plugins", cmd_plugins, "list every contribution of every plugin, and plugins that failed to load")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("templates", cmd_templates, "list the project templates")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("new", cmd_new, "create a project file from a template")
+    sp.add_argument("template")
+    sp.add_argument("-o", "--output", required=True, metavar="FILE")
+    sp.add_argument("--name", help="project name")
+    sp.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    sp.add_argument("--json", action="store_true")
+    sets(sp)
+
+    sp = add("train", cmd_train, "train a project (continuing from its checkpoint) and save it")
+    sp.add_argument("file")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="train this many more steps")
+    g.add_argument("--epochs", type=int, help="train this many more epochs")
+    sp.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    sp.add_argument("--new-run", action="store_true", help="start a new run from fresh weights")
+    sp.add_argument("--json", action="store_true", help="one JSON object per log line")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no samples in the log")
+    sets(sp)
+
+    sp = add("eval", cmd_eval, "evaluate the trained model on a split")
+    sp.add_argument("file")
+    sp.add_argument("--split", choices=["train", "valid", "test"], default="valid")
+    sp.add_argument("--max-batches", type=int, default=0, help="0: the whole split")
+    sp.add_argument("--best", action="store_true", help="use the best weights seen in validation")
+    sp.add_argument("--device")
+    sp.add_argument("--json", action="store_true")
+    sets(sp)
+
+    sp = add("decode", cmd_decode, "generate with a decoder")
+    sp.add_argument("file")
+    sp.add_argument("--decoder", help="decoder id (default: the project's)")
+    sp.add_argument("--input", help="prompt / input text")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device")
+    sp.add_argument("--json", action="store_true")
+    sets(sp)
+
+    sp = add("info", cmd_info, "summary of a project: graph, parameters, step, best metrics, plugins")
+    sp.add_argument("file")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("history", cmd_history, "the recorded series of a project's runs")
+    sp.add_argument("file")
+    sp.add_argument("--run", help="only this run (e.g. run-2)")
+    sp.add_argument("--series", action="append", help="only series starting with this (e.g. train/loss, grad/)")
+    sp.add_argument("--gtt", action="store_true", help="include the gradient-through-time probes")
+    sp.add_argument("--json", action="store_true")
+
+    sp = add("probe", cmd_probe, "measure gradients through time / spectral norms of the current weights")
+    sp.add_argument("file")
+    sp.add_argument("--gradient-through-time", action="store_true")
+    sp.add_argument("--spectral", action="store_true", help="largest singular value of each recurrent matrix")
+    sp.add_argument("--batch", type=int, help="sequences in the probe batch")
+    sp.add_argument("--length", type=int, help="timesteps in the probe batch")
+    sp.add_argument("--device")
+    sp.add_argument("--json", action="store_true")
+    sets(sp)
+
+    sp = add("record", cmd_record, "record hidden states, cell states and gates over a text")
+    sp.add_argument("file")
+    sp.add_argument("--text")
+    sp.add_argument("--text-file")
+    sp.add_argument("--npz", metavar="OUT", help="write the arrays to OUT (.npz)")
+    sp.add_argument("--saturation", action="store_true", help="gate saturation fractions per unit")
+    sp.add_argument("--values", action="store_true", help="with --json: include every value")
+    sp.add_argument("--device")
+    sp.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.func, args.file = cmd_gui, None
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"seqwb: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("seqwb: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line unless --debug
+        from workbench.core.errors import WorkbenchError
+        if debug:
+            traceback.print_exc()
+        msg = str(exc) if isinstance(exc, (WorkbenchError, FileNotFoundError, OSError)) else \
+            f"{type(exc).__name__}: {exc}"
+        sys.stderr.write(f"seqwb: error: {msg.splitlines()[0] if msg else type(exc).__name__}\n")
+        if not debug and not isinstance(exc, (WorkbenchError, FileNotFoundError)):
+            sys.stderr.write("seqwb: (run with --debug for the traceback)\n")
+        return EXIT_FAIL
+
+
+def gui_main() -> int:
+    return main(["gui", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

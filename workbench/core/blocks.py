@@ -1,0 +1,103 @@
+"""The block contract: a node of the model graph as a torch module.
+
+Tensors are time-major: a sequence port carries ``[T, B, F]`` (tokens ``[T, B]``), a per-example port ``[B, F]``.
+``forward`` runs a whole sequence (fused kernels where there are any); ``step`` runs one timestep (inputs without
+the time dimension) and is what decoders and probes use.  Stateless blocks ignore ``state``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class BuildContext:
+    """What a block factory may need besides its params: the registry (to build cells), sizes, the task."""
+
+    def __init__(self, registry: Any, task_sizes: dict[str, int], node_id: str):
+        self.registry = registry
+        self.task_sizes = task_sizes
+        self.node_id = node_id
+
+    def make_cell(self, cell_id: str, input_size: int, hidden_size: int, params: dict | None = None):
+        from workbench.plugin_system.params import params_from_dict
+        spec = self.registry.cell(cell_id)
+        p = params_from_dict(spec.params, params or {}, f"{self.node_id}.cell", ignore_unknown=True)
+        return spec.load()(input_size, hidden_size, p)
+
+
+class Block(nn.Module):
+    #: True if the block keeps a recurrent state between calls (carried across truncated-BPTT chunks)
+    stateful: bool = False
+
+    def init_state(self, batch: int, device: torch.device | str) -> Any:
+        return None
+
+    def forward(self, inputs: dict[str, Tensor], state: Any = None) -> tuple[dict[str, Tensor], Any]:
+        raise NotImplementedError
+
+    def step(self, inputs: dict[str, Tensor], state: Any = None,
+             trace: Optional[dict] = None) -> tuple[dict[str, Tensor], Any]:
+        """One timestep.  Recurrent blocks write ``trace[layer] = {"h": .., "c": .., gate: ..}`` when given a dict.
+
+        The default treats the inputs as a length-1 sequence; stateless per-timestep blocks can keep it.
+        """
+        seq = {k: v.unsqueeze(0) for k, v in inputs.items()}
+        out, state = self.forward(seq, state)
+        return {k: v.squeeze(0) for k, v in out.items()}, state
+
+    def layers(self) -> list[tuple[str, Any]]:
+        """Recurrent layers as ``(name, cell)`` for probes; empty for non-recurrent blocks."""
+        return []
+
+    def init_weights(self, scheme: str, scale: float) -> None:
+        if scheme == "uniform":
+            for p in self.parameters():
+                nn.init.uniform_(p, -scale, scale)
+        for _, cell in self.layers():
+            if scheme in ("orthogonal", "identity"):
+                cell.init_weights(scheme, scale)
+
+
+def map_state(state: Any, fn) -> Any:
+    """Apply ``fn`` to every tensor of a nested state (tuples, lists, dicts)."""
+    if state is None:
+        return None
+    if isinstance(state, Tensor):
+        return fn(state)
+    if isinstance(state, tuple):
+        return tuple(map_state(s, fn) for s in state)
+    if isinstance(state, list):
+        return [map_state(s, fn) for s in state]
+    if isinstance(state, dict):
+        return {k: map_state(v, fn) for k, v in state.items()}
+    return state
+
+
+def flatten_state(state: Any, prefix: str = "") -> dict[str, Tensor]:
+    """Nested state -> ``{"a/0/1": tensor}`` (for saving the carried state in a checkpoint)."""
+    out: dict[str, Tensor] = {}
+    if isinstance(state, Tensor):
+        out[prefix] = state
+    elif isinstance(state, (tuple, list)):
+        for i, s in enumerate(state):
+            out.update(flatten_state(s, f"{prefix}/{i}" if prefix else str(i)))
+    elif isinstance(state, dict):
+        for k, s in state.items():
+            out.update(flatten_state(s, f"{prefix}/{k}" if prefix else str(k)))
+    return out
+
+
+def unflatten_like(template: Any, flat: dict[str, Tensor], prefix: str = "") -> Any:
+    """Inverse of :func:`flatten_state`, shaped like ``template``."""
+    if isinstance(template, Tensor):
+        return flat[prefix]
+    if isinstance(template, tuple):
+        return tuple(unflatten_like(s, flat, f"{prefix}/{i}" if prefix else str(i)) for i, s in enumerate(template))
+    if isinstance(template, list):
+        return [unflatten_like(s, flat, f"{prefix}/{i}" if prefix else str(i)) for i, s in enumerate(template)]
+    if isinstance(template, dict):
+        return {k: unflatten_like(s, flat, f"{prefix}/{k}" if prefix else str(k)) for k, s in template.items()}
+    return template

@@ -1,0 +1,151 @@
+"""Graph + registry -> :class:`SequenceModel`, a ``torch.nn.Module``.
+
+``forward(batch, state)`` runs whole sequences through every block (fused kernels where a cell has one) and is
+what training uses.  ``start``/``step`` run one timestep at a time through the blocks' per-step paths and are all a
+decoder needs.  ``step_graph(..., trace=dict)`` is the same with every recurrent layer's hidden state, cell state
+and gates written into ``trace`` (probes and the recorder).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from workbench.core.blocks import Block, BuildContext, map_state
+from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph, analyze
+
+
+class SequenceModel(nn.Module):
+    def __init__(self, graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]):
+        super().__init__()
+        report = analyze(graph, registry, task_spec, task_sizes)
+        report.raise_if_invalid()
+        self.graph_hash = graph.content_hash()
+        self.in_node = next(n.id for n in graph.nodes.values() if n.type == TASK_INPUT)
+        self.out_node = next(n.id for n in graph.nodes.values() if n.type == TASK_OUTPUT)
+        self.input_ports = [p.name for p in task_spec.inputs]
+        self.order = [nid for nid in report.order if nid not in (self.in_node, self.out_node)]
+        self.wiring: dict[str, dict[str, tuple[str, str]]] = {
+            nid: {port: (ln.src, ln.src_port) for port, ln in graph.incoming(nid).items()} for nid in self.order}
+        self.outputs_map = {port: (ln.src, ln.src_port) for port, ln in graph.incoming(self.out_node).items()}
+        self.blocks = nn.ModuleDict()
+        for nid in self.order:
+            node = graph.nodes[nid]
+            spec = registry.block(node.type)
+            ins = report.in_sizes(graph, nid)
+            outs = {p.name: report.sizes.get((nid, p.name)) for p in spec.outputs}
+            missing = [k for k, v in outs.items() if v is None and any(ln.src == nid and ln.src_port == k
+                                                                       for ln in graph.links)]
+            if missing:
+                from workbench.core.errors import GraphError
+                raise GraphError([f"node {nid}: cannot infer the size of output(s) {', '.join(missing)}; "
+                                  f"set it in the node's parameters"])
+            ctx = BuildContext(registry, task_sizes, nid)
+            block = spec.load()(report.params[nid], ins, outs, ctx)
+            if not isinstance(block, Block):
+                raise TypeError(f"block {node.type!r} factory returned {type(block).__name__}, not a Block")
+            self.blocks[nid] = block
+        self.stateful_nodes = [nid for nid in self.order if self.blocks[nid].stateful]
+
+    # ---- state -------------------------------------------------------------------------------------------
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, Any]:
+        device = device if device is not None else self.device
+        return {nid: self.blocks[nid].init_state(batch, device) for nid in self.stateful_nodes}
+
+    @staticmethod
+    def detach_state(state: Any) -> Any:
+        return map_state(state, lambda t: t.detach())
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    # ---- whole sequences ---------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any], state: Optional[dict[str, Any]] = None
+                ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        values: dict[tuple[str, str], Tensor] = {(self.in_node, p): batch[p] for p in self.input_ports}
+        new_state: dict[str, Any] = {}
+        for nid in self.order:
+            block = self.blocks[nid]
+            ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            out, s = block(ins, state.get(nid) if state else None)
+            if block.stateful:
+                new_state[nid] = s
+            for port, v in out.items():
+                values[(nid, port)] = v
+        return {port: values[src] for port, src in self.outputs_map.items()}, new_state
+
+    # ---- one timestep --------------------------------------------------------------------------------------
+    def step_graph(self, inputs_t: dict[str, Tensor], state: Optional[dict[str, Any]],
+                   trace: Optional[dict] = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        values: dict[tuple[str, str], Tensor] = {(self.in_node, p): inputs_t[p] for p in self.input_ports
+                                                if p in inputs_t}
+        new_state: dict[str, Any] = {}
+        for nid in self.order:
+            block = self.blocks[nid]
+            ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            out, s = block.step(ins, state.get(nid) if state else None, trace)
+            if block.stateful:
+                new_state[nid] = s
+            for port, v in out.items():
+                values[(nid, port)] = v
+        return {port: values[src] for port, src in self.outputs_map.items()}, new_state
+
+    def start(self, batch_size: int = 1, context: Optional[dict[str, Tensor]] = None) -> dict[str, Any]:
+        """Initial decoding state (``context`` is for conditioned models; plain LMs ignore it)."""
+        return self.init_state(batch_size)
+
+    def step(self, tokens: Tensor, state: dict[str, Any], port: str = "tokens",
+             out_port: str = "logits") -> tuple[Tensor, dict[str, Any]]:
+        """``tokens [B]`` -> ``(logits [B, V], new_state)``."""
+        out, state = self.step_graph({port: tokens}, state)
+        return out[out_port], state
+
+    def run_steps(self, batch: dict[str, Any], state: Optional[dict[str, Any]] = None,
+                  on_step=None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Whole sequences through the per-step path; ``on_step(t, trace)`` sees every layer's tensors."""
+        T = batch[self.input_ports[0]].shape[0]
+        outs: dict[str, list[Tensor]] = {}
+        for t in range(T):
+            trace: dict | None = {} if on_step is not None else None
+            out, state = self.step_graph({p: batch[p][t] for p in self.input_ports}, state, trace)
+            if on_step is not None:
+                on_step(t, trace)
+            for k, v in out.items():
+                outs.setdefault(k, []).append(v)
+        return {k: torch.stack(v, 0) for k, v in outs.items()}, state
+
+    # ---- inspection --------------------------------------------------------------------------------------
+    def recurrent_layers(self) -> list[tuple[str, Any]]:
+        out = []
+        for nid in self.order:
+            out.extend(self.blocks[nid].layers())
+        return out
+
+    def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Parameters grouped by node (and by layer inside recurrent blocks) for gradient-norm plots."""
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+        for name, p in self.named_parameters():
+            parts = name.split(".")
+            key = parts[1]
+            if len(parts) > 3 and parts[2] == "cells":
+                key = f"{parts[1]}.{parts[3]}"
+            groups.setdefault(key, []).append((name, p))
+        return groups
+
+    def init_weights(self, scheme: str, scale: float) -> None:
+        if scheme == "default":
+            return
+        for nid in self.order:
+            self.blocks[nid].init_weights(scheme, scale)
+
+
+def build_model(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]) -> SequenceModel:
+    return SequenceModel(graph, registry, task_spec, task_sizes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,87 @@
+"""Decoding: the result type and the search tree shared by decoders, and a runner used by CLI and GUI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+from workbench.plugin_system.params import params_from_dict
+
+
+@dataclass
+class TreeNode:
+    id: int
+    parent: int | None
+    token: int
+    logprob: float
+    score: float
+    step: int
+    status: str = "kept"  # kept | pruned | finished
+
+
+@dataclass
+class SearchTree:
+    """Every node a search expanded: parent, token, log-probability, cumulative score, step and fate."""
+
+    nodes: list[TreeNode] = field(default_factory=list)
+
+    def add(self, parent: int | None, token: int, logprob: float, score: float, step: int,
+            status: str = "kept") -> int:
+        node = TreeNode(len(self.nodes), parent, int(token), float(logprob), float(score), int(step), status)
+        self.nodes.append(node)
+        return node.id
+
+    def path(self, node_id: int) -> list[int]:
+        out = []
+        cur: int | None = node_id
+        while cur is not None:
+            n = self.nodes[cur]
+            if n.parent is not None or n.step >= 0:
+                out.append(n.token)
+            cur = n.parent
+        return out[::-1]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [n.__dict__.copy() for n in self.nodes]
+
+
+@dataclass
+class DecodeResult:
+    text: str
+    tokens: list[int]
+    score: float = 0.0               # sum of log-probabilities of the generated tokens
+    alternatives: list[dict[str, Any]] = field(default_factory=list)  # n-best: {"text", "tokens", "score"}
+    tree: Optional[SearchTree] = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"text": self.text, "tokens": self.tokens, "score": self.score, "alternatives": self.alternatives}
+        if self.tree is not None:
+            out["tree"] = self.tree.to_json()
+        return out
+
+
+@torch.no_grad()
+def prime(model, task, prompt: str, device) -> tuple[torch.Tensor, Any, list[int]]:
+    """Feed ``prompt`` through the model; return the logits for the next token, the state and the prompt ids."""
+    ids = task.encode(prompt or task.sample_prompt() or "")
+    if not ids:
+        ids = [0]
+    state = model.start(1)
+    tokens = torch.tensor(ids, dtype=torch.long, device=device).view(-1, 1)
+    out, state = model({task.input_port(): tokens}, state)
+    return out[task.output_port()][-1], state, ids
+
+
+def run_decoder(spec, model, task, settings: dict[str, Any], *, prompt: str = "", device=None,
+                seed: int = 0) -> DecodeResult:
+    params = params_from_dict(spec.params, settings, spec.id)
+    device = device or model.device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        return spec.load()(model, task, params, prompt=prompt, device=device, generator=generator)
+    finally:
+        model.train(was_training)

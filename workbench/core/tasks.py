@@ -1,0 +1,118 @@
+"""The task contract: reading data, vocabulary, batching, loss and metrics."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+from torch import Tensor
+
+Batch = dict[str, Any]
+
+
+class Task:
+    """Base class for tasks.  Batches are dicts of time-major tensors plus plain flags.
+
+    Every batch has the task's input ports (e.g. ``"tokens"``) and whatever the loss needs (``"targets"``).
+    A batch with ``batch["reset"] = True`` starts new sequences: the trainer drops the carried hidden state.
+    """
+
+    #: carry the hidden state from one batch to the next (language-model streams)
+    stateful: bool = False
+    #: the model can generate tokens with ``start``/``step`` (decoders apply)
+    generative: bool = False
+
+    def __init__(self, params: Any, base_dir: Path | str | None = None):
+        self.params = params
+        self.base_dir = Path(base_dir) if base_dir else Path.cwd()
+        self.vocab: list[str] | None = None
+        self.sizes: dict[str, int] = {}
+        self.data_files: dict[str, Any] = {}
+
+    # ---- data --------------------------------------------------------------------------------------------
+    def prepare(self, vocab: Optional[list[str]] = None, progress=None) -> None:
+        """Read the data (raise :class:`~workbench.core.errors.DataError` with a clear message) and set
+        ``self.vocab`` (reuse ``vocab`` when given, so a reopened project keeps its token ids) and ``self.sizes``."""
+        raise NotImplementedError
+
+    def num_batches(self, split: str, batch_size: int, chunk_len: int) -> int:
+        raise NotImplementedError
+
+    def batches(self, split: str, batch_size: int, chunk_len: int, *, epoch: int = 0, start: int = 0,
+                seed: int = 0) -> Iterator[Batch]:
+        """Batches of one epoch of ``split`` (``train``/``valid``/``test``), from batch index ``start``.
+        Must be a pure function of its arguments so training can resume exactly."""
+        raise NotImplementedError
+
+    def probe_batch(self, batch_size: int, length: int) -> Batch:
+        """A fixed batch from the validation data for the gradient-through-time probe."""
+        it = self.batches("valid", batch_size, length, epoch=0, start=0)
+        return next(iter(it))
+
+    # ---- loss and metrics ------------------------------------------------------------------------------
+    def loss(self, outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+        """Mean loss over the batch (what is backpropagated)."""
+        raise NotImplementedError
+
+    def count(self, batch: Batch) -> int:
+        """How many items the mean in :meth:`loss` is over (tokens for an LM) and how many were processed."""
+        raise NotImplementedError
+
+    def loss_last_step(self, outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+        """The loss at the last timestep only (for dL_T/dh_t).  Default: :meth:`loss` on the last step."""
+        last = {k: v[-1:] for k, v in outputs.items()}
+        b = {k: (v[-1:] if isinstance(v, Tensor) and v.dim() >= 1 and k in ("targets",) else v)
+             for k, v in batch.items()}
+        return self.loss(last, b)
+
+    def eval_update(self, acc: dict[str, float], outputs: dict[str, Tensor], batch: Batch) -> None:
+        """Accumulate evaluation statistics for one batch.  Default: summed loss and count."""
+        n = self.count(batch)
+        acc["loss_sum"] = acc.get("loss_sum", 0.0) + float(self.loss(outputs, batch)) * n
+        acc["count"] = acc.get("count", 0) + n
+
+    def eval_finish(self, acc: dict[str, float]) -> dict[str, float]:
+        loss = acc.get("loss_sum", 0.0) / max(acc.get("count", 0), 1)
+        return {"loss": loss}
+
+    # ---- text helpers for generative tasks -------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        raise NotImplementedError
+
+    def sample_prompt(self) -> str:
+        return ""
+
+    def sample_text(self, length: int = 2000) -> str:
+        """A stretch of validation text for the hidden-state recorder and inspection views."""
+        return ""
+
+    def input_port(self) -> str:
+        """The task-input port that carries tokens for generation."""
+        return "tokens"
+
+    def output_port(self) -> str:
+        return "logits"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def as_long(ids: list[int]) -> Tensor:
+    return torch.tensor(ids, dtype=torch.long)

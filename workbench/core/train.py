@@ -1,0 +1,715 @@
+"""The Trainer: a Qt-free training loop that reports through callbacks.
+
+Truncated BPTT with the hidden state carried across chunks, gradient clipping by value and by norm, five
+optimizers, learning-rate schedules, validation, best-checkpoint tracking, probes, seeds and devices.  A
+:class:`RunControl` lets another thread stop or pause it between steps.  Everything else (the CLI's log lines,
+the GUI's plots, autosave) observes training through callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+
+from workbench.core import probes
+from workbench.core.blocks import flatten_state, map_state, unflatten_like
+from workbench.core.build import build_model
+from workbench.core.device import default_threads, resolve_device
+from workbench.core.errors import TrainingError, WorkbenchError
+from workbench.core.project import Checkpoint, Project, Run
+from workbench.plugin_system.params import params_from_dict, params_to_dict
+
+
+# ---- events ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class StepEvent:
+    step: int
+    epoch: int
+    loss: float
+    grad_norm: float
+    grad_norm_clipped: float
+    lr: float
+    tokens_per_s: float
+    group_norms: dict[str, float]
+    group_norms_clipped: dict[str, float]
+    elapsed: float
+    progress: float
+    eta: float
+    skipped: bool = False
+
+
+@dataclass
+class EvalEvent:
+    step: int
+    epoch: int
+    split: str
+    metrics: dict[str, float]
+    best: bool
+
+
+@dataclass
+class ProbeEvent:
+    step: int
+    gtt: dict[str, dict[str, list[float]]]
+    sigma: dict[str, float]
+
+
+@dataclass
+class SampleEvent:
+    step: int
+    text: str
+
+
+@dataclass
+class EndEvent:
+    step: int
+    status: str         # finished | stopped | failed
+    message: str = ""
+
+
+class Callback:
+    """Base class with every hook as a no-op; override what you need."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer", event: StepEvent) -> None: ...
+    def on_eval_end(self, trainer: "Trainer", event: EvalEvent) -> None: ...
+    def on_probe_end(self, trainer: "Trainer", event: ProbeEvent) -> None: ...
+    def on_sample(self, trainer: "Trainer", event: SampleEvent) -> None: ...
+    def on_exception(self, trainer: "Trainer", exc: BaseException) -> None: ...
+    def on_train_end(self, trainer: "Trainer", event: EndEvent) -> None: ...
+
+
+class RunControl:
+    """Stop / pause token shared with another thread.  Pausing blocks on an Event: no spinning."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._go = threading.Event()
+        self._go.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._go.set()
+
+    def pause(self) -> None:
+        self._go.clear()
+
+    def resume(self) -> None:
+        self._go.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._go.is_set()
+
+    def wait_while_paused(self) -> None:
+        self._go.wait()
+
+
+# ---- optimizer state (safetensors + JSON, never pickle) -----------------------------------------------------
+
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{idx}/{k}"] = v.detach().cpu().contiguous().clone()
+            else:
+                plain.setdefault(str(idx), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "plain": plain}
+
+
+def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        idx, k = key.split("/", 1)
+        state.setdefault(int(idx), {})[k] = v
+    for idx, st in (meta.get("plain") or {}).items():
+        state.setdefault(int(idx), {}).update(st)
+    groups = meta.get("param_groups") or opt.state_dict()["param_groups"]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def make_optimizer(cfg, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+# ---- learning-rate schedules ------------------------------------------------------------------------------
+
+def scheduled_lr(cfg, step: int, epoch: int, total_steps: int, plateau_lr: float | None) -> float:
+    """The learning rate for the next step: a pure function of the position (plateau keeps its own state)."""
+    base = cfg.lr
+    if cfg.schedule == "step":
+        # Zaremba et al. 2014: keep lr for `decay_start` epochs, then multiply by `decay_factor` every epoch
+        if epoch < cfg.decay_start:
+            return base
+        return base * cfg.decay_factor ** ((epoch - cfg.decay_start) // cfg.decay_every + 1)
+    if cfg.schedule == "cosine":
+        # Loshchilov & Hutter 2017 (SGDR) without restarts
+        frac = min(1.0, step / max(1, total_steps))
+        return cfg.min_lr + (base - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.schedule == "plateau":
+        return base if plateau_lr is None else plateau_lr
+    return base
+
+
+# ---- the trainer --------------------------------------------------------------------------------------------
+
+@dataclass
+class Position:
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0     # index of the next batch within the epoch
+
+
+class Trainer:
+    """Train a :class:`~workbench.core.project.Project` in place (weights, history and checkpoint)."""
+
+    def __init__(self, project: Project, registry: Any, *, callbacks: list[Callback] | tuple = (),
+                 control: RunControl | None = None, base_dir: str | Path | None = None,
+                 behind_window: bool = False, new_run: bool = False, device: str | None = None):
+        self.project = project
+        self.registry = registry
+        self.callbacks = list(callbacks)
+        self.control = control or RunControl()
+        self.base_dir = Path(base_dir) if base_dir else Path.cwd()
+        self.behind_window = behind_window
+        self.cfg = project.train
+        if device is not None:
+            self.cfg = dataclasses.replace(self.cfg, device=device)
+        self._force_new_run = new_run
+        self.model = None
+        self.task = None
+        self.optimizer = None
+        self.run: Run | None = None
+        self.pos = Position()
+        self.notices: list[str] = []
+        self._carry: Any = None
+        self._carry_batch = 0
+        self._last_count = 0
+        self._plateau: dict[str, Any] = {"lr": None, "best": None, "bad": 0}
+        self.best: dict[str, Any] = {}
+        self._best_weights: dict[str, torch.Tensor] | None = None
+        self._is_setup = False
+
+    # ---- setup -----------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Read the data, build the model, restore the checkpoint (if it fits the graph) or initialise."""
+        if self._is_setup:
+            return
+        cfg = self.cfg
+        try:
+            self.device = resolve_device(cfg.device)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads or default_threads(self.behind_window))
+        project, registry = self.project, self.registry
+        task_spec = registry.task(project.task.id)
+        self.task_spec = task_spec
+        task_params = params_from_dict(task_spec.params, project.task.params, "task")
+        self.task = task_spec.load()(task_params, self.base_dir)
+        self.task.prepare(vocab=project.vocab)
+        project.vocab = self.task.vocab
+        project.data = {"files": self.task.data_files, "sizes": dict(self.task.sizes)}
+
+        ckpt = project.checkpoint
+        graph_hash = project.graph.content_hash()
+        resume = ckpt is not None and ckpt.graph_hash == graph_hash and ckpt.weights and not self._force_new_run
+        if ckpt is not None and ckpt.graph_hash != graph_hash and not self._force_new_run:
+            self.notices.append("the model graph changed since the last checkpoint: starting a new run from "
+                                "fresh weights")
+        if not resume:
+            self._seed_everything(cfg.seed)
+        self.model = build_model(project.graph, registry, task_spec, self.task.sizes)
+        if not resume:
+            self.model.init_weights(cfg.init, cfg.init_scale)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.group_names, self._group_params, self._group_index = probes.group_index(self.model)
+        self._group_index = self._group_index.to(self.device)
+        if resume:
+            self._restore(ckpt)
+            self.run = project.history.current
+            if self.run is None:
+                self.run = project.history.new_run(self._run_settings())
+            self.run.truncate_after(self.pos.step)
+        else:
+            self.pos = Position()
+            self.run = project.history.new_run(self._run_settings())
+        self._probe_batch = None
+        self._is_setup = True
+
+    def _run_settings(self) -> dict[str, Any]:
+        cells = sorted({str(n.params.get("cell")) for n in self.project.graph.nodes.values() if "cell" in n.params})
+        return {"train": params_to_dict(self.cfg), "task": self.project.task.id, "cells": cells,
+                "graph_hash": self.project.graph.content_hash(),
+                "parameters": sum(p.numel() for p in self.model.parameters()) if self.model else None}
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % (2 ** 32))
+        torch.manual_seed(seed)
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def checkpoint(self) -> Checkpoint:
+        """Capture everything needed to continue exactly here; also stored as ``project.checkpoint``."""
+        self.setup()
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
+        opt_tensors, opt_meta = flatten_optimizer(self.optimizer)
+        tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng/cuda/{i}"] = s
+        if self._carry is not None:
+            for k, v in flatten_state(self._carry).items():
+                tensors[f"carry/{k}"] = v.detach().cpu().contiguous().clone()
+        if self._best_weights is not None:
+            for k, v in self._best_weights.items():
+                tensors[f"best/{k}"] = v
+        py_state = random.getstate()
+        np_state = np.random.get_state()
+        trainer_state = {
+            "position": dataclasses.asdict(self.pos),
+            "plateau": dict(self._plateau),
+            "best": dict(self.best),
+            "run_id": self.run.id if self.run else None,
+            "carry_batch": int(self._carry_batch) if self._carry is not None else 0,
+            "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
+            "rng_numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "device": str(self.device),
+        }
+        ckpt = Checkpoint(weights=weights, graph_hash=self.project.graph.content_hash(), step=self.pos.step,
+                          epoch=self.pos.epoch, optimizer=opt_tensors, optimizer_meta=opt_meta,
+                          trainer_state=trainer_state, tensors=tensors)
+        self.project.checkpoint = ckpt
+        return ckpt
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        try:
+            self.model.load_state_dict({k: v for k, v in ckpt.weights.items()}, strict=True)
+        except RuntimeError as exc:
+            raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
+        self.model.to(self.device)
+        if ckpt.optimizer or ckpt.optimizer_meta:
+            try:
+                unflatten_optimizer(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
+            except (ValueError, KeyError, RuntimeError) as exc:
+                self.notices.append(f"optimizer state not restored ({exc}); continuing with a fresh optimizer")
+        st = ckpt.trainer_state or {}
+        pos = st.get("position") or {}
+        self.pos = Position(step=int(pos.get("step", ckpt.step)), epoch=int(pos.get("epoch", ckpt.epoch)),
+                            batch=int(pos.get("batch", 0)))
+        self._plateau = dict(st.get("plateau") or self._plateau)
+        self.best = dict(st.get("best") or {})
+        best = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
+        self._best_weights = best or None
+        if "rng/torch" in ckpt.tensors:
+            torch.set_rng_state(ckpt.tensors["rng/torch"].to(torch.uint8).cpu())
+        if torch.cuda.is_available():
+            cuda = [ckpt.tensors[f"rng/cuda/{i}"] for i in range(torch.cuda.device_count())
+                    if f"rng/cuda/{i}" in ckpt.tensors]
+            if cuda:
+                torch.cuda.set_rng_state_all(cuda)
+        if "rng_python" in st:
+            v, s, g = st["rng_python"]
+            random.setstate((v, tuple(s), g))
+        if "rng_numpy" in st:
+            a, keys, p, h, c = st["rng_numpy"]
+            np.random.set_state((a, np.array(keys, dtype=np.uint32), p, h, c))
+        carry = {k[6:]: v for k, v in ckpt.tensors.items() if k.startswith("carry/")}
+        if carry and st.get("carry_batch"):
+            template = self.model.init_state(int(st["carry_batch"]), self.device)
+            try:
+                self._carry = map_state(unflatten_like(template, carry), lambda t: t.to(self.device))
+                self._carry_batch = int(st["carry_batch"])
+            except KeyError:
+                self._carry = None
+
+    # ---- events ------------------------------------------------------------------------------------------
+    def _emit(self, name: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, name, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # ---- data position -------------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        cfg = self.cfg
+        while True:
+            n = self.task.num_batches("train", cfg.batch_size, cfg.chunk_len)
+            if self.pos.batch >= n:
+                self.pos.epoch += 1
+                self.pos.batch = 0
+            for batch in self.task.batches("train", cfg.batch_size, cfg.chunk_len, epoch=self.pos.epoch,
+                                           start=self.pos.batch, seed=cfg.seed):
+                yield batch
+            if self.pos.batch < n:  # the task yielded fewer batches than it announced
+                self.pos.batch = n
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+                for k, v in batch.items()}
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def fit(self, steps: int | None = None, epochs: int | None = None) -> EndEvent:
+        """Train ``steps`` more steps (or ``epochs`` more epochs; default: up to the config's totals).
+
+        Returns the end event; raises :class:`TrainingError` after a fault (NaN loss, out of memory, an
+        exception in a plugin), with the run marked failed and the last checkpoint left as it was.
+        """
+        self.setup()
+        cfg = self.cfg
+        start_step, start_epoch = self.pos.step, self.pos.epoch
+        if steps is not None:
+            target_step, target_epoch = start_step + steps, None
+        elif epochs is not None:
+            target_step, target_epoch = None, start_epoch + epochs
+        elif cfg.epochs:
+            target_step, target_epoch = None, cfg.epochs
+        else:
+            target_step, target_epoch = cfg.steps, None
+        n_per_epoch = self.task.num_batches("train", cfg.batch_size, cfg.chunk_len)
+        total = target_step if target_step is not None else target_epoch * n_per_epoch
+        done_at_start = self.pos.step if target_step is not None else self.pos.epoch * n_per_epoch + self.pos.batch
+        self.run.status = "running"
+        self._emit("on_train_start")
+        model, opt = self.model, self.optimizer
+        model.train()
+        status, message = "finished", ""
+        t_start = time.perf_counter()
+        win_t, win_tokens = t_start, 0
+        tps = 0.0
+        use_amp = bool(cfg.amp and self.device.type == "cuda")
+        scaler = torch.amp.GradScaler("cuda") if use_amp else None
+        batches = self._batches()
+        last_eval_step = -1
+        try:
+            while True:
+                if target_step is not None and self.pos.step >= target_step:
+                    break
+                if target_epoch is not None and self.pos.epoch >= target_epoch and self.pos.batch == 0:
+                    break
+                if target_epoch is not None and self.pos.epoch >= target_epoch:
+                    break
+                if self.control.paused:
+                    self.control.wait_while_paused()
+                if self.control.stopped:
+                    status, message = "stopped", f"stopped by the user at step {self.pos.step}"
+                    break
+                batch = next(batches)
+                if target_epoch is not None and self.pos.epoch >= target_epoch:
+                    break
+                ev = self._train_step(batch, scaler, use_amp)
+                win_tokens += self._last_count
+                now = time.perf_counter()
+                if now - win_t >= 0.5 or tps == 0.0:
+                    tps = win_tokens / max(now - win_t, 1e-9)
+                    win_t, win_tokens = now, 0
+                done = (self.pos.step if target_step is not None
+                        else self.pos.epoch * n_per_epoch + self.pos.batch) - done_at_start
+                remaining = max(total - done_at_start - done, 0)
+                elapsed = now - t_start
+                ev.tokens_per_s = tps
+                ev.elapsed = elapsed
+                ev.progress = min(1.0, (done_at_start + done) / max(total, 1))
+                ev.eta = elapsed / max(done, 1) * remaining
+                self.run.log("train/tokens_per_s", ev.step, tps)
+                self._emit("on_step_end", ev)
+                step = self.pos.step
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    self.evaluate_and_track()
+                    last_eval_step = step
+                if cfg.probe_every and step % cfg.probe_every == 0:
+                    self.probe()
+                if cfg.sample_every and step % cfg.sample_every == 0 and self.task.generative:
+                    self.sample()
+            if status == "finished" and last_eval_step != self.pos.step and self.pos.step > start_step:
+                self.evaluate_and_track()
+        except WorkbenchError as exc:
+            self._fail(exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any fault in a plugin or in torch ends the run cleanly
+            err = TrainingError(self._describe_fault(exc))
+            self._fail(err, exc)
+            raise err from exc
+        self.run.status = status
+        self.run.message = message
+        end = EndEvent(self.pos.step, status, message)
+        self._emit("on_train_end", end)
+        return end
+
+    def _describe_fault(self, exc: BaseException) -> str:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
+            return (f"out of memory at step {self.pos.step + 1} (batch_size {self.cfg.batch_size}, chunk_len "
+                    f"{self.cfg.chunk_len}): try a smaller batch_size or chunk_len; the last checkpoint is kept")
+        return f"training failed at step {self.pos.step + 1}: {type(exc).__name__}: {text}"
+
+    def _fail(self, err: BaseException, cause: BaseException | None = None) -> None:
+        if self.run is not None:
+            self.run.status = "failed"
+            self.run.message = str(err)
+        self._emit("on_exception", cause or err)
+        self._emit("on_train_end", EndEvent(self.pos.step, "failed", str(err)))
+
+    def _train_step(self, batch: dict[str, Any], scaler, use_amp: bool) -> StepEvent:
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        batch = self._to_device(batch)
+        B = batch[model.input_ports[0]].shape[1]
+        if batch.get("reset") or not self.task.stateful or self._carry is None or self._carry_batch != B:
+            state = model.init_state(B, self.device)
+        else:
+            state = self._carry
+        lr = scheduled_lr(cfg, self.pos.step, self.pos.epoch, cfg.steps, self._plateau.get("lr"))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=use_amp):
+            if cfg.bptt_k2 and cfg.bptt_k2 < batch[model.input_ports[0]].shape[0]:
+                outputs, new_state, batch = self._forward_k2(batch, state)
+            else:
+                outputs, new_state = model(batch, state)
+            loss = self.task.loss(outputs, batch)
+        self._last_count = self.task.count(batch)
+        loss_value = float(loss.detach())
+        next_step = self.pos.step + 1
+        skipped = False
+        if not math.isfinite(loss_value):
+            if cfg.nan_policy == "stop":
+                raise TrainingError(f"the loss became {loss_value} at step {next_step}; the run stopped and the "
+                                    f"last good checkpoint is kept (try a lower lr or clipping)")
+            skipped = True
+        grads: list[torch.Tensor] = []
+        if not skipped:
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            grads = [p.grad for p in self._group_params if p.grad is not None]
+            index = self._group_index if len(grads) == len(self._group_params) else torch.tensor(
+                [i for p, i in zip(self._group_params, self._group_index.tolist()) if p.grad is not None],
+                dtype=torch.long, device=self.device)
+            total, per_group = probes.gradient_norms(grads, index, len(self.group_names))
+            if cfg.clip_value:
+                torch._foreach_clamp_min_(grads, -cfg.clip_value)
+                torch._foreach_clamp_max_(grads, cfg.clip_value)
+                total_c, per_group_c = probes.gradient_norms(grads, index, len(self.group_names))
+            else:
+                total_c, per_group_c = total, per_group
+            if cfg.clip_norm:
+                coef = torch.clamp(cfg.clip_norm / (total_c + 1e-6), max=1.0)
+                torch._foreach_mul_(grads, coef)
+                total_c, per_group_c = total_c * coef, per_group_c * coef
+            stats = torch.cat([total.view(1), total_c.view(1), per_group, per_group_c]).tolist()
+            gn, gn_c = stats[0], stats[1]
+            k = len(self.group_names)
+            groups = dict(zip(self.group_names, stats[2:2 + k]))
+            groups_c = dict(zip(self.group_names, stats[2 + k:2 + 2 * k]))
+            if not math.isfinite(gn):
+                if cfg.nan_policy == "stop":
+                    raise TrainingError(f"the gradient norm became {gn} at step {next_step}; the run stopped and "
+                                        f"the last good checkpoint is kept (try clipping or a lower lr)")
+                skipped = True
+                opt.zero_grad(set_to_none=True)
+            elif scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+        if skipped:
+            gn = gn_c = float("nan")
+            groups = groups_c = {}
+            self.notices.append(f"step {next_step}: non-finite loss or gradient, step skipped")
+        self._carry = model.detach_state(new_state) if self.task.stateful else None
+        self._carry_batch = B
+        self.pos.step = next_step
+        self.pos.batch += 1
+        run = self.run
+        run.log("train/loss", next_step, loss_value)
+        run.log("train/lr", next_step, lr)
+        run.log("train/epoch", next_step, self.pos.epoch)
+        if not skipped:
+            run.log("train/grad_norm", next_step, gn)
+            run.log("train/grad_norm_clipped", next_step, gn_c)
+            for name in self.group_names:
+                run.log(f"grad/{name}", next_step, groups[name])
+                run.log(f"grad_clipped/{name}", next_step, groups_c[name])
+        return StepEvent(step=next_step, epoch=self.pos.epoch, loss=loss_value, grad_norm=gn,
+                         grad_norm_clipped=gn_c, lr=lr, tokens_per_s=0.0, group_norms=groups,
+                         group_norms_clipped=groups_c, elapsed=0.0, progress=0.0, eta=0.0, skipped=skipped)
+
+    def _forward_k2(self, batch, state):
+        """TBPTT(k1, k2): the first k1-k2 steps only advance the state; loss and gradient use the last k2."""
+        model, k2 = self.model, self.cfg.bptt_k2
+        T = batch[model.input_ports[0]].shape[0]
+        head = {k: (v[:T - k2] if isinstance(v, torch.Tensor) and v.dim() >= 2 else v) for k, v in batch.items()}
+        tail = {k: (v[T - k2:] if isinstance(v, torch.Tensor) and v.dim() >= 2 else v) for k, v in batch.items()}
+        with torch.no_grad():
+            _, state = model(head, state)
+        outputs, new_state = model(tail, model.detach_state(state))
+        return outputs, new_state, tail
+
+    # ---- evaluation, probes, samples ---------------------------------------------------------------------
+    def evaluate(self, split: str = "valid", max_batches: int | None = None) -> dict[str, float]:
+        self.setup()
+        limit = self.cfg.eval_batches if max_batches is None else max_batches
+        return evaluate_model(self.model, self.task, split, self.cfg.batch_size, self.cfg.chunk_len, limit,
+                              self.device)
+
+    def evaluate_and_track(self) -> dict[str, float]:
+        metrics = self.evaluate("valid")
+        step = self.pos.step
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)):
+                self.run.log(f"valid/{k}", step, float(v))
+        loss = metrics.get("loss")
+        best = False
+        if loss is not None and math.isfinite(loss) and (not self.best or loss < self.best["value"]):
+            self.best = {"metric": "valid/loss", "value": float(loss), "step": step}
+            self._best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            best = True
+        if self.cfg.schedule == "plateau" and loss is not None:
+            pl = self._plateau
+            if pl.get("best") is None or loss < pl["best"] - 1e-9:
+                pl["best"], pl["bad"] = float(loss), 0
+            else:
+                pl["bad"] = int(pl.get("bad", 0)) + 1
+                if pl["bad"] > self.cfg.plateau_patience:
+                    current = pl.get("lr") or self.cfg.lr
+                    pl["lr"] = max(self.cfg.min_lr, current * self.cfg.decay_factor)
+                    pl["bad"] = 0
+        self._emit("on_eval_end", EvalEvent(step, self.pos.epoch, "valid", metrics, best))
+        return metrics
+
+    def probe_batch(self) -> dict[str, Any]:
+        if self._probe_batch is None:
+            length = self.cfg.probe_len or self.cfg.chunk_len
+            self._probe_batch = self._to_device(self.task.probe_batch(self.cfg.probe_batch, length))
+        return self._probe_batch
+
+    def probe(self) -> ProbeEvent:
+        self.setup()
+        gtt = probes.GradientThroughTimeProbe(self.model, self.task, self.probe_batch()).run()
+        sigma = probes.spectral_norms(self.model)
+        step = self.pos.step
+        self.run.gtt.append({"step": step, "layers": gtt})
+        for k, v in sigma.items():
+            self.run.log(f"sigma/{k}", step, v)
+        ev = ProbeEvent(step, gtt, sigma)
+        self._emit("on_probe_end", ev)
+        return ev
+
+    def sample(self, length: int | None = None) -> SampleEvent:
+        from workbench.core.decode import run_decoder
+        self.setup()
+        dec = self.project.decode
+        spec_id = dec.decoder if self.registry.has("decoder", dec.decoder) else "sample"
+        spec = self.registry.decoder(spec_id)
+        settings = {k: v for k, v in dec.params.items()}
+        from workbench.plugin_system.params import field_info
+        names = {f.name for f in field_info(spec.params)}
+        settings = {k: v for k, v in settings.items() if k in names}
+        if "max_len" in names:
+            settings["max_len"] = length or self.cfg.sample_len
+        result = run_decoder(spec, self.model, self.task, settings, prompt=dec.prompt, device=self.device,
+                             seed=self.cfg.seed + self.pos.step)
+        ev = SampleEvent(self.pos.step, dec.prompt + result.text)
+        self.run.samples.append({"step": ev.step, "text": ev.text})
+        self._emit("on_sample", ev)
+        return ev
+
+
+# ---- inference without a run -------------------------------------------------------------------------------
+
+@dataclass
+class LoadedModel:
+    model: Any
+    task: Any
+    task_spec: Any
+    device: torch.device
+    trained: bool          # False: no checkpoint fits the graph; the weights are freshly initialised
+    step: int = 0
+
+
+def load_for_inference(project: Project, registry: Any, base_dir: str | Path | None = None,
+                       device: str | None = None, *, best: bool = False,
+                       threads: int | None = None) -> LoadedModel:
+    """Read the data, build the model and load the checkpoint's weights (the best ones with ``best``)."""
+    try:
+        dev = resolve_device(device or project.train.device)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    if dev.type == "cpu":
+        torch.set_num_threads(threads or project.train.threads or default_threads(False))
+    task_spec = registry.task(project.task.id)
+    task = task_spec.load()(params_from_dict(task_spec.params, project.task.params, "task"),
+                            Path(base_dir) if base_dir else Path.cwd())
+    task.prepare(vocab=project.vocab)
+    torch.manual_seed(project.train.seed)
+    model = build_model(project.graph, registry, task_spec, task.sizes)
+    ckpt = project.checkpoint
+    trained = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
+    if trained:
+        weights = ckpt.weights
+        if best:
+            best_w = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
+            weights = best_w or weights
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
+    model.to(dev)
+    model.eval()
+    return LoadedModel(model, task, task_spec, dev, trained, ckpt.step if ckpt else 0)
+
+
+@torch.no_grad()
+def evaluate_model(model, task, split: str, batch_size: int, chunk_len: int, max_batches: int = 0,
+                   device=None) -> dict[str, float]:
+    """Metrics of ``model`` on ``split`` (``max_batches`` 0: the whole split)."""
+    device = device or model.device
+    was_training = model.training
+    model.eval()
+    acc: dict[str, float] = {}
+    state = None
+    try:
+        for i, batch in enumerate(task.batches(split, batch_size, chunk_len)):
+            if max_batches and i >= max_batches:
+                break
+            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            B = batch[model.input_ports[0]].shape[1]
+            if state is None or batch.get("reset") or not task.stateful:
+                state = model.init_state(B, device)
+            outputs, state = model(batch, state)
+            task.eval_update(acc, outputs, batch)
+    finally:
+        model.train(was_training)
+    return task.eval_finish(acc)

@@ -1,0 +1,87 @@
+"""The plugin contract: one hook per contribution kind.
+
+Plugins are modules (or objects) exposed through the ``seqwb.plugins`` entry-point group, built-ins included.
+Each hook is called once at discovery, with no arguments, and returns a list of plain-data specs (see
+:mod:`workbench.plugin_system.specs`).  Implementations must not import torch or Qt at module level or inside the
+hook: specs name their code as ``"module:attr"`` strings that are imported only when used.
+
+Example::
+
+    from workbench.hookspecs import hookimpl
+    from workbench.plugin_system.specs import CellSpec
+
+    @hookimpl
+    def seqwb_cells():
+        return [CellSpec(id="mgu", title="Minimal gated unit", version="1.0", params=MGUParams,
+                         factory="my_package.mgu:MGUCell", gates=("f",))]
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from workbench.plugin_system.specs import BlockSpec, CellSpec, DecoderSpec, TaskSpec, TemplateSpec
+
+PROJECT_NAME = "seqwb"
+ENTRY_POINT_GROUP = "seqwb.plugins"
+#: Version of this contract.  A plugin may declare ``SEQWB_API = ">=1,<2"``-style support in its module.
+API_VERSION = "1.0"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class SeqwbHookSpecs:
+    """All hooks of Sequence Workbench."""
+
+    @hookspec
+    def seqwb_cells(self) -> list[CellSpec]:
+        """Called once at discovery.  Return the recurrent cells this plugin adds.
+
+        A cell's factory is called as ``factory(input_size, hidden_size, params)`` and returns a
+        :class:`workbench.core.cells.Cell` (a ``torch.nn.Module`` with ``init_state``, ``step`` and optionally a
+        fused ``sequence``).  Every cell becomes a choice of the recurrent-layer blocks.
+        """
+
+    @hookspec
+    def seqwb_architectures(self) -> list[BlockSpec]:
+        """Called once at discovery.  Return the block types (graph nodes) this plugin adds.
+
+        A block's factory is called as ``factory(params, in_sizes, out_sizes, ctx)`` and returns a
+        :class:`workbench.core.blocks.Block`.  Ports are typed; sizes are inferred along links.
+        """
+
+    @hookspec
+    def seqwb_tasks(self) -> list[TaskSpec]:
+        """Called once at discovery.  Return the tasks this plugin adds.
+
+        A task's factory is called as ``factory(params, base_dir)`` and returns a
+        :class:`workbench.core.tasks.Task`: data reading, vocabulary, batching, loss, metrics.
+        """
+
+    @hookspec
+    def seqwb_decoders(self) -> list[DecoderSpec]:
+        """Called once at discovery.  Return the decoders this plugin adds.
+
+        A decoder's factory is called as ``factory(model, task, params, prompt=..., device=..., generator=...)``
+        and returns a :class:`workbench.core.decode.DecodeResult`.  Decoders only use ``model.start`` and
+        ``model.step``, so every decoder works with every generative model.
+        """
+
+    @hookspec
+    def seqwb_templates(self) -> list[TemplateSpec]:
+        """Called once at discovery.  Return pre-wired projects.
+
+        A template's factory is called as ``factory(params)`` and returns the project as a JSON-ready ``dict``
+        (see :mod:`workbench.core.project`).  It must not import torch.
+        """
+
+
+#: hook name -> spec kind, in the order the loader calls them
+HOOKS = {
+    "seqwb_cells": "cell",
+    "seqwb_architectures": "architecture",
+    "seqwb_tasks": "task",
+    "seqwb_decoders": "decoder",
+    "seqwb_templates": "template",
+}
