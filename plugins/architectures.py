@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.hookspecs import hookimpl
+from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
 from workbench.plugin_system.params import param
 from workbench.plugin_system.specs import BlockSpec, PortSpec
 
@@ -36,6 +37,18 @@ class DropoutParams:
 @dataclass
 class LinearParams:
     out_features: int = param(0, min=0, max=10_000_000, help="output size (0: inferred from what it feeds)")
+    bias: bool = param(True, help="learn a bias")
+
+
+@dataclass
+class PoolParams:
+    mode: str = param("last", choices=("last", "mean", "max"),
+                      help="many-to-one: the last state, the mean over time, or the maximum over time")
+
+
+@dataclass
+class ClassifierParams:
+    out_features: int = param(0, min=0, max=10_000_000, help="number of classes (0: inferred from the task)")
     bias: bool = param(True, help="learn a bias")
 
 
@@ -80,10 +93,24 @@ def seqwb_architectures() -> list[BlockSpec]:
             inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "vectors[T]"),), summary="p={p}",
         ),
         BlockSpec(
+            id="pool", title="Pooling", version=VERSION, params=PoolParams,
+            factory=f"{IMPL}:PoolBlock", category="pooling",
+            description="Many-to-one: turns a sequence of vectors into one vector per example (last state, mean "
+                        "or max over time; padded positions are ignored).",
+            inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "vector"),), summary="{mode}",
+        ),
+        BlockSpec(
+            id="classifier", title="Classifier head", version=VERSION, params=ClassifierParams,
+            factory=f"{IMPL}:ClassifierBlock", category="heads",
+            description="A linear map from one vector per example to class scores.",
+            inputs=(PortSpec("x", "vector"),), outputs=(PortSpec("y", "logits"),),
+            infer="workbench_plugins.architectures:infer_linear", summary="→ {out_features}",
+        ),
+        BlockSpec(
             id="linear", title="Linear head", version=VERSION, params=LinearParams,
             factory=f"{IMPL}:LinearBlock", category="heads",
             description="A linear map from each timestep's vector to output scores.",
             inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "logits[T]"),),
             infer="workbench_plugins.architectures:infer_linear", summary="→ {out_features}",
         ),
-    ]
+    ] + [spec for area in (text_specs, seq2seq_specs, numeric_specs) for spec in area.BLOCKS]

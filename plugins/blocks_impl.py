@@ -38,6 +38,56 @@ class DropoutBlock(Block):
         return self.forward(inputs, state)
 
 
+def last_valid(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """``x [T, B, F]`` -> the vector at each sequence's last valid step ``[B, F]``."""
+    if lengths is None:
+        return x[-1]
+    idx = (lengths.to(x.device).long() - 1).clamp(min=0)
+    return x[idx, torch.arange(x.shape[1], device=x.device)]
+
+
+def time_mask(x: Tensor, lengths: Optional[Tensor]) -> Optional[Tensor]:
+    """``[T, B, 1]`` boolean mask of valid steps, or None when every step is valid."""
+    if lengths is None:
+        return None
+    t = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    return (t < lengths.to(x.device).unsqueeze(0)).unsqueeze(-1)
+
+
+class PoolBlock(Block):
+    def __init__(self, params, in_sizes, out_sizes, ctx):
+        super().__init__()
+        self.mode = params.mode
+
+    def forward(self, inputs, state=None):
+        x, lengths = inputs["x"], inputs.get("lengths")
+        if self.mode == "last":
+            return {"y": last_valid(x, lengths)}, None
+        mask = time_mask(x, lengths)
+        if self.mode == "mean":
+            if mask is None:
+                return {"y": x.mean(0)}, None
+            return {"y": (x * mask).sum(0) / mask.sum(0).clamp(min=1)}, None
+        if mask is not None:
+            x = x.masked_fill(~mask, float("-inf"))
+        return {"y": x.max(0).values}, None
+
+    def step(self, inputs, state=None, trace=None):
+        raise RuntimeError("pooling summarises a whole sequence; it has no per-step path")
+
+
+class ClassifierBlock(Block):
+    def __init__(self, params, in_sizes, out_sizes, ctx):
+        super().__init__()
+        self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
+
+    def forward(self, inputs, state=None):
+        return {"y": self.linear(inputs["x"])}, None
+
+    def step(self, inputs, state=None, trace=None):
+        return self.forward(inputs, state)
+
+
 class LinearBlock(Block):
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()

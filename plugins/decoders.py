@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.hookspecs import hookimpl
+from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
 from workbench.plugin_system.params import param
 from workbench.plugin_system.specs import DecoderSpec
 
@@ -34,4 +35,4 @@ def seqwb_decoders() -> list[DecoderSpec]:
                     factory="workbench_plugins.decoders_impl:sample",
                     description="Draw each next token from the model's distribution, with temperature, "
                                 "top-k and top-p (nucleus) truncation."),
-    ]
+    ] + [spec for area in (text_specs, seq2seq_specs, numeric_specs) for spec in area.DECODERS]

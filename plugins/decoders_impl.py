@@ -16,6 +16,8 @@ def greedy(model, task, params, *, prompt: str = "", device=None, generator=None
         logp = torch.log_softmax(logits.float(), -1)[0]
         tok = int(torch.argmax(logp))
         score += float(logp[tok])
+        if tok == task.eos_id:
+            break
         out.append(tok)
         logits, state = model.step(torch.tensor([tok], device=logits.device), state,
                                    task.input_port(), task.output_port())
@@ -50,6 +52,8 @@ def sample(model, task, params, *, prompt: str = "", device=None, generator=None
         probs = logp.exp().cpu()
         tok = int(torch.multinomial(probs, 1, generator=generator))
         score += float(logp[tok])
+        if tok == task.eos_id:
+            break
         out.append(tok)
         logits, state = model.step(torch.tensor([tok], device=logits.device), state,
                                    task.input_port(), task.output_port())

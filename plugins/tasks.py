@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench.hookspecs import hookimpl
+from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
 from workbench.plugin_system.params import param
 from workbench.plugin_system.specs import PortSpec, TaskSpec
 
@@ -37,4 +38,4 @@ def seqwb_tasks() -> list[TaskSpec]:
             outputs=(PortSpec("logits", "logits[T]", size="vocab", doc="scores for the next character"),),
             metrics=("loss", "bpc", "ppl"), generative=True,
         ),
-    ]
+    ] + [spec for area in (text_specs, seq2seq_specs, numeric_specs) for spec in area.TASKS]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph
 from workbench.hookspecs import hookimpl
+from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
 from workbench.plugin_system.params import param
 from workbench.plugin_system.specs import TemplateSpec
 
@@ -60,4 +61,4 @@ def seqwb_templates() -> list[TemplateSpec]:
                      params=CharLMTemplateParams, factory="workbench_plugins.templates:char_lm", task="char-lm",
                      description="Embedding → 2×LSTM 256 → linear, trained on the Python standard library's source; "
                                  "samples look like Python within a couple of minutes on a CPU."),
-    ]
+    ] + [spec for area in (text_specs, seq2seq_specs, numeric_specs) for spec in area.TEMPLATES]

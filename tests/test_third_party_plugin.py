@@ -308,3 +308,24 @@ def test_cli_lists_builds_and_trains_with_the_plugin_cell(plugin_env, tmp_path):
     assert steps, lines
     assert steps[-1]["step"] == 5, steps[-1]
     assert isinstance(steps[-1]["loss"], (int, float)) and math.isfinite(steps[-1]["loss"]), steps[-1]
+
+    # the same project opened where the plugin is not installed: one clear line naming the cell and the
+    # distribution to install; the file is untouched
+    before = project.read_bytes()
+    bare_env = subprocess_env_without(plugin_env)
+    for command in (["info", str(project)], ["train", str(project), "--steps", "1"]):
+        proc = run_python(["-m", "workbench", *command], bare_env, tmp_path)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        first = proc.stderr.strip().splitlines()[0]
+        assert "fixture-mgu" in first and CELLS_DIST in first, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert project.read_bytes() == before
+
+
+def subprocess_env_without(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the fixture installation folder taken off PYTHONPATH (the repository root stays)."""
+    parts = env["PYTHONPATH"].split(os.pathsep)
+    bare = dict(env)
+    bare["PYTHONPATH"] = os.pathsep.join(p for p in parts if Path(p).resolve() == REPO.resolve()
+                                         or not any(Path(p).glob("seqwb_fixture*")))
+    return bare

@@ -17,6 +17,11 @@ from workbench.core.blocks import Block, BuildContext, map_state
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph, analyze
 
 
+#: Optional batch entry (and block input) with each sequence's true length, ``[B]`` long, for padded batches
+#: of independent sequences.  Blocks that care (pooling, bidirectional layers) read ``inputs.get(LENGTHS)``.
+LENGTHS = "lengths"
+
+
 class SequenceModel(nn.Module):
     def __init__(self, graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]):
         super().__init__()
@@ -29,6 +34,18 @@ class SequenceModel(nn.Module):
         self.order = [nid for nid in report.order if nid not in (self.in_node, self.out_node)]
         self.wiring: dict[str, dict[str, tuple[str, str]]] = {
             nid: {port: (ln.src, ln.src_port) for port, ln in graph.incoming(nid).items()} for nid in self.order}
+        # The stepped input is what a decoder feeds one token at a time (an LM's tokens, a translator's target).
+        # Nodes downstream of it run step by step; the others (an encoder, an image encoder) are the *context*,
+        # computed once by ``start(context=...)``.
+        self.step_port = getattr(task_spec, "step_input", "") or next(
+            (p.name for p in task_spec.inputs if p.type == "tokens[T]"), self.input_ports[0] if self.input_ports else "")
+        self.context_ports = [p for p in self.input_ports if p != self.step_port]
+        stepped: set[str] = set()
+        for nid in self.order:
+            if any(src == (self.in_node, self.step_port) or src[0] in stepped for src in self.wiring[nid].values()):
+                stepped.add(nid)
+        self.stepped_order = [nid for nid in self.order if nid in stepped]
+        self.context_order = [nid for nid in self.order if nid not in stepped]
         self.outputs_map = {port: (ln.src, ln.src_port) for port, ln in graph.incoming(self.out_node).items()}
         self.blocks = nn.ModuleDict()
         for nid in self.order:
@@ -68,9 +85,12 @@ class SequenceModel(nn.Module):
                 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         values: dict[tuple[str, str], Tensor] = {(self.in_node, p): batch[p] for p in self.input_ports}
         new_state: dict[str, Any] = {}
+        lengths = batch.get(LENGTHS)
         for nid in self.order:
             block = self.blocks[nid]
             ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            if lengths is not None:
+                ins[LENGTHS] = lengths
             out, s = block(ins, state.get(nid) if state else None)
             if block.stateful:
                 new_state[nid] = s
@@ -79,12 +99,19 @@ class SequenceModel(nn.Module):
         return {port: values[src] for port, src in self.outputs_map.items()}, new_state
 
     # ---- one timestep --------------------------------------------------------------------------------------
+    CONTEXT = "__context__"
+
     def step_graph(self, inputs_t: dict[str, Tensor], state: Optional[dict[str, Any]],
                    trace: Optional[dict] = None) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        values: dict[tuple[str, str], Tensor] = {(self.in_node, p): inputs_t[p] for p in self.input_ports
-                                                if p in inputs_t}
-        new_state: dict[str, Any] = {}
-        for nid in self.order:
+        """One timestep of the stepped nodes; context values come from ``state`` (see :meth:`start`)."""
+        ctx = (state or {}).get(self.CONTEXT) or {}
+        if self.context_order and not ctx:
+            raise ValueError(f"this model needs its context ({', '.join(self.context_ports)}): "
+                             f"call start(batch, context=...) first")
+        values: dict[tuple[str, str], Tensor] = dict(ctx)
+        values[(self.in_node, self.step_port)] = inputs_t[self.step_port]
+        new_state: dict[str, Any] = {self.CONTEXT: ctx} if ctx else {}
+        for nid in self.stepped_order:
             block = self.blocks[nid]
             ins = {port: values[src] for port, src in self.wiring[nid].items()}
             out, s = block.step(ins, state.get(nid) if state else None, trace)
@@ -95,23 +122,48 @@ class SequenceModel(nn.Module):
         return {port: values[src] for port, src in self.outputs_map.items()}, new_state
 
     def start(self, batch_size: int = 1, context: Optional[dict[str, Tensor]] = None) -> dict[str, Any]:
-        """Initial decoding state (``context`` is for conditioned models; plain LMs ignore it)."""
-        return self.init_state(batch_size)
+        """Initial decoding state.  A model with context nodes (an encoder) runs them here on ``context``
+        (``{"source": [S, B]}``...) once; decoding then steps only the nodes downstream of the stepped input.
 
-    def step(self, tokens: Tensor, state: dict[str, Any], port: str = "tokens",
+        State convention: every block state tensor has the batch on dim 0, so decoders can reorder beams with
+        ``index_select(0, ...)``; the context (time-major values shared by all beams of an example) is kept
+        under ``state["__context__"]`` and must be expanded, not reordered.
+        """
+        state: dict[str, Any] = {nid: self.blocks[nid].init_state(batch_size, self.device)
+                                 for nid in self.stateful_nodes if nid in self.stepped_order}
+        if not self.context_order:
+            return state
+        if not context:
+            raise ValueError(f"this model needs its context ({', '.join(self.context_ports)}) to start decoding")
+        values: dict[tuple[str, str], Tensor] = {(self.in_node, p): context[p] for p in self.context_ports}
+        for nid in self.context_order:
+            ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            out, _ = self.blocks[nid](ins, None)
+            for port, v in out.items():
+                values[(nid, port)] = v
+        # stepped blocks fed by the context (e.g. a decoder initialised from the encoder's state) start from it
+        for nid in self.stepped_order:
+            if any(src[0] in self.context_order for src in self.wiring[nid].values()):
+                state[nid] = None
+        state[self.CONTEXT] = values
+        return state
+
+    def step(self, tokens: Tensor, state: dict[str, Any], port: str | None = None,
              out_port: str = "logits") -> tuple[Tensor, dict[str, Any]]:
         """``tokens [B]`` -> ``(logits [B, V], new_state)``."""
-        out, state = self.step_graph({port: tokens}, state)
+        out, state = self.step_graph({port or self.step_port: tokens}, state)
         return out[out_port], state
 
     def run_steps(self, batch: dict[str, Any], state: Optional[dict[str, Any]] = None,
                   on_step=None) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Whole sequences through the per-step path; ``on_step(t, trace)`` sees every layer's tensors."""
-        T = batch[self.input_ports[0]].shape[0]
+        stepped = batch[self.step_port]
+        if state is None or (self.context_order and not state.get(self.CONTEXT)):
+            state = self.start(stepped.shape[1], {p: batch[p] for p in self.context_ports})
         outs: dict[str, list[Tensor]] = {}
-        for t in range(T):
+        for t in range(stepped.shape[0]):
             trace: dict | None = {} if on_step is not None else None
-            out, state = self.step_graph({p: batch[p][t] for p in self.input_ports}, state, trace)
+            out, state = self.step_graph({self.step_port: stepped[t]}, state, trace)
             if on_step is not None:
                 on_step(t, trace)
             for k, v in out.items():

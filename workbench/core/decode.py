@@ -63,15 +63,9 @@ class DecodeResult:
 
 
 @torch.no_grad()
-def prime(model, task, prompt: str, device) -> tuple[torch.Tensor, Any, list[int]]:
-    """Feed ``prompt`` through the model; return the logits for the next token, the state and the prompt ids."""
-    ids = task.encode(prompt or task.sample_prompt() or "")
-    if not ids:
-        ids = [0]
-    state = model.start(1)
-    tokens = torch.tensor(ids, dtype=torch.long, device=device).view(-1, 1)
-    out, state = model({task.input_port(): tokens}, state)
-    return out[task.output_port()][-1], state, ids
+def prime(model, task, prompt: str, device, batch_size: int = 1) -> tuple[torch.Tensor, Any, list[int]]:
+    """Logits for the first generated token, the decoding state and the prompt ids (see ``Task.prime``)."""
+    return task.prime(model, prompt, device, batch_size)
 
 
 def run_decoder(spec, model, task, settings: dict[str, Any], *, prompt: str = "", device=None,

@@ -23,6 +23,8 @@ class Task:
     stateful: bool = False
     #: the model can generate tokens with ``start``/``step`` (decoders apply)
     generative: bool = False
+    #: token id that ends a generated sequence (None: generate ``max_len`` tokens)
+    eos_id: int | None = None
 
     def __init__(self, params: Any, base_dir: Path | str | None = None):
         self.params = params
@@ -86,6 +88,20 @@ class Task:
 
     def sample_prompt(self) -> str:
         return ""
+
+    def prime(self, model, prompt: str, device, batch_size: int = 1):
+        """Start decoding: ``(logits for the first generated token [batch, V], state, prompt ids)``.
+
+        The default suits language models: the prompt's tokens go through the model and the next token is
+        generated.  Conditioned tasks (translation, captioning) override it to encode the input as the context
+        (``model.start(batch, context={...})``) and feed their start-of-sequence token.
+        """
+        import torch
+        ids = self.encode(prompt or self.sample_prompt() or "") or [0]
+        state = model.start(batch_size)
+        tokens = torch.tensor(ids, dtype=torch.long, device=device).view(-1, 1).expand(-1, batch_size)
+        out, state = model({self.input_port(): tokens}, state)
+        return out[self.output_port()][-1], state, ids
 
     def sample_text(self, length: int = 2000) -> str:
         """A stretch of validation text for the hidden-state recorder and inspection views."""

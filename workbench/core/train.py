@@ -378,8 +378,10 @@ class Trainer:
                 for k, v in batch.items()}
 
     # ---- the loop ---------------------------------------------------------------------------------------------
-    def fit(self, steps: int | None = None, epochs: int | None = None) -> EndEvent:
+    def fit(self, steps: int | None = None, epochs: int | None = None, *, final_eval: bool = True) -> EndEvent:
         """Train ``steps`` more steps (or ``epochs`` more epochs; default: up to the config's totals).
+
+        With ``final_eval`` the run ends with a validation pass (unless one just ran).
 
         Returns the end event; raises :class:`TrainingError` after a fault (NaN loss, out of memory, an
         exception in a plugin), with the run marked failed and the last checkpoint left as it was.
@@ -450,7 +452,8 @@ class Trainer:
                     self.probe()
                 if cfg.sample_every and step % cfg.sample_every == 0 and self.task.generative:
                     self.sample()
-            if status == "finished" and last_eval_step != self.pos.step and self.pos.step > start_step:
+            if final_eval and status == "finished" and last_eval_step != self.pos.step \
+                    and self.pos.step > start_step:
                 self.evaluate_and_track()
         except WorkbenchError as exc:
             self._fail(exc)

@@ -126,6 +126,9 @@ class TaskSpec(_SpecBase):
     outputs: tuple[PortSpec, ...] = ()
     metrics: tuple[str, ...] = ()
     generative: bool = False
+    #: the input a decoder feeds one token at a time ("" -> the first ``tokens[T]`` input); the other inputs are
+    #: context, given once to ``model.start(context=...)``
+    step_input: str = ""
 
 
 @dataclass(frozen=True)
