@@ -37,3 +37,13 @@ def test_readme_starts_with_the_two_setup_commands():
     assert "seqwb" in head and "pytest" in head
     ci = (ROOT / ".ci" / "run").read_text()
     assert "torch==2.13.0" in ci and "python -m pytest" in ci
+
+
+def test_catalog_is_generated_from_the_specs_and_current():
+    from workbench.docgen import catalog_markdown
+    from workbench.plugin_system import discover
+    expected = catalog_markdown(discover())
+    assert (ROOT / "docs" / "catalog.md").read_text() == expected, \
+        "docs/catalog.md is stale: regenerate it with `seqwb plugins --markdown > docs/catalog.md`"
+    for spec_id in ("lstm", "rnn", "char-lm", "greedy", "sample"):
+        assert f"### `{spec_id}`" in expected

@@ -89,6 +89,10 @@ def _note(msg: str) -> None:
 
 def cmd_plugins(args) -> int:
     reg = _registry()
+    if args.markdown:
+        from workbench.docgen import catalog_markdown
+        sys.stdout.write(catalog_markdown(reg, None if args.all else "sequence-workbench"))
+        return EXIT_OK
     rows = []
     for kind, spec in reg.all():
         rows.append({"kind": kind, "id": spec.id, "title": spec.title, "version": spec.version,
@@ -506,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("plugins", cmd_plugins, "list every contribution of every plugin, and plugins that failed to load")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--markdown", action="store_true",
+                    help="print the reference of the built-in plugins with their parameters (docs/catalog.md)")
+    sp.add_argument("--all", action="store_true", help="with --markdown: include third-party plugins")
 
     sp = add("templates", cmd_templates, "list the project templates")
     sp.add_argument("--json", action="store_true")
