@@ -292,3 +292,18 @@ def test_changed_graph_starts_a_new_run(reg):
     t2.setup()
     assert t2.pos.step == 0 and len(project.history.runs) == 2
     assert any("graph changed" in n for n in t2.notices)
+
+
+def test_epochs_and_step_decay_follow_the_data(reg, tmp_path):
+    corpus = write_corpus(tmp_path, "abcdefgh\n" * 300)
+    project = with_train(small_project(reg, **{"task.corpus": str(corpus)}), schedule="step", decay_start=1,
+                         decay_factor=0.5, lr=1e-3, optimizer="sgd")
+    cb = Losses()
+    trainer = Trainer(project, reg, callbacks=[cb], base_dir=tmp_path)
+    trainer.setup()
+    per_epoch = trainer.task.num_batches("train", 4, 16)
+    trainer.fit(epochs=2)
+    assert trainer.pos.step == 2 * per_epoch and trainer.pos.epoch == 2
+    lrs = [e.lr for e in cb.events]
+    assert lrs[:per_epoch] == [1e-3] * per_epoch and lrs[per_epoch:] == [5e-4] * per_epoch
+    assert cb.events[per_epoch - 1].epoch == 0 and cb.events[per_epoch].epoch == 1

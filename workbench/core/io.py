@@ -46,6 +46,7 @@ import numpy as np
 import safetensors.numpy
 
 from workbench import __version__
+from workbench.core.atomic import fsync_dir
 from workbench.core.errors import MissingPluginError, ProjectFileError
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
 from workbench.core.project import Checkpoint, History, Project, Run, Series
@@ -324,17 +325,8 @@ def _remove_quietly(path: Path) -> None:
 
 
 def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX.  Best effort: Windows cannot open a directory this way.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # Makes the rename itself durable on POSIX (best effort; shared with atomic_write).
+    fsync_dir(directory)
 
 
 # =============================================================================================================
