@@ -25,17 +25,18 @@ class CharLMTemplateParams:
 
 def char_lm(p: CharLMTemplateParams) -> dict:
     g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(220, 0))
+    xs = iter(range(0, 10_000, 220))  # left to right, one column per node, no gaps
+    g.add_node(TASK_INPUT, id="input", pos=(next(xs), 0))
+    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(next(xs), 0))
     g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers, "dropout": p.dropout},
-               id="rnn", pos=(440, 0))
+               id="rnn", pos=(next(xs), 0))
     last = "rnn"
     if p.dropout > 0:
-        g.add_node("dropout", {"p": p.dropout}, id="drop", pos=(660, 0))
+        g.add_node("dropout", {"p": p.dropout}, id="drop", pos=(next(xs), 0))
         g.connect("rnn", "y", "drop", "x")
         last = "drop"
-    g.add_node("linear", {}, id="head", pos=(880, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(1100, 0))
+    g.add_node("linear", {}, id="head", pos=(next(xs), 0))
+    g.add_node(TASK_OUTPUT, id="output", pos=(next(xs), 0))
     g.connect("input", "tokens", "embed", "x")
     g.connect("embed", "y", "rnn", "x")
     g.connect(last, "y", "head", "x")

@@ -1,125 +1,89 @@
-"""The window.  For now a read-only project overview (the full editor is its own piece of work).
+"""Starting the desktop application: ``run_app(path)`` (used by ``seqwb gui [FILE]``).
 
-It shows which project is open, its graph, its training settings and runs, using only core functions.
+Startup order matters for how fast the window appears: Qt, then the plugin registry (plain data, no torch), then
+the window, shown before anything imports torch.  With ``SEQWB_STARTUP_PROBE=1`` in the environment the app
+prints one JSON line with timestamps when the window has painted for the first time, then quits; that is what
+``benchmarks/startup.py`` measures.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-from pathlib import Path
+import time
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter,
-                               QTextEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from workbench import __version__
+from workbench.gui.mainwindow import APPLICATION, ORGANIZATION, MainWindow, app_settings, default_project
+
+__all__ = ["MainWindow", "run_app", "default_project", "app_settings"]
+
+PROBE_ENV = "SEQWB_STARTUP_PROBE"
 
 
-def default_project(registry):
-    """The embedded default project: the char-LM template on the Python standard library's source."""
-    from workbench.core.settings import template_project
-    project, _ = template_project(registry.template("char-lm"), {}, registry)
-    return project
+class _FirstPaintProbe(QObject):
+    """Prints the time of the window's first paint (after the frame is flushed) and quits the app."""
 
+    def __init__(self, marks: dict[str, float], window: MainWindow):
+        super().__init__(window)
+        self.window = window
+        self.marks = marks
+        self.done = False
 
-class MainWindow(QMainWindow):
-    def __init__(self, registry, project=None, path: str | None = None):
-        super().__init__()
-        self.registry = registry
-        self.project = project if project is not None else default_project(registry)
-        self.path = path
-        self.resize(1000, 640)
-        self._build()
-        self.show_project()
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if not self.done and event.type() == QEvent.Type.Paint:
+            self.done = True
+            # singleShot(0): the paint pass finishes and the backing store is flushed before we report
+            QTimer.singleShot(0, self._report)
+        return False
 
-    def _build(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        act_open = QAction("&Open...", self, shortcut=QKeySequence.StandardKey.Open, triggered=self.open_dialog)
-        act_quit = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
-        menu.addAction(act_open)
-        menu.addSeparator()
-        menu.addAction(act_quit)
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(QAction("&About", self, triggered=self.about))
-
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        self.header = QLabel()
-        self.header.setTextFormat(Qt.TextFormat.RichText)
-        layout.addWidget(self.header)
-        split = QSplitter()
-        self.graph_tree = QTreeWidget()
-        self.graph_tree.setHeaderLabels(["Node", "Type", "Settings"])
-        self.details = QTextEdit()
-        self.details.setReadOnly(True)
-        split.addWidget(self.graph_tree)
-        split.addWidget(self.details)
-        split.setSizes([550, 450])
-        layout.addWidget(split, 1)
-        note = QLabel("This window is an overview. Train and inspect with the seqwb command line "
-                      "(seqwb train FILE, seqwb probe FILE --gradient-through-time, seqwb record FILE --text ...).")
-        note.setWordWrap(True)
-        layout.addWidget(note)
-        self.setCentralWidget(central)
-        from workbench.core.device import describe_device, resolve_device
-        self.statusBar().showMessage(f"Device: {describe_device(resolve_device('auto'))}")
-
-    def show_project(self) -> None:
-        p = self.project
-        name = Path(self.path).name if self.path else "default project (not saved)"
-        self.setWindowTitle(f"{p.name} — {name} — Sequence Workbench")
-        self.header.setText(f"<h2>{p.name}</h2><p>Task: <b>{p.task.id}</b> &nbsp; File: {name}</p>")
-        self.graph_tree.clear()
-        for node in p.graph.nodes.values():
-            settings = ", ".join(f"{k}={v}" for k, v in node.params.items())
-            QTreeWidgetItem(self.graph_tree, [node.id, node.type, settings])
-        for i in range(3):
-            self.graph_tree.resizeColumnToContents(i)
-        lines = [f"<b>Links</b><br>" + "<br>".join(str(ln) for ln in p.graph.links), "<b>Training</b>"]
-        t = p.train
-        lines.append(f"optimizer {t.optimizer}, lr {t.lr}, batch {t.batch_size}, chunk {t.chunk_len}, "
-                     f"clip {t.clip_norm}, steps {t.steps}")
-        lines.append("<b>Runs</b>")
-        for run in p.history.runs:
-            loss = run.series.get("train/loss")
-            last = f"loss {loss.value[-1]:.3f} at step {loss.step[-1]}" if loss and loss.value else "no steps"
-            lines.append(f"{run.id}: {run.status}, {last}")
-        if not p.history.runs:
-            lines.append("none yet")
-        self.details.setHtml("<br>".join(lines))
-
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", "Sequence Workbench projects (*.seqwb)")
-        if path:
-            self.open_path(path)
-
-    def open_path(self, path: str) -> bool:
-        from workbench.core.errors import WorkbenchError
-        from workbench.core.io import load_project
-        try:
-            self.project = load_project(path, registry=self.registry)
-        except (WorkbenchError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot open project", str(exc))
-            return False
-        self.path = path
-        self.show_project()
-        return True
-
-    def about(self) -> None:
-        import PySide6
-        QMessageBox.about(self, "About Sequence Workbench",
-                          f"Sequence Workbench {__version__}<br>Qt for Python {PySide6.__version__}")
+    def _report(self) -> None:
+        self.marks["painted"] = time.time()
+        print(json.dumps({"marks": self.marks, "torch_imported": "torch" in sys.modules,
+                          "title": self.window.windowTitle()}), flush=True)
+        QApplication.instance().quit()
 
 
 def run_app(path: str | None = None) -> int:
-    from workbench.plugin_system import default_registry
+    marks: dict[str, float] = {"app_module": time.time()}
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Sequence Workbench")
-    app.setOrganizationName("Sequence Workbench")
+    app.setApplicationName(APPLICATION)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationVersion(__version__)
+    marks["qapplication"] = time.time()
+
+    from workbench.plugin_system import default_registry
     registry = default_registry()
-    win = MainWindow(registry)
-    if path and not win.open_path(path):
-        pass  # the window stays on the default project; the message told the user why
+    marks["registry"] = time.time()
+
+    project, error = None, None
+    if path:
+        # Read the file before the window exists, so a good file opens straight away and a bad one leaves the
+        # window on the default project with the reason shown.
+        from workbench.core.errors import WorkbenchError
+        from workbench.core.io import load_project
+        try:
+            project = load_project(path, registry=registry)
+        except (WorkbenchError, OSError, ValueError) as exc:
+            error = str(exc)
+    probing = bool(os.environ.get(PROBE_ENV))
+    # (the probe quits at the first paint: a device probe importing torch would only slow the exit down)
+    win = MainWindow(registry, project, path if project is not None else None, detect_device=not probing)
+    if project is not None:
+        win.add_recent(path)
+    marks["window_built"] = time.time()
+
+    probe = None
+    if probing:
+        probe = _FirstPaintProbe(marks, win)
+        win.installEventFilter(probe)
     win.show()
-    return app.exec()
+    if error:
+        QTimer.singleShot(0, lambda: QMessageBox.warning(win, "Cannot open project", error))
+    exit_code = app.exec()
+    del probe  # kept alive until the loop ends
+    return exit_code
+

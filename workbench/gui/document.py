@@ -92,11 +92,11 @@ class ProjectDocument(QObject):
         if ids:
             self.undo_stack.push(RemoveNodes(self, ids))
 
-    def move_nodes(self, moves: dict[str, tuple[Pos, Pos]]) -> None:
-        """``{node_id: (old_pos, new_pos)}``: one command for a whole drag."""
+    def move_nodes(self, moves: dict[str, tuple[Pos, Pos]], text: str | None = None) -> None:
+        """``{node_id: (old_pos, new_pos)}``: one command for a whole drag (or an auto-layout: ``text``)."""
         moves = {k: v for k, v in moves.items() if k in self.graph.nodes and v[0] != v[1]}
         if moves:
-            self.undo_stack.push(MoveNodes(self, moves))
+            self.undo_stack.push(MoveNodes(self, moves, text))
 
     def connect_ports(self, src: str, src_port: str, dst: str, dst_port: str) -> str | None:
         """Link two ports; returns the reason when the link is refused (and changes nothing)."""
@@ -214,8 +214,11 @@ class ProjectDocument(QObject):
         self.graph.ui.pop(node_id, None)
         self.nodeRemoved.emit(node_id)
 
-    def _add_link(self, link: Link) -> None:
-        self.graph.links.append(link)
+    def _add_link(self, link: Link, index: int | None = None) -> None:
+        if index is None or index >= len(self.graph.links):
+            self.graph.links.append(link)
+        else:
+            self.graph.links.insert(index, link)
         self.linkAdded.emit(link)
 
     def _remove_link(self, link: Link) -> None:
@@ -276,14 +279,15 @@ class RemoveNodes(QUndoCommand):
         g = self.doc.graph
         g.nodes = {k: g.nodes[k] for k in self.order if k in g.nodes} | {k: v for k, v in g.nodes.items()
                                                                         if k not in self.order}
+        # back in their old places, so the saved file is the same as before the delete
         for ln in sorted(self.links, key=lambda x: self.link_index[x]):
-            self.doc._add_link(ln)
+            self.doc._add_link(ln, self.link_index[ln])
         self.doc.graphChanged.emit()
 
 
 class MoveNodes(QUndoCommand):
-    def __init__(self, doc: ProjectDocument, moves: dict[str, tuple[Pos, Pos]]):
-        super().__init__("Move" if len(moves) > 1 else f"Move {next(iter(moves))}")
+    def __init__(self, doc: ProjectDocument, moves: dict[str, tuple[Pos, Pos]], text: str | None = None):
+        super().__init__(text or ("Move" if len(moves) > 1 else f"Move {next(iter(moves))}"))
         self.doc, self.moves = doc, moves
 
     def redo(self) -> None:

@@ -1,0 +1,381 @@
+"""Forms generated from parameter dataclasses, so that plugins never write Qt to get an editor.
+
+:class:`ParamsForm` turns :func:`workbench.plugin_system.params.field_info` into one editor per field: a spin box
+with the declared range for numbers, a combo box for choices and for cell choosers (``ui="cell"``), a check box
+for booleans, a line edit for text (with a browse button for ``ui="path"``).  The form never changes a project
+itself: it hands each edited value to a ``commit(name, value)`` callback, which answers with ``None`` when the
+value was accepted or with the reason it was refused; the reason is then shown right under the field.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QPalette, QValidator
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from workbench.plugin_system.params import FieldInfo, field_info
+
+Commit = Callable[[str, Any], "str | None"]
+
+_INT_LIMIT = 2 ** 31 - 1   # QSpinBox holds a C int
+_FLOAT_LIMIT = 1e18        # wide enough for any setting, short enough to keep the spin box narrow
+
+
+def is_dark(widget: QWidget) -> bool:
+    return widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def error_color(widget: QWidget) -> QColor:
+    """A red that stays readable on both light and dark window backgrounds."""
+    return QColor("#ff7b72") if is_dark(widget) else QColor("#b3261e")
+
+
+def pretty_name(name: str) -> str:
+    """``hidden_size`` -> ``hidden size``: labels read as words, the tooltip keeps the exact key."""
+    return name.replace("_", " ")
+
+
+def field_tooltip(info: FieldInfo) -> str:
+    parts = [f"<b>{info.name}</b>"]
+    if info.help:
+        parts.append(info.help)
+    if info.min is not None or info.max is not None:
+        lo = "−∞" if info.min is None else f"{info.min:g}"
+        hi = "∞" if info.max is None else f"{info.max:g}"
+        parts.append(f"range {lo} … {hi}")
+    parts.append(f"default: {info.default!r}")
+    return "<br>".join(parts)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-15)
+        except (TypeError, ValueError):
+            return False
+    return a == b and type(a) is type(b)
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A double spin box that shows ``0.002`` and ``1e-05`` instead of ``0.00200000`` and accepts what it shows."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:.10g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        stripped = text.strip()
+        try:
+            value = float(stripped)
+        except ValueError:
+            # A half-typed number ("1e", "-", "0.") may still become valid.
+            ok = stripped == "" or all(c in "0123456789.eE+-" for c in stripped)
+            return QValidator.State.Intermediate if ok else QValidator.State.Invalid
+        if not math.isfinite(value):
+            return QValidator.State.Invalid
+        if self.minimum() <= value <= self.maximum():
+            return QValidator.State.Acceptable
+        return QValidator.State.Intermediate
+
+    def fixup(self, text: str) -> str:
+        return self.textFromValue(self.value())
+
+
+class _Row:
+    """One field: its editor, how to read and write it, and the label that shows a refusal."""
+
+    def __init__(self, info: FieldInfo, editor: QWidget, read: Callable[[], Any], write: Callable[[Any], None],
+                 keeps_text: bool, container: QWidget, message: QLabel):
+        self.info = info
+        self.editor = editor
+        self.read = read
+        self.write = write
+        self.keeps_text = keeps_text      # line edits keep a refused text so the user can fix it
+        self.container = container
+        self.message = message
+
+
+class ParamsForm(QWidget):
+    """An editor for one parameters dataclass.  ``commit(name, value)`` returns ``None`` or the refusal reason.
+
+    ``set_values`` shows the model's values without committing anything (used after undo/redo).
+    """
+
+    committed = Signal(str, object)      # name, value: accepted by the callback
+    refused = Signal(str, str)           # name, message
+
+    def __init__(self, params_cls: type, values: dict[str, Any], commit: Commit, *, registry: Any = None,
+                 base_dir: Callable[[], str | None] | None = None, parent: QWidget | None = None,
+                 skip: tuple[str, ...] = ()):
+        super().__init__(parent)
+        self._commit_fn = commit
+        self._registry = registry
+        self._base_dir = base_dir or (lambda: None)
+        self._values: dict[str, Any] = {}
+        self.rows: dict[str, _Row] = {}
+        layout = QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        layout.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._layout = layout
+        for info in field_info(params_cls):
+            if info.name in skip:
+                continue
+            row = self._make_row(info)
+            self.rows[info.name] = row
+            label = QLabel(pretty_name(info.name))
+            label.setToolTip(field_tooltip(info))
+            label.setBuddy(row.editor)
+            layout.addRow(label, row.container)
+        if not self.rows:
+            layout.addRow(QLabel("<i>no settings</i>"))
+        self.set_values(values)
+
+    # ---- public --------------------------------------------------------------------------------------------
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show ``values`` (missing names keep their defaults); clears any refusal message."""
+        for name, row in self.rows.items():
+            value = values.get(name, row.info.default)
+            self._values[name] = value
+            self._show(row, value)
+            self._set_message(row, "")
+
+    def editor(self, name: str) -> QWidget:
+        return self.rows[name].editor
+
+    def message(self, name: str) -> str:
+        row = self.rows[name]
+        return row.message.text() if not row.message.isHidden() else ""
+
+    def value(self, name: str) -> Any:
+        return self._values[name]
+
+    def values(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def commit_pending(self) -> None:
+        """Commit what line edits hold (e.g. before saving, when the user never pressed Enter)."""
+        for row in self.rows.values():
+            if isinstance(row.editor, QAbstractSpinBox):
+                row.editor.interpretText()   # a typed number without Enter; its valueChanged commits it
+            elif isinstance(row.editor, QLineEdit):
+                self._commit(row)
+
+    # ---- building ------------------------------------------------------------------------------------------
+    def _make_row(self, info: FieldInfo) -> _Row:
+        container = QWidget()
+        box = QVBoxLayout(container)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(1)
+        line = QHBoxLayout()
+        line.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(line)
+        message = QLabel()
+        message.setWordWrap(True)
+        message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        pal = message.palette()
+        pal.setColor(QPalette.ColorRole.WindowText, error_color(self))
+        message.setPalette(pal)
+        message.hide()
+        box.addWidget(message)
+
+        tip = field_tooltip(info)
+        keeps_text = False
+        editor: QWidget
+        if info.ui == "cell" or (info.choices and not info.optional):
+            editor = QComboBox()
+            options = self._cell_options() if info.ui == "cell" else [(str(c), c) for c in info.choices]
+            for text, data in options:
+                editor.addItem(text, data)
+            editor.currentIndexChanged.connect(lambda _i, n=info.name: self._commit(self.rows[n]))
+            read = self._combo_reader(editor)
+            write = self._combo_writer(editor, info)
+        elif info.base is bool and not info.optional:
+            editor = QCheckBox()
+            editor.toggled.connect(lambda _c, n=info.name: self._commit(self.rows[n]))
+            read = editor.isChecked
+            write = lambda v, e=editor: e.setChecked(bool(v))  # noqa: E731
+        elif info.base is int and not info.optional:
+            editor = QSpinBox()
+            editor.setRange(int(max(info.min, -_INT_LIMIT)) if info.min is not None else -_INT_LIMIT,
+                            int(min(info.max, _INT_LIMIT)) if info.max is not None else _INT_LIMIT)
+            editor.setKeyboardTracking(False)   # commit on Enter / focus out / arrows, not on every digit
+            editor.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+            editor.valueChanged.connect(lambda _v, n=info.name: self._commit(self.rows[n]))
+            read = editor.value
+            write = lambda v, e=editor: e.setValue(int(v))  # noqa: E731
+        elif info.base is float and not info.optional:
+            editor = FloatSpinBox()
+            editor.setRange(float(info.min) if info.min is not None else -_FLOAT_LIMIT,
+                            float(info.max) if info.max is not None else _FLOAT_LIMIT)
+            editor.setKeyboardTracking(False)
+            editor.valueChanged.connect(lambda _v, n=info.name: self._commit(self.rows[n]))
+            read = editor.value
+            write = lambda v, e=editor: e.setValue(float(v))  # noqa: E731
+        else:
+            # Text, and any ``X | None`` field: an empty line means "none".
+            editor = QLineEdit()
+            keeps_text = True
+            if info.optional:
+                editor.setPlaceholderText("none")
+            editor.editingFinished.connect(lambda n=info.name: self._commit(self.rows[n]))
+            optional = info.optional
+            read = (lambda e=editor: e.text().strip() or None) if optional else editor.text
+            write = lambda v, e=editor: e.setText("" if v is None else str(v))  # noqa: E731
+        editor.setToolTip(tip)
+        editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        editor.setMinimumWidth(60)
+        line.addWidget(editor, 1)
+        if info.ui == "path":
+            browse = QToolButton()
+            browse.setText("…")
+            browse.setToolTip(f"Choose a file for {info.name}")
+            browse.clicked.connect(lambda _c=False, n=info.name: self._browse(n))
+            line.addWidget(browse)
+        return _Row(info, editor, read, write, keeps_text, container, message)
+
+    def _cell_options(self) -> list[tuple[str, str]]:
+        cells = dict(self._registry.items.get("cell", {})) if self._registry is not None else {}
+        return [(f"{spec.title} ({cid})" if spec.title and spec.title != cid else cid, cid)
+                for cid, spec in sorted(cells.items(), key=lambda kv: kv[0])]
+
+    @staticmethod
+    def _combo_reader(combo: QComboBox) -> Callable[[], Any]:
+        return lambda: combo.currentData()
+
+    @staticmethod
+    def _combo_writer(combo: QComboBox, info: FieldInfo) -> Callable[[Any], None]:
+        def write(value: Any) -> None:
+            index = combo.findData(value)
+            if index < 0:
+                # A value the form does not offer (a cell whose plugin is not installed): show it as such.
+                combo.addItem(f"{value} (not installed)", value)
+                index = combo.count() - 1
+            combo.setCurrentIndex(index)
+        return write
+
+    # ---- showing / committing ------------------------------------------------------------------------------
+    def _show(self, row: _Row, value: Any) -> None:
+        row.editor.blockSignals(True)
+        try:
+            row.write(value)
+        except (TypeError, ValueError):
+            self._set_message(row, f"the stored value {value!r} does not fit this field")
+        finally:
+            row.editor.blockSignals(False)
+
+    def _set_message(self, row: _Row, text: str) -> None:
+        row.message.setText(text)
+        row.message.setVisible(bool(text))
+        # a red frame too, so that a refused field is found without reading every message
+        row.editor.setProperty("refused", bool(text))
+        row.editor.setStyleSheet(f"border: 1px solid {error_color(self).name()};" if text and row.keeps_text
+                                 else "")
+
+    def _commit(self, row: _Row) -> None:
+        value = row.read()
+        name = row.info.name
+        if same_value(value, self._values.get(name)):
+            if not row.keeps_text:
+                self._set_message(row, "")
+            return
+        error = self._commit_fn(name, value)
+        if error:
+            self._set_message(row, _strip_owner(error, name))
+            if not row.keeps_text:
+                self._show(row, self._values.get(name))
+            self.refused.emit(name, error)
+            return
+        self._values[name] = value
+        self._set_message(row, "")
+        self.committed.emit(name, value)
+
+    def _browse(self, name: str) -> None:
+        row = self.rows[name]
+        base = self._base_dir()
+        current = row.read() or ""
+        start = str(Path(base, current)) if base and current else (current or base or "")
+        path, _ = QFileDialog.getOpenFileName(self, f"Choose {pretty_name(name)}", start)
+        if not path:
+            return
+        if base:
+            # Project files store data paths relative to themselves, so a project folder can be moved whole.
+            try:
+                rel = os.path.relpath(path, base)
+                if not rel.startswith(".."):
+                    path = rel
+            except ValueError:  # another drive on Windows
+                pass
+        row.write(path)
+        self._commit(row)
+
+
+def _strip_owner(message: str, name: str) -> str:
+    """``rnn.hidden_size: 0 is below the minimum 1`` -> ``0 is below the minimum 1`` (it sits under the field)."""
+    head, sep, rest = message.partition(": ")
+    if sep and rest and all(c.isalnum() or c in "._-" for c in head):
+        return rest
+    return message
+
+
+class CollapsibleSection(QWidget):
+    """A titled group that folds away: an arrow button over its content."""
+
+    toggled = Signal(bool)
+
+    def __init__(self, title: str, key: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.key = key
+        self.header = QToolButton()
+        self.header.setText(title)
+        self.header.setCheckable(True)
+        self.header.setChecked(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setArrowType(Qt.ArrowType.DownArrow)
+        self.header.setAutoRaise(True)
+        self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        font = self.header.font()
+        font.setBold(True)
+        self.header.setFont(font)
+        self.body = QWidget()
+        self.body_layout = QVBoxLayout(self.body)
+        self.body_layout.setContentsMargins(14, 2, 2, 8)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.body)
+        self.header.toggled.connect(self._on_toggled)
+
+    def add(self, widget: QWidget) -> QWidget:
+        self.body_layout.addWidget(widget)
+        return widget
+
+    def is_expanded(self) -> bool:
+        return self.header.isChecked()
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.header.setChecked(expanded)
+
+    def _on_toggled(self, expanded: bool) -> None:
+        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
+        self.body.setVisible(expanded)
+        self.toggled.emit(expanded)
