@@ -27,6 +27,13 @@ class RNNParams:
     dropout: float = param(0.0, min=0.0, max=0.99,
                            help="dropout between layers, not on the recurrent connections (Zaremba et al. 2014)")
     residual: bool = param(False, help="add each layer's input to its output (layers of equal size)")
+    direction: str = param("forward", choices=("forward", "bidirectional"),
+                           help="forward: left to right (can generate step by step); bidirectional: a second "
+                                "layer reads each sequence right to left within its length (Schuster & Paliwal "
+                                "1997); it needs the whole sequence, so it cannot generate")
+    merge: str = param("concat", choices=("concat", "sum"),
+                       help="bidirectional: join the two directions' outputs side by side (2 x hidden_size) "
+                            "or add them (hidden_size)")
 
 
 @dataclass
@@ -56,11 +63,24 @@ def infer_embedding(p: EmbeddingParams, in_sizes: dict[str, Any], wanted: dict[s
     return {"y": p.embed_size}
 
 
+def rnn_output_size(p: RNNParams) -> int:
+    """What each layer of an ``rnn`` block gives: 2H for a bidirectional layer that concatenates, else H."""
+    return 2 * p.hidden_size if p.direction == "bidirectional" and p.merge == "concat" else p.hidden_size
+
+
 def infer_rnn(p: RNNParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
-    if p.residual and p.layers > 1 and in_sizes.get("x") not in (None, p.hidden_size):
-        # the first layer's input differs in size: residuals start from layer 2, which is fine
-        pass
-    return {"y": p.hidden_size}
+    # with residual connections, a first layer whose input differs in size simply has none (from layer 2 on)
+    return {"y": rnn_output_size(p)}
+
+
+@dataclass
+class ConcatParams:
+    pass
+
+
+def infer_concat(p: ConcatParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    a, b = in_sizes.get("a"), in_sizes.get("b")
+    return {"y": a + b if a and b else None}
 
 
 def infer_linear(p: LinearParams, in_sizes: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +100,8 @@ def seqwb_architectures() -> list[BlockSpec]:
         BlockSpec(
             id="rnn", title="Recurrent layers", version=VERSION, params=RNNParams,
             factory=f"{IMPL}:RNNBlock", category="recurrent",
-            description="One or more stacked recurrent layers of any registered cell; the state is carried "
+            description="One or more stacked recurrent layers of any registered cell, forward or bidirectional; "
+                        "dropout between layers and optional residual connections; the forward state is carried "
                         "across truncated-BPTT chunks.",
             inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "vectors[T]"),),
             infer="workbench_plugins.architectures:infer_rnn",
@@ -112,5 +133,13 @@ def seqwb_architectures() -> list[BlockSpec]:
             description="A linear map from each timestep's vector to output scores.",
             inputs=(PortSpec("x", "vectors[T]"),), outputs=(PortSpec("y", "logits[T]"),),
             infer="workbench_plugins.architectures:infer_linear", summary="→ {out_features}",
+        ),
+        BlockSpec(
+            id="concat", title="Concatenate", version=VERSION, params=ConcatParams,
+            factory=f"{IMPL}:ConcatBlock", category="combine",
+            description="Joins two sequences of vectors side by side at every timestep (sizes add up).",
+            inputs=(PortSpec("a", "vectors[T]"), PortSpec("b", "vectors[T]")),
+            outputs=(PortSpec("y", "vectors[T]"),),
+            infer="workbench_plugins.architectures:infer_concat", summary="a ⊕ b",
         ),
     ] + [spec for area in (text_specs, seq2seq_specs, numeric_specs) for spec in area.BLOCKS]

@@ -55,9 +55,21 @@ def time_mask(x: Tensor, lengths: Optional[Tensor]) -> Optional[Tensor]:
 
 
 class PoolBlock(Block):
+    """Many-to-one pooling.  ``forward`` ignores padded steps (``inputs["lengths"]``).
+
+    The per-step path keeps a running pool (the last vector, the running mean or the running maximum), so a model
+    ending in a pool can still be stepped: after step ``t`` the output is the pool over steps ``0..t``, which at each
+    sequence's last valid step equals what ``forward`` gives.  Probes and the recorder rely on that.
+    """
+
+    stateful = True  # only the per-step path has a state; forward pools a whole sequence at once
+
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.mode = params.mode
+
+    def init_state(self, batch: int, device) -> Any:
+        return None  # created at the first step, when the feature size is known
 
     def forward(self, inputs, state=None):
         x, lengths = inputs["x"], inputs.get("lengths")
@@ -73,7 +85,28 @@ class PoolBlock(Block):
         return {"y": x.max(0).values}, None
 
     def step(self, inputs, state=None, trace=None):
-        raise RuntimeError("pooling summarises a whole sequence; it has no per-step path")
+        x = inputs["x"]
+        if self.mode == "last":
+            return {"y": x}, (x,)
+        if self.mode == "mean":
+            if state is None:
+                total, count = x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+            else:
+                total, count = state[0] + x, state[1] + 1
+            return {"y": total / count}, (total, count)
+        best = x if state is None else torch.maximum(state[0], x)
+        return {"y": best}, (best,)
+
+
+class ConcatBlock(Block):
+    def __init__(self, params, in_sizes, out_sizes, ctx):
+        super().__init__()
+
+    def forward(self, inputs, state=None):
+        return {"y": torch.cat([inputs["a"], inputs["b"]], -1)}, None
+
+    def step(self, inputs, state=None, trace=None):
+        return self.forward(inputs, state)
 
 
 class ClassifierBlock(Block):
@@ -100,8 +133,36 @@ class LinearBlock(Block):
         return {"y": self.linear(inputs["x"])}, None
 
 
+class NoStepPath(NotImplementedError):
+    """A block that needs whole sequences was asked to run one timestep (probes fall back to ``forward``)."""
+
+
+def reverse_within_lengths(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """Reverse each sequence of ``x [T, B, ...]`` within its own length; padded steps stay where they are.
+
+    The map is its own inverse, so the same call turns a backward layer's outputs back into time order.
+    """
+    T = x.shape[0]
+    if lengths is None:
+        return x.flip(0)
+    t = torch.arange(T, device=x.device).unsqueeze(1)                      # [T, 1]
+    n = lengths.to(x.device).long().clamp(max=T).unsqueeze(0)              # [1, B]
+    idx = torch.where(t < n, n - 1 - t, t)                                 # [T, B]
+    idx = idx.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, idx)
+
+
 class RNNBlock(Block):
-    """Stacked recurrent layers.  Dropout only between layers (Zaremba, Sutskever & Vinyals 2014)."""
+    """Stacked recurrent layers, forward or bidirectional.
+
+    Dropout only between layers, never on the recurrent connections (Zaremba, Sutskever & Vinyals 2014).
+    Bidirectional layers (Schuster & Paliwal 1997) run a second cell right to left over each sequence *within its
+    length*, so padding never reaches a valid position; the outputs of the two directions are concatenated or
+    summed.  Only the forward direction's state is carried between calls: the backward one starts from zeros at
+    the end of every sequence, which is why a bidirectional layer has no per-step path.
+
+    Layers are named ``"{node}.{i}"`` (forward) and ``"{node}.{i}.bwd"`` (backward) in ``layers()``, traces and probes.
+    """
 
     stateful = True
 
@@ -112,12 +173,22 @@ class RNNBlock(Block):
         size_in = in_sizes.get("x")
         if not size_in:
             raise ValueError(f"{ctx.node_id}: input size unknown")
+        self.bidirectional = getattr(params, "direction", "forward") == "bidirectional"
+        self.merge = getattr(params, "merge", "concat")
+        H = params.hidden_size
+        layer_out = 2 * H if self.bidirectional and self.merge == "concat" else H
         self.cells = nn.ModuleList()
         for layer in range(params.layers):
-            self.cells.append(ctx.make_cell(params.cell, size_in if layer == 0 else params.hidden_size,
-                                            params.hidden_size))
+            self.cells.append(ctx.make_cell(params.cell, size_in if layer == 0 else layer_out, H))
+        if self.bidirectional:
+            self.cells_bwd = nn.ModuleList()
+            for layer in range(params.layers):
+                self.cells_bwd.append(ctx.make_cell(params.cell, size_in if layer == 0 else layer_out, H))
         self.dropout = params.dropout
         self.residual = params.residual
+        #: when a dict, ``forward`` writes every layer's outputs into it as one tensor per timestep (the rest of
+        #: the graph is built from those tensors), so a probe can take gradients with respect to each h_t
+        self.capture: Optional[dict] = None
 
     def init_state(self, batch: int, device) -> Any:
         return tuple(cell.init_state(batch, device) for cell in self.cells)
@@ -125,19 +196,36 @@ class RNNBlock(Block):
     def _between(self, layer: int, x: Tensor) -> Tensor:
         return F.dropout(x, self.dropout, self.training) if layer > 0 and self.dropout > 0 else x
 
+    def _captured(self, name: str, y: Tensor) -> Tensor:
+        if self.capture is None:
+            return y
+        parts = list(y.unbind(0))
+        self.capture[name] = parts
+        return torch.stack(parts, 0)
+
     def forward(self, inputs, state=None):
         x = inputs["x"]
+        lengths = inputs.get("lengths")
         if state is None:
             state = self.init_state(x.shape[1], x.device)
         new = []
         for layer, cell in enumerate(self.cells):
             inp = self._between(layer, x)
             y, s = cell.sequence(inp, state[layer])
+            y = self._captured(f"{self.node_id}.{layer}", y)
+            if self.bidirectional:
+                back = self.cells_bwd[layer]
+                yb, _ = back.sequence(reverse_within_lengths(inp, lengths), back.init_state(x.shape[1], x.device))
+                yb = self._captured(f"{self.node_id}.{layer}.bwd", reverse_within_lengths(yb, lengths))
+                y = torch.cat([y, yb], -1) if self.merge == "concat" else y + yb
             x = y + x if (self.residual and layer > 0 and y.shape == x.shape) else y
             new.append(s)
         return {"y": x}, tuple(new)
 
     def step(self, inputs, state=None, trace: Optional[dict] = None):
+        if self.bidirectional:
+            raise NoStepPath(f"{self.node_id}: a bidirectional layer needs the whole sequence; it cannot generate "
+                             f"step by step (set direction=forward for language models and decoders)")
         x = inputs["x"]
         if state is None:
             state = self.init_state(x.shape[0], x.device)
@@ -155,4 +243,9 @@ class RNNBlock(Block):
         return {"y": x}, tuple(new)
 
     def layers(self):
-        return [(f"{self.node_id}.{i}", cell) for i, cell in enumerate(self.cells)]
+        out = []
+        for i, cell in enumerate(self.cells):
+            out.append((f"{self.node_id}.{i}", cell))
+            if self.bidirectional:
+                out.append((f"{self.node_id}.{i}.bwd", self.cells_bwd[i]))
+        return out

@@ -77,8 +77,15 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _finite(x: float) -> float | None:
+def _finite(x: Any) -> Any:
+    """A JSON-safe metric: non-finite numbers become null; lists (a confusion matrix) are kept, element-wise."""
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def _fmt_metric(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else str(v)
 
 
 def _note(msg: str) -> None:
@@ -183,7 +190,7 @@ class _CLIReporter:
             _print_json({"event": "eval", "step": ev.step, "epoch": ev.epoch, "split": ev.split,
                          **{f"valid_{k}": _finite(v) for k, v in ev.metrics.items()}, "best": ev.best})
         else:
-            metrics = "  ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items())
+            metrics = "  ".join(f"{k} {_fmt_metric(v)}" for k, v in ev.metrics.items())
             print(f"valid @ {ev.step}: {metrics}{'  (best)' if ev.best else ''}", flush=True)
 
     def on_sample(self, trainer, ev) -> None:
@@ -271,7 +278,7 @@ def cmd_eval(args) -> int:
     if args.json:
         _print_json(out)
     else:
-        print(f"{args.split} @ step {loaded.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        print(f"{args.split} @ step {loaded.step}: " + "  ".join(f"{k} {_fmt_metric(v)}" for k, v in metrics.items()))
     return EXIT_OK
 
 
@@ -590,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if argv and argv[0].endswith(".seqwb") and not argv[0].startswith("-"):
+        argv = ["gui", *argv]  # `seqwb FILE` opens FILE in the window (a file name is never a command name)
     args = parser.parse_args(argv)
     if args.command is None:
         args.func, args.file = cmd_gui, None

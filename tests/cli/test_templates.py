@@ -27,6 +27,14 @@ def test_template_new_train_eval(template, tmp_path):
     assert proc.returncode == 0, proc.stderr
     info = json.loads(seqwb("info", path, "--json", cwd=tmp_path).stdout)
     assert info["valid"], info["problems"]
+    if template == "word-lm-ptb-small":
+        # Penn Treebank is the user's own copy: without it, training says what it looked for and changes nothing
+        before = path.read_bytes()
+        proc = seqwb("train", path, "--steps", 1, cwd=tmp_path)
+        assert proc.returncode == 1 and "data_dir" in proc.stderr and "Traceback" not in proc.stderr
+        assert path.read_bytes() == before
+        from workbench_plugins.word_lm import write_ptb_files
+        write_ptb_files(tmp_path, prefix="ptb", max_words=20000)  # PTB-format files next to the project
     shrink = [f"{node['id']}.{k}={v}" for node in info["nodes"] for k, v in SHRINK.items() if k in node["params"]]
     settings = [*shrink, "batch_size=4", "eval_batches=2", "eval_every=0", "sample_every=25", "probe_every=25",
                 "probe_batch=2", "probe_len=8", "epochs=0", "steps=1000"]

@@ -185,6 +185,8 @@ class SequenceModel(nn.Module):
             key = parts[1]
             if len(parts) > 3 and parts[2] == "cells":
                 key = f"{parts[1]}.{parts[3]}"
+            elif len(parts) > 3 and parts[2] == "cells_bwd":  # the backward direction of a bidirectional layer
+                key = f"{parts[1]}.{parts[3]}.bwd"
             groups.setdefault(key, []).append((name, p))
         return groups
 

@@ -73,7 +73,11 @@ class GradientThroughTimeProbe:
                         hs.setdefault(layer, []).append(entry["h"])
 
                 B = self.batch[model.input_ports[0]].shape[1]
-                outputs, _ = model.run_steps(self.batch, model.init_state(B), on_step=keep)
+                try:
+                    outputs, _ = model.run_steps(self.batch, model.init_state(B), on_step=keep)
+                except NotImplementedError:  # a block without a per-step path (a bidirectional layer)
+                    hs.clear()
+                    outputs = _run_whole_sequences(model, self.batch, B, hs)
                 loss_all = task.loss(outputs, self.batch)
                 loss_last = task.loss_last_step(outputs, self.batch)
                 layers = list(hs)
@@ -96,6 +100,22 @@ class GradientThroughTimeProbe:
             }
             i += n
         return out
+
+
+def _run_whole_sequences(model, batch: dict[str, Any], batch_size: int, hs: dict[str, list[Tensor]]):
+    """``forward`` instead of the step path.  Blocks with a ``capture`` attribute (the built-in ``rnn`` block) then
+    write each layer's outputs into it as one tensor per timestep, which the rest of the graph is built from."""
+    capture: dict[str, list[Tensor]] = {}
+    blocks = [b for b in model.blocks.values() if hasattr(b, "capture")]
+    for b in blocks:
+        b.capture = capture
+    try:
+        outputs, _ = model(batch, model.init_state(batch_size))
+    finally:
+        for b in blocks:
+            b.capture = None
+    hs.update(capture)
+    return outputs
 
 
 def _norms(gs: list) -> list[float]:
