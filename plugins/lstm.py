@@ -1,4 +1,9 @@
-"""LSTM cell: per-step path from cell operations, fused path through ``torch.nn.LSTM`` on the same weights."""
+"""LSTM cell: per-step path from cell operations, fused path through ``torch.nn.LSTM`` on the same weights.
+
+With ``fused=False`` a whole sequence runs as a Python loop over timesteps whose backward through time is written
+by hand (:class:`LSTMSequence`): autograd would record about ten nodes per step and allocate every intermediate,
+which costs more than the arithmetic at hidden sizes of a few hundred on a CPU.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,114 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from workbench.core.cells import Cell, State
 
+# The derivative kernels autograd itself uses: grad * y * (1 - y) and grad * (1 - y^2) in one pass, written to out.
+sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
+tanh_backward = torch.ops.aten.tanh_backward.grad_input
+
+
+def no_steps(x: Tensor, state: State, hidden_size: int) -> tuple[Tensor, State]:
+    """A zero-length sequence: no outputs, the state unchanged (torch's fused kernels refuse T = 0)."""
+    return x.new_zeros(0, x.shape[1], hidden_size), tuple(state)
+
+
+def previous_h_grad_weight(d_pre: Tensor, h0: Tensor, out: Tensor) -> Tensor:
+    """sum_t d_pre[t]^T h_{t-1}: the gradient of a recurrent matrix, in two products (no concatenation)."""
+    G = d_pre.shape[-1]
+    grad = d_pre[0].t() @ h0
+    if d_pre.shape[0] > 1:
+        grad.addmm_(d_pre[1:].reshape(-1, G).t(), out[:-1].reshape(-1, out.shape[-1]))
+    return grad
+
+
+class LSTMSequence(torch.autograd.Function):
+    """The LSTM recurrence over ``xp [T, B, 4H]`` (inputs already projected, biases included).
+
+    ``apply(xp, h0, c0, w_hh) -> (h [T, B, H], c_T [B, H])``.  The forward writes each step's activations into
+    preallocated buffers; the backward walks the steps once with small in-cache operations and forms the
+    gradient of ``w_hh`` in one product over all steps.  Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor):
+        T, B, G = xp.shape
+        H = G // 4
+        acts = torch.empty_like(xp)                 # i, f, g, o after their nonlinearities
+        cells = xp.new_empty(T + 1, B, H)           # c_0 .. c_T
+        cells[0].copy_(c0)
+        tanh_c = xp.new_empty(T, B, H)
+        out = xp.new_empty(T, B, H)
+        w_t = w_hh.t().contiguous()                 # a row-major right operand: ~25% faster small-batch matmul
+        A, IF, Gg, O = (acts.unbind(0), acts[..., :2 * H].unbind(0), acts[..., 2 * H:3 * H].unbind(0),
+                        acts[..., 3 * H:].unbind(0))
+        I, Fg = acts[..., :H].unbind(0), acts[..., H:2 * H].unbind(0)
+        C, TC, Hs, XP = cells.unbind(0), tanh_c.unbind(0), out.unbind(0), xp.unbind(0)
+        h = h0
+        for t in range(T):
+            torch.addmm(XP[t], h, w_t, out=A[t])
+            IF[t].sigmoid_()
+            Gg[t].tanh_()
+            O[t].sigmoid_()
+            torch.mul(Fg[t], C[t], out=C[t + 1])
+            C[t + 1].addcmul_(I[t], Gg[t])
+            torch.tanh(C[t + 1], out=TC[t])
+            torch.mul(O[t], TC[t], out=Hs[t])
+            h = Hs[t]
+        ctx.save_for_backward(acts, cells, tanh_c, out, h0, w_hh)
+        return out, cells[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Optional[Tensor], g_c: Optional[Tensor]):
+        acts, cells, tanh_c, out, h0, w_hh = ctx.saved_tensors
+        T, B, G = acts.shape
+        H = G // 4
+        if g_out is None:
+            g_out = torch.zeros_like(out)
+        d_pre = torch.empty_like(acts)              # gradient w.r.t. the pre-activations, i.e. w.r.t. xp
+        dc = g_c.clone() if g_c is not None else cells.new_zeros(B, H)
+        dh_buf = cells.new_empty(B, H)
+        tmp = cells.new_empty(B, H)
+        IF, I, Fg, Gg, O = (acts[..., :2 * H].unbind(0), acts[..., :H].unbind(0), acts[..., H:2 * H].unbind(0),
+                            acts[..., 2 * H:3 * H].unbind(0), acts[..., 3 * H:].unbind(0))
+        D, DIF, DI, DF, DG, DO = (d_pre.unbind(0), d_pre[..., :2 * H].unbind(0), d_pre[..., :H].unbind(0),
+                                  d_pre[..., H:2 * H].unbind(0), d_pre[..., 2 * H:3 * H].unbind(0),
+                                  d_pre[..., 3 * H:].unbind(0))
+        C, TC, GO = cells.unbind(0), tanh_c.unbind(0), g_out.unbind(0)
+        for t in range(T - 1, -1, -1):
+            if t == T - 1:
+                dh = GO[t]
+            else:
+                dh = torch.addmm(GO[t], D[t + 1], w_hh, out=dh_buf)
+            # h = o * tanh(c)
+            torch.mul(dh, TC[t], out=DO[t])
+            sigmoid_backward(DO[t], O[t], grad_input=DO[t])
+            torch.mul(dh, O[t], out=tmp)
+            tanh_backward(tmp, TC[t], grad_input=tmp)
+            dc.add_(tmp)
+            # c = f * c_prev + i * g
+            torch.mul(dc, Gg[t], out=DI[t])
+            torch.mul(dc, C[t], out=DF[t])
+            sigmoid_backward(DIF[t], IF[t], grad_input=DIF[t])
+            torch.mul(dc, I[t], out=DG[t])
+            tanh_backward(DG[t], Gg[t], grad_input=DG[t])
+            dc.mul_(Fg[t])
+        need = ctx.needs_input_grad
+        g_h0 = D[0] @ w_hh if need[1] else None
+        g_w = previous_h_grad_weight(d_pre, h0, out) if need[3] else None
+        return d_pre, g_h0, (dc if need[2] else None), g_w
+
 
 class LSTMCell(Cell):
+    """LSTM with a forget gate; torch's gate order (i, f, g, o) and its two biases (summed when used).
+
+    ``forget_bias`` sets the forget gate's bias at construction and after ``orthogonal`` / ``identity`` init, so
+    the cell starts by remembering (Gers et al. 2000; Jozefowicz et al. 2015 found +1 important).
+    """
+
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
     has_fused = True
@@ -50,9 +158,14 @@ class LSTMCell(Cell):
         return h, (h, c)
 
     def sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if not self.params.fused:
-            return self.sequence_steps(x, state)
+        if x.shape[0] == 0:
+            return no_steps(x, state, self.hidden_size)
         h0, c0 = state
+        if not self.params.fused:
+            xp = self.input_projection(x)
+            dt = xp.dtype   # under autocast xp may be half precision: run the whole recurrence in its dtype
+            out, c = LSTMSequence.apply(xp, h0.to(dt), c0.to(dt), self.rnn.weight_hh_l0.to(dt))
+            return out, (out[-1], c)
         out, (h, c) = self.rnn(x, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         return out, (h[0], c[0])
 
