@@ -25,7 +25,7 @@ class CharLMTemplateParams:
 
 def char_lm(p: CharLMTemplateParams) -> dict:
     g = Graph()
-    xs = iter(range(0, 10_000, 220))  # left to right, one column per node, no gaps
+    xs = iter(range(0, 10_000, 190))  # left to right, one column per node, no gaps
     g.add_node(TASK_INPUT, id="input", pos=(next(xs), 0))
     g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(next(xs), 0))
     g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers, "dropout": p.dropout},

@@ -60,3 +60,29 @@ def test_parameter_groups_and_recurrent_layers(reg):
     assert [name for name, _ in model.recurrent_layers()] == ["rnn.0", "rnn.1"]
     n = sum(p.numel() for ps in groups.values() for _, p in ps)
     assert n == sum(p.numel() for p in model.parameters())
+
+
+def test_cell_parameters_live_in_the_node_and_reach_the_cell(reg):
+    from workbench.core.graph import analyze
+    from workbench.core.settings import apply_project_settings
+    project = small_project(reg, layers=1)
+    apply_project_settings(project, {"rnn.cell.forget_bias": "2.5", "rnn.cell.fused": "false"}, reg)
+    assert project.graph.nodes["rnn"].params["cell.forget_bias"] == 2.5
+    model = build_model(project.graph, reg, reg.task("char-lm"), {"vocab": 30})
+    cell = model.blocks["rnn"].cells[0]
+    assert cell.params.forget_bias == 2.5 and cell.params.fused is False
+    H = cell.hidden_size
+    assert torch.allclose((cell.rnn.bias_ih_l0 + cell.rnn.bias_hh_l0)[H:2 * H], torch.full((H,), 2.5))
+    # uniform init re-initialises the cell but keeps its forget-gate bias
+    model.init_weights("uniform", 0.1)
+    assert torch.allclose((cell.rnn.bias_ih_l0 + cell.rnn.bias_hh_l0)[H:2 * H], torch.full((H,), 2.5))
+    assert float(model.blocks["head"].linear.weight.abs().max()) <= 0.1
+    # a bad value for the cell is a graph problem naming it; switching cells drops settings the new cell lacks
+    project.graph.nodes["rnn"].params["cell.forget_bias"] = "lots"
+    assert any("rnn.cell.forget_bias: expected float" in p for p in
+               analyze(project.graph, reg, reg.task("char-lm"), {"vocab": 30}).problems)
+    project.graph.nodes["rnn"].params["cell.forget_bias"] = 1.0
+    apply_project_settings(project, {"rnn.cell": "gru"}, reg)
+    assert project.graph.nodes["rnn"].params.get("cell.forget_bias") is None
+    assert project.graph.nodes["rnn"].params["cell.fused"] is False  # the GRU has `fused` too
+    assert analyze(project.graph, reg, reg.task("char-lm"), {"vocab": 30}).ok

@@ -209,3 +209,22 @@ def test_params_form_alone_reports_each_commit(qtbot, reg):
     form.editor("enabled").setChecked(False)
     form.set_values({"width": 10})          # showing model values never commits
     assert seen == [("mode", "c"), ("enabled", False)]
+
+
+def test_the_chosen_cells_parameters_have_their_own_form(make_window, reg, qtbot):
+    win = make_window(reg)
+    select(win, qtbot, "rnn")
+    cell_form = win.inspector.form("node.cell")
+    assert cell_form is not None
+    bias = cell_form.editor("forget_bias")
+    assert isinstance(bias, QDoubleSpinBox) and bias.value() == pytest.approx(1.0)
+    bias.setValue(2.0)
+    assert win.doc.graph.nodes["rnn"].params["cell.forget_bias"] == pytest.approx(2.0)
+    win.act_undo.trigger()
+    assert "cell.forget_bias" not in win.doc.graph.nodes["rnn"].params
+    assert bias.value() == pytest.approx(1.0)
+    # another cell: the form is rebuilt for that cell's parameters
+    win.doc.set_node_param("rnn", "cell", "irnn")
+    win.inspector.flush()
+    irnn_form = win.inspector.form("node.cell")
+    assert irnn_form.editor("identity_scale") is not None

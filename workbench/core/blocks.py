@@ -16,15 +16,21 @@ from torch import Tensor, nn
 class BuildContext:
     """What a block factory may need besides its params: the registry (to build cells), sizes, the task."""
 
-    def __init__(self, registry: Any, task_sizes: dict[str, int], node_id: str):
+    def __init__(self, registry: Any, task_sizes: dict[str, int], node_id: str,
+                 cell_params: dict[str, dict] | None = None):
         self.registry = registry
         self.task_sizes = task_sizes
         self.node_id = node_id
+        #: the node's "cell.NAME" settings, by cell field ("cell" -> {"forget_bias": 2.0})
+        self.cell_params = cell_params or {}
 
-    def make_cell(self, cell_id: str, input_size: int, hidden_size: int, params: dict | None = None):
+    def make_cell(self, cell_id: str, input_size: int, hidden_size: int, params: dict | None = None,
+                  field: str = "cell"):
+        """Build a registered cell with the node's settings for it (``params`` overrides them)."""
         from workbench.plugin_system.params import params_from_dict
         spec = self.registry.cell(cell_id)
-        p = params_from_dict(spec.params, params or {}, f"{self.node_id}.cell", ignore_unknown=True)
+        values = self.cell_params.get(field, {}) if params is None else params
+        p = params_from_dict(spec.params, values, f"{self.node_id}.{field}")
         return spec.load()(input_size, hidden_size, p)
 
 
@@ -53,12 +59,15 @@ class Block(nn.Module):
         return []
 
     def init_weights(self, scheme: str, scale: float) -> None:
+        """Cells initialise their own parameters (so an LSTM keeps its forget-gate bias); the rest here."""
+        cells = [cell for _, cell in self.layers()]
+        in_cells = {id(p) for cell in cells for p in cell.parameters()}
         if scheme == "uniform":
             for p in self.parameters():
-                nn.init.uniform_(p, -scale, scale)
-        for _, cell in self.layers():
-            if scheme in ("orthogonal", "identity"):
-                cell.init_weights(scheme, scale)
+                if id(p) not in in_cells:
+                    nn.init.uniform_(p, -scale, scale)
+        for cell in cells:
+            cell.init_weights(scheme, scale)
 
 
 def map_state(state: Any, fn) -> Any:

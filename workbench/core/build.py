@@ -59,7 +59,8 @@ class SequenceModel(nn.Module):
                 from workbench.core.errors import GraphError
                 raise GraphError([f"node {nid}: cannot infer the size of output(s) {', '.join(missing)}; "
                                   f"set it in the node's parameters"])
-            ctx = BuildContext(registry, task_sizes, nid)
+            from workbench.core.graph import split_nested_params
+            ctx = BuildContext(registry, task_sizes, nid, split_nested_params(spec.params, node.params)[1])
             block = spec.load()(report.params[nid], ins, outs, ctx)
             if not isinstance(block, Block):
                 raise TypeError(f"block {node.type!r} factory returned {type(block).__name__}, not a Block")

@@ -174,6 +174,24 @@ class GraphReport:
         return {port: self.sizes.get((ln.src, ln.src_port)) for port, ln in graph.incoming(node_id).items()}
 
 
+def split_nested_params(params_cls: type, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split a node's params into its block's own and those of the cell(s) it uses.
+
+    A block field marked ``ui="cell"`` (the ``rnn`` block's ``cell``) chooses a cell; that cell's parameters are
+    kept in the same node as ``"cell.forget_bias": 2.0`` so one node holds the whole layer's settings.
+    """
+    cell_fields = {i.name for i in field_info(params_cls) if i.ui == "cell"}
+    own: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        head, dot, rest = key.partition(".")
+        if dot and head in cell_fields:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            own[key] = value
+    return own, nested
+
+
 def node_ports(node: Node, registry: Any, task_spec: Any) -> tuple[tuple[PortSpec, ...], tuple[PortSpec, ...]]:
     """(inputs, outputs) of a node; raises LookupError for an unknown block type."""
     if node.type == TASK_INPUT:
@@ -253,17 +271,24 @@ def analyze(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, i
             continue
         spec = registry.block(node.type)
         specs[node.id] = spec
+        own, nested = split_nested_params(spec.params, node.params)
         try:
-            p = params_from_dict(spec.params, node.params, node.id)
+            p = params_from_dict(spec.params, own, node.id)
         except ParamError as exc:
             problems.append(str(exc))
             continue
         for info in field_info(spec.params):
-            if info.ui == "cell" and not registry.has("cell", getattr(p, info.name)):
-                try:
-                    registry.cell(getattr(p, info.name))
-                except LookupError as exc:
-                    problems.append(f"node {node.id}: {exc}")
+            if info.ui != "cell":
+                continue
+            try:
+                cell_spec = registry.cell(getattr(p, info.name))
+            except LookupError as exc:
+                problems.append(f"node {node.id}: {exc}")
+                continue
+            try:  # the chosen cell's own parameters, stored as "cell.NAME" in the node
+                params_from_dict(cell_spec.params, nested.get(info.name, {}), f"{node.id}.{info.name}")
+            except ParamError as exc:
+                problems.append(str(exc))
         params[node.id] = p
 
     # links: ends exist, ports exist, types fit, one link per input

@@ -77,13 +77,38 @@ def apply_project_settings(project: Project, settings: Mapping[str, str], regist
 
 def _set_node_param(project: Project, node_id: str, name: str, value: str, registry: Any) -> None:
     node = project.graph.nodes[node_id]
-    spec = registry.block(node.type)
-    current = params_from_dict(spec.params, node.params, node_id, ignore_unknown=True)
+    node.params = set_node_param_value(node.type, node.params, name, value, registry, node_id)
+
+
+def set_node_param_value(block_type: str, params: dict[str, Any], name: str, value: Any, registry: Any,
+                         node_id: str) -> dict[str, Any]:
+    """The node's params with ``name`` parsed, validated and set; raises ParamError / LookupError.
+
+    ``name`` is a field of the block (``hidden_size``) or of the cell it uses (``cell.forget_bias``).  Choosing
+    another cell drops the settings that the new cell does not have.
+    """
+    from workbench.core.graph import split_nested_params
+    spec = registry.block(block_type)
+    own, nested = split_nested_params(spec.params, params)
+    cell_fields = {f.name for f in field_info(spec.params) if f.ui == "cell"}
+    head, dot, rest = name.partition(".")
+    out = dict(params)
+    if dot and head in cell_fields:
+        current = params_from_dict(spec.params, own, node_id, ignore_unknown=True)
+        cell_spec = registry.cell(getattr(current, head))
+        cell_now = params_from_dict(cell_spec.params, nested.get(head, {}), f"{node_id}.{head}", ignore_unknown=True)
+        new = apply_settings(cell_now, {rest: value}, f"{node_id}.{head}")
+        out[name] = getattr(new, rest)
+        return out
+    current = params_from_dict(spec.params, own, node_id, ignore_unknown=True)
     new = apply_settings(current, {name: value}, node_id)
-    for info in field_info(spec.params):
-        if info.ui == "cell" and info.name == name:
-            registry.cell(getattr(new, name))  # unknown cell -> UnknownContributionError with suggestions
-    node.params[name] = getattr(new, name)
+    out[name] = getattr(new, name)
+    if name in cell_fields:
+        cell_spec = registry.cell(out[name])  # unknown cell -> UnknownContributionError with suggestions
+        known = {f.name for f in field_info(cell_spec.params)}
+        for key in [k for k in out if k.startswith(name + ".") and k.partition(".")[2] not in known]:
+            del out[key]
+    return out
 
 
 def template_project(spec: Any, settings: Mapping[str, str], registry: Any) -> tuple[Project, list[str]]:

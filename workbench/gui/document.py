@@ -110,25 +110,17 @@ class ProjectDocument(QObject):
             self.undo_stack.push(Disconnect(self, [link]))
 
     def set_node_param(self, node_id: str, name: str, value: Any) -> str | None:
-        """Parse, validate and set one parameter; returns the error message if the value is refused."""
+        """Parse, validate and set one parameter (``cell.NAME`` for the chosen cell's own); returns the error
+        message if the value is refused."""
+        from workbench.core.settings import set_node_param_value
         node = self.graph.nodes[node_id]
-        spec = self.registry.block(node.type)
         try:
-            current = params_from_dict(spec.params, node.params, node_id, ignore_unknown=True)
-            new = apply_settings(current, {name: value}, node_id)
-            new_value = getattr(new, name)
-            from workbench.plugin_system.params import field_info
-            for info in field_info(spec.params):
-                if info.name == name and info.ui == "cell":
-                    self.registry.cell(new_value)
+            after = set_node_param_value(node.type, node.params, name, value, self.registry, node_id)
         except (ParamError, LookupError) as exc:
             return str(exc)
-        if node.params.get(name, getattr(current, name)) == new_value and name in node.params:
+        if after == node.params:
             return None
-        before = dict(node.params)
-        after = dict(node.params)
-        after[name] = new_value
-        self.undo_stack.push(SetNodeParams(self, node_id, before, after, f"Set {node_id}.{name}"))
+        self.undo_stack.push(SetNodeParams(self, node_id, dict(node.params), after, f"Set {node_id}.{name}"))
         return None
 
     def set_setting(self, section: str, name: str, value: Any) -> str | None:

@@ -16,9 +16,9 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
+from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, split_nested_params
 from workbench.gui.forms import CollapsibleSection, ParamsForm
-from workbench.plugin_system.params import param, params_to_dict
+from workbench.plugin_system.params import field_info, param, params_to_dict
 from workbench.plugin_system.specs import PORT_TYPES
 
 #: inspector sections, by the key under which their folded state is saved
@@ -238,7 +238,31 @@ class Inspector(QWidget):
         form = ParamsForm(spec.params, values, lambda n, v, nid=node_id: doc.set_node_param(nid, n, v),
                           registry=registry, base_dir=self._base_dir)
         self.forms["node"] = section.add(form)
+        self._build_cell_forms(node_id, spec)
         self._build_ports(node_id)
+
+    def _cells_of(self, node_id: str, spec: Any) -> dict[str, str]:
+        """The cell chosen by each ``ui="cell"`` field of the node (e.g. {"cell": "lstm"})."""
+        node = self.doc.graph.nodes[node_id]
+        return {i.name: node.params.get(i.name, i.default) for i in field_info(spec.params) if i.ui == "cell"}
+
+    def _build_cell_forms(self, node_id: str, spec: Any) -> None:
+        """The chosen cell's own parameters (stored in the node as ``cell.NAME``), in their own section."""
+        doc, registry = self.doc, self.doc.registry
+        _, nested = split_nested_params(spec.params, doc.graph.nodes[node_id].params)
+        self._node_cells = self._cells_of(node_id, spec)
+        for field_name, cell_id in self._node_cells.items():
+            if not registry.has("cell", cell_id):
+                continue
+            cell_spec = registry.cell(cell_id)
+            section = self._section(f"node.{field_name}", f"Cell: {cell_spec.title}")
+            if cell_spec.description:
+                section.add(_note(cell_spec.description))
+            values = {**params_to_dict(cell_spec.params()), **nested.get(field_name, {})}
+            form = ParamsForm(cell_spec.params, values,
+                              lambda n, v, nid=node_id, f=field_name: doc.set_node_param(nid, f"{f}.{n}", v),
+                              registry=registry, base_dir=self._base_dir)
+            self.forms[f"node.{field_name}"] = section.add(form)
 
     def _build_ports(self, node_id: str) -> None:
         section = self._section("node.ports", "Ports")
@@ -256,7 +280,16 @@ class Inspector(QWidget):
         if node_id == self.node_id and form is not None:
             node = self.doc.graph.nodes[node_id]
             spec = self.doc.registry.block(node.type)
+            if self._cells_of(node_id, spec) != getattr(self, "_node_cells", {}):
+                self._schedule_rebuild()  # another cell: another parameter form
+                return
             form.set_values({**params_to_dict(spec.params()), **node.params})
+            _, nested = split_nested_params(spec.params, node.params)
+            for field_name, cell_id in self._node_cells.items():
+                cell_form = self.forms.get(f"node.{field_name}")
+                if cell_form is not None and self.doc.registry.has("cell", cell_id):
+                    cell_spec = self.doc.registry.cell(cell_id)
+                    cell_form.set_values({**params_to_dict(cell_spec.params()), **nested.get(field_name, {})})
 
     def _on_node_removed(self, node_id: str) -> None:
         if node_id in self.selection:
