@@ -19,19 +19,30 @@ class TreeNode:
     score: float
     step: int
     status: str = "kept"  # kept | pruned | finished
+    label: str = ""                    # the token as text, for views
+    normalized: float | None = None    # length-normalised score of a finished hypothesis
 
 
 @dataclass
 class SearchTree:
-    """Every node a search expanded: parent, token, log-probability, cumulative score, step and fate."""
+    """Every node a search expanded: parent, token, log-probability, cumulative score, step and fate.
+
+    A root node (``parent=None``, ``step=-1``) stands for the prompt; its token is not part of any path.
+    ``meta`` holds the search settings (width, alpha, ...) for views.
+    """
 
     nodes: list[TreeNode] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def add(self, parent: int | None, token: int, logprob: float, score: float, step: int,
-            status: str = "kept") -> int:
-        node = TreeNode(len(self.nodes), parent, int(token), float(logprob), float(score), int(step), status)
+            status: str = "kept", *, label: str = "", normalized: float | None = None) -> int:
+        node = TreeNode(len(self.nodes), parent, int(token), float(logprob), float(score), int(step), status,
+                        label, None if normalized is None else float(normalized))
         self.nodes.append(node)
         return node.id
+
+    def children(self, node_id: int) -> list[int]:
+        return [n.id for n in self.nodes if n.parent == node_id]
 
     def path(self, node_id: int) -> list[int]:
         out = []
@@ -59,6 +70,8 @@ class DecodeResult:
         out = {"text": self.text, "tokens": self.tokens, "score": self.score, "alternatives": self.alternatives}
         if self.tree is not None:
             out["tree"] = self.tree.to_json()
+            if self.tree.meta:
+                out["search"] = dict(self.tree.meta)
         return out
 
 

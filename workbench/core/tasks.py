@@ -79,6 +79,11 @@ class Task:
         loss = acc.get("loss_sum", 0.0) / max(acc.get("count", 0), 1)
         return {"loss": loss}
 
+    def eval_generate(self, model, split: str, device) -> dict[str, float]:
+        """Metrics that need the model to generate (e.g. BLEU on greedy decodes of ``split``); called once per
+        evaluation after :meth:`eval_finish`, in eval mode without gradients.  Default: none."""
+        return {}
+
     # ---- text helpers for generative tasks -------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError

@@ -713,6 +713,11 @@ def evaluate_model(model, task, split: str, batch_size: int, chunk_len: int, max
                 state = model.init_state(B, device)
             outputs, state = model(batch, state)
             task.eval_update(acc, outputs, batch)
+        metrics = task.eval_finish(acc)
+        # tasks that score generated output (BLEU on greedy decodes) get the model once per evaluation
+        generate = getattr(task, "eval_generate", None)
+        if callable(generate):
+            metrics.update(generate(model, split, device))
     finally:
         model.train(was_training)
-    return task.eval_finish(acc)
+    return metrics

@@ -1,0 +1,142 @@
+"""Beam search over any model, through ``task.prime`` and ``model.step`` only.
+
+Beams are the batch dimension: ``task.prime(model, prompt, device, batch_size=K)`` encodes the input once with
+its context expanded to K columns; every step scores all K beams in one ``model.step`` call, and the recurrent
+state follows the surviving beams with ``index_select(0, parents)`` on every tensor except the shared context
+(``state["__context__"]``).  The Python loop runs over timesteps and over the 2K candidates of a step (to record
+them in the tree), never over model calls per hypothesis.
+
+Scoring: live hypotheses compete on their summed log-probability; finished ones (``<eos>`` chosen among the
+top K candidates) leave the beam and are ranked by ``score / lp(len)`` with ``lp(len) = ((5 + len) / 6)^alpha``
+(Wu et al. 2016), ``len`` counting the generated tokens including ``<eos>``.  The search stops once ``n_best``
+hypotheses have finished and no live one can still beat the worst of them: a live score can only fall, so its
+best possible normalised score is ``score / lp(max_len)``.  At ``max_len`` the live beams are returned too
+(marked unfinished).  A task without ``eos_id`` (a language model) always runs to ``max_len``.  With width 1 and
+alpha 0 the search is exactly greedy decoding.
+
+The tree records, at every step, the top 2K candidates: K ``kept`` (the new beams), ``finished`` for an
+``<eos>`` among the top K, and ``pruned`` for the rest.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from workbench.core.blocks import map_state
+from workbench.core.decode import DecodeResult, SearchTree
+
+CONTEXT = "__context__"
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    # Wu et al. 2016 (GNMT): lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def reorder_state(state, index: torch.Tensor):
+    """Every block state tensor follows its beam (batch on dim 0); the context is shared and left alone."""
+    if state is None:
+        return None
+    return {k: (v if k == CONTEXT else map_state(v, lambda t: t.index_select(0, index.to(t.device))))
+            for k, v in state.items()}
+
+
+def _label(task, token: int) -> str:
+    if token == task.eos_id:
+        return "<eos>"
+    try:
+        return task.decode([token])
+    except Exception:  # noqa: BLE001 - a label is cosmetic
+        return str(token)
+
+
+@torch.no_grad()
+def beam_search(model, task, params, *, prompt: str = "", device=None, generator=None) -> DecodeResult:
+    K = params.width
+    eos = task.eos_id
+    logits, state, prompt_ids = task.prime(model, prompt, device, K)
+    device = logits.device
+    V = logits.shape[-1]
+    tree = SearchTree(meta={"width": K, "alpha": params.alpha, "n_best": params.n_best, "max_len": params.max_len,
+                            "eos": eos})
+    root_token = prompt_ids[-1] if prompt_ids else -1
+    root = tree.add(None, root_token, 0.0, 0.0, -1, "kept", label="<start>")
+    # all K rows start identical: only the first may expand, or the beam would hold K copies of one hypothesis
+    scores = torch.full((K,), float("-inf"), device=device)
+    scores[0] = 0.0
+    beam_nodes = [root] * K
+    finished: list[tuple[float, float, int]] = []  # (normalised, raw score, tree node)
+    lp_max = length_penalty(params.max_len, params.alpha)
+    n_cand = min(2 * K, K * V)
+    last_step_nodes: list[int] = []
+    for step in range(params.max_len):
+        logp = torch.log_softmax(logits.float(), -1)
+        total = scores.unsqueeze(1) + logp                        # [K, V]
+        top, flat = total.view(-1).topk(n_cand)
+        parents, tokens = flat // V, flat % V
+        cand_logp = logp[parents, tokens]
+        kept_rows: list[int] = []
+        kept_tokens: list[int] = []
+        kept_scores: list[float] = []
+        kept_nodes: list[int] = []
+        for rank, (s, par, tok, lp) in enumerate(zip(top.tolist(), parents.tolist(), tokens.tolist(),
+                                                     cand_logp.tolist())):
+            if not math.isfinite(s):
+                break
+            parent_node = beam_nodes[par]
+            if eos is not None and tok == eos:
+                if rank < K:  # a finished hypothesis leaves the beam
+                    norm = s / length_penalty(step + 1, params.alpha)
+                    nid = tree.add(parent_node, tok, lp, s, step, "finished", label="<eos>", normalized=norm)
+                    finished.append((norm, s, nid))
+                else:
+                    tree.add(parent_node, tok, lp, s, step, "pruned", label="<eos>")
+            elif len(kept_rows) < K:
+                nid = tree.add(parent_node, tok, lp, s, step, "kept", label=_label(task, tok))
+                kept_rows.append(par)
+                kept_tokens.append(tok)
+                kept_scores.append(s)
+                kept_nodes.append(nid)
+            else:
+                tree.add(parent_node, tok, lp, s, step, "pruned", label=_label(task, tok))
+        last_step_nodes = list(zip(kept_nodes, kept_scores))
+        if not kept_rows:
+            break
+        if eos is not None and len(finished) >= params.n_best:
+            worst = sorted((f[0] for f in finished), reverse=True)[params.n_best - 1]
+            # a live score only falls; the most it can still reach after normalisation is score / lp(max_len)
+            if max(kept_scores) / lp_max <= worst:
+                last_step_nodes = []
+                break
+        if step == params.max_len - 1:
+            break
+        # fewer candidates than beams (a tiny vocabulary): fill with dead rows
+        pad = K - len(kept_rows)
+        rows = torch.tensor(kept_rows + [kept_rows[0]] * pad, dtype=torch.long, device=device)
+        next_tokens = torch.tensor(kept_tokens + [kept_tokens[0]] * pad, dtype=torch.long, device=device)
+        scores = torch.tensor(kept_scores + [float("-inf")] * pad, device=device)
+        beam_nodes = kept_nodes + [kept_nodes[0]] * pad
+        state = reorder_state(state, rows)
+        logits, state = model.step(next_tokens, state, task.input_port(), task.output_port())
+
+    pool = [(norm, raw, nid, True) for norm, raw, nid in finished]
+    if len(pool) < params.n_best or eos is None:
+        # the search hit max_len: the live beams are answers too (unfinished)
+        for nid, raw in last_step_nodes:
+            length = tree.nodes[nid].step + 1
+            pool.append((raw / length_penalty(length, params.alpha), raw, nid, False))
+    pool.sort(key=lambda item: item[0], reverse=True)
+    alternatives = []
+    for norm, raw, nid, done in pool[:params.n_best]:
+        toks = tree.path(nid)
+        if done and toks and toks[-1] == eos:
+            toks = toks[:-1]
+        alternatives.append({"text": task.decode(toks), "tokens": toks, "score": raw, "normalized_score": norm,
+                             "finished": done, "node": nid})
+    if not alternatives:
+        return DecodeResult(text="", tokens=[], score=0.0, alternatives=[], tree=tree)
+    best = alternatives[0]
+    return DecodeResult(text=best["text"], tokens=list(best["tokens"]), score=best["score"],
+                        alternatives=alternatives, tree=tree)

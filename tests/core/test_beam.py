@@ -1,0 +1,260 @@
+"""Beam search: greedy at width 1, tree structure, n-best order, beating greedy on a hand-built model, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.helpers import small_project, write_corpus
+from workbench.core.build import build_model
+from workbench.core.decode import run_decoder
+from workbench.core.settings import template_project
+from workbench.plugin_system import discover
+from workbench.plugin_system.params import ParamError, params_from_dict
+from workbench_plugins.beam import length_penalty, reorder_state
+
+SEQ2SEQ_TINY = {"task.demo_train": "200", "task.demo_valid": "10", "task.demo_test": "10", "hidden_size": "16",
+                "embed_size": "8", "threads": "1"}
+
+
+@pytest.fixture(scope="module")
+def reg():
+    return discover()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def charlm(reg, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("charlm")
+    corpus = write_corpus(folder)
+    project = small_project(reg, hidden_size=16, layers=1, **{"task.corpus": str(corpus)})
+    spec = reg.task("char-lm")
+    task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), folder)
+    task.prepare()
+    torch.manual_seed(0)
+    model = build_model(project.graph, reg, spec, task.sizes).eval()
+    return model, task
+
+
+@pytest.fixture(scope="module")
+def seq2seq(reg):
+    project, _ = template_project(reg.template("seq2seq-attention"), SEQ2SEQ_TINY, reg)
+    spec = reg.task("seq2seq")
+    task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), None)
+    task.prepare()
+    torch.manual_seed(0)
+    model = build_model(project.graph, reg, spec, task.sizes)
+    # a few quick steps so that the decodes end with <eos> instead of running to max_len
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(4):
+        for batch in task.batches("train", 32, 0, epoch=epoch):
+            opt.zero_grad()
+            task.loss(model(batch)[0], batch).backward()
+            opt.step()
+    return model.eval(), task
+
+
+def decode(reg, model, task, decoder, prompt, **settings):
+    return run_decoder(reg.decoder(decoder), model, task, settings, prompt=prompt)
+
+
+# ---- width 1 is greedy ----------------------------------------------------------------------------------------
+
+def test_width_one_is_greedy_for_the_char_lm(reg, charlm):
+    model, task = charlm
+    for prompt in ("def ", "x"):
+        greedy = decode(reg, model, task, "greedy", prompt, max_len=30)
+        beam = decode(reg, model, task, "beam", prompt, width=1, max_len=30, alpha=0.6)
+        assert beam.tokens == greedy.tokens and len(beam.tokens) == 30
+        assert beam.score == pytest.approx(greedy.score, abs=1e-4)
+
+
+def test_width_one_is_greedy_for_seq2seq(reg, seq2seq):
+    model, task = seq2seq
+    ended = 0
+    for source, _ in task.pairs("valid")[:6]:
+        greedy = decode(reg, model, task, "greedy", source, max_len=20)
+        beam = decode(reg, model, task, "beam", source, width=1, alpha=0.0, max_len=20)
+        assert beam.tokens == greedy.tokens, source
+        assert beam.score == pytest.approx(greedy.score, abs=1e-4)
+        ended += beam.alternatives[0]["finished"]
+    assert ended, "the tiny model should finish some decodes with <eos>"
+
+
+# ---- the tree ---------------------------------------------------------------------------------------------------
+
+def check_tree(result, width):
+    nodes = result.tree.nodes
+    assert nodes[0].parent is None and nodes[0].step == -1
+    by_step: dict[int, list] = {}
+    for n in nodes[1:]:
+        parent = nodes[n.parent]
+        assert n.parent < n.id and parent.step == n.step - 1, "parents exist and come one step earlier"
+        assert parent.status == "kept", "only live hypotheses are expanded"
+        assert n.status in ("kept", "pruned", "finished")
+        assert n.score == pytest.approx(parent.score + n.logprob, abs=1e-4)
+        by_step.setdefault(n.step, []).append(n)
+    steps = sorted(by_step)
+    assert steps == list(range(len(steps)))
+    for s in steps:
+        kept = [n for n in by_step[s] if n.status == "kept"]
+        assert len(kept) == width, f"step {s}: {len(kept)} kept"
+        assert len(by_step[s]) == 2 * width, "the top 2K candidates of every step are recorded"
+        # kept ones are the best non-finished candidates
+        assert min(n.score for n in kept) >= max((n.score for n in by_step[s] if n.status == "pruned"
+                                                  and n.label != "<eos>"), default=-math.inf)
+    return by_step
+
+
+def test_tree_structure_and_nbest_for_seq2seq(reg, seq2seq):
+    model, task = seq2seq
+    source = task.pairs("valid")[0][0]
+    result = decode(reg, model, task, "beam", source, width=3, n_best=3, alpha=0.6, max_len=20)
+    by_step = check_tree(result, 3)
+    finished = [n for n in result.tree.nodes if n.status == "finished"]
+    assert finished and all(n.token == task.eos_id for n in finished)
+    # n-best: sorted by length-normalised score, each the path to a finished node
+    alts = result.alternatives
+    assert len(alts) == 3
+    assert [a["normalized_score"] for a in alts] == sorted((a["normalized_score"] for a in alts), reverse=True)
+    for a in alts:
+        node = result.tree.nodes[a["node"]]
+        assert a["finished"] and node.status == "finished"
+        assert a["tokens"] == result.tree.path(node.id)[:-1]
+        assert a["normalized_score"] == pytest.approx(a["score"] / length_penalty(len(a["tokens"]) + 1, 0.6))
+        assert a["text"] == task.decode(a["tokens"])
+    assert result.tokens == alts[0]["tokens"] and result.text == alts[0]["text"]
+    # stopping: no live hypothesis at the last step could still beat the n-th best finished one
+    last = max(by_step)
+    live = [n.score for n in by_step[last] if n.status == "kept"]
+    if last < 19:
+        assert max(live) / length_penalty(20, 0.6) <= alts[-1]["normalized_score"] + 1e-9
+    data = result.to_json()
+    assert data["tree"][1]["label"] and data["search"]["width"] == 3
+
+
+def test_char_lm_beam_runs_to_max_len(reg, charlm):
+    model, task = charlm
+    result = decode(reg, model, task, "beam", "def ", width=4, n_best=4, max_len=12)
+    check_tree(result, 4)
+    assert [len(a["tokens"]) for a in result.alternatives] == [12] * 4
+    scores = [a["score"] for a in result.alternatives]
+    assert scores == sorted(scores, reverse=True) and len({tuple(a["tokens"]) for a in result.alternatives}) == 4
+    assert not any(a["finished"] for a in result.alternatives)
+    greedy = decode(reg, model, task, "greedy", "def ", max_len=12)
+    assert result.score >= greedy.score - 1e-5, "the best of 4 beams is at least as likely as greedy"
+
+
+def test_params_are_checked(reg):
+    spec = reg.decoder("beam")
+    with pytest.raises(ParamError, match="n_best"):
+        params_from_dict(spec.params, {"width": 2, "n_best": 3}, "beam")
+
+
+# ---- a hand-built model where greedy is provably suboptimal ---------------------------------------------------
+
+START, A, B, EOS = 0, 1, 2, 3
+# P(next | last): from the start a is likelier than b, but after a nothing is likely, while b ends almost surely.
+TABLE = torch.tensor([
+    [0.00, 0.55, 0.45, 0.00],   # start
+    [0.00, 0.34, 0.33, 0.33],   # after a
+    [0.00, 0.05, 0.05, 0.90],   # after b
+    [0.00, 0.00, 0.00, 1.00],   # after eos
+]).clamp_min(1e-12).log()
+
+
+class TableModel:
+    """A Markov chain over 4 tokens with the ``start``/``step`` interface of a SequenceModel."""
+
+    def __init__(self):
+        self.calls = []
+
+    def step(self, tokens, state, port=None, out_port=None):
+        self.calls.append(tokens.shape[0])
+        return TABLE[tokens], {"chain": {"last": tokens}, "__context__": state["__context__"]}
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    training = False
+    device = torch.device("cpu")
+
+
+class TableTask:
+    eos_id = EOS
+
+    def prime(self, model, prompt, device, batch_size=1):
+        state = {"chain": {"last": torch.zeros(batch_size, dtype=torch.long)}, "__context__": {"shared": 1}}
+        return TABLE[torch.zeros(batch_size, dtype=torch.long)], state, [START]
+
+    def decode(self, ids):
+        return "".join(" ab."[i] for i in ids)
+
+    def input_port(self):
+        return "tokens"
+
+    def output_port(self):
+        return "logits"
+
+
+def test_beam_finds_the_better_sequence_greedy_misses(reg):
+    model, task = TableModel(), TableTask()
+    greedy = decode(reg, model, task, "greedy", "", max_len=6)
+    assert greedy.text == "aaaaaa"                       # always a: 0.55 * 0.34^5, never ends
+    model.calls.clear()
+    beam = decode(reg, model, task, "beam", "", width=2, alpha=0.0, max_len=6)
+    assert beam.text == "b" and beam.alternatives[0]["finished"]
+    assert beam.score == pytest.approx(math.log(0.45 * 0.90), abs=1e-6)
+    assert beam.score > greedy.score
+    assert set(model.calls) == {2}, "beams are one batch of width 2 at every step"
+    check_tree(beam, 2)
+    # width 1 on the same model is greedy again
+    one = decode(reg, model, task, "beam", "", width=1, alpha=0.0, max_len=6)
+    assert one.tokens == greedy.tokens
+
+
+def test_reorder_state_moves_beams_but_not_the_context():
+    state = {"dec": {"cells": ((torch.arange(3.0).view(3, 1), torch.arange(3.0).view(3, 1) * 10),),
+                     "mask": torch.tensor([[True], [False], [True]])},
+             "__context__": {("input", "source"): torch.arange(6).view(2, 3)}}
+    out = reorder_state(state, torch.tensor([2, 2, 0]))
+    assert out["dec"]["cells"][0][0].view(-1).tolist() == [2.0, 2.0, 0.0]
+    assert out["dec"]["cells"][0][1].view(-1).tolist() == [20.0, 20.0, 0.0]
+    assert out["dec"]["mask"].view(-1).tolist() == [True, True, True]
+    assert out["__context__"] is state["__context__"]
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------------
+
+def test_cli_decode_beam_prints_the_tree(tmp_path, subprocess_env):
+    env = subprocess_env()
+    path = tmp_path / "p.seqwb"
+    sets = [x for k, v in SEQ2SEQ_TINY.items() for x in ("--set", f"{k}={v}")]
+    subprocess.run([sys.executable, "-m", "workbench", "new", "seq2seq-attention", "-o", str(path), *sets],
+                   check=True, capture_output=True, env=env, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-m", "workbench", "decode", str(path), "--decoder", "beam", "--json",
+                          "--input", "3 March 2021", "--set", "width=3", "--set", "n_best=2", "--set", "max_len=8"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["decoder"] == "beam" and data["prompt"] == "3 March 2021"
+    assert len(data["alternatives"]) == 2 and data["search"]["width"] == 3
+    tree = data["tree"]
+    assert tree[0]["parent"] is None and {"id", "parent", "token", "logprob", "score", "step", "status",
+                                          "label"} <= set(tree[1])
+    assert sum(1 for n in tree if n["step"] == 0 and n["status"] == "kept") == 3
