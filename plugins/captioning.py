@@ -133,6 +133,7 @@ def load_features(path: Path) -> np.ndarray:
 class CaptioningTask(Task):
     stateful = False
     generative = True
+    continues_prompt = False
     eos_id = EOS
 
     def __init__(self, params, base_dir=None):

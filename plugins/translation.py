@@ -209,6 +209,7 @@ def generate_dates(n: int, seed: int) -> list[tuple[str, str]]:
 class Seq2SeqTask(Task):
     stateful = False
     generative = True
+    continues_prompt = False
     eos_id = EOS
 
     def __init__(self, params, base_dir=None):

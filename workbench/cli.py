@@ -312,7 +312,7 @@ def cmd_decode(args) -> int:
     if args.json:
         _print_json({"decoder": spec.id, "prompt": prompt, **result.to_json()})
     else:
-        print(prompt + result.text)
+        print(prompt + result.text if loaded.task.continues_prompt else result.text)
     return EXIT_OK
 
 

@@ -25,6 +25,8 @@ class Task:
     generative: bool = False
     #: token id that ends a generated sequence (None: generate ``max_len`` tokens)
     eos_id: int | None = None
+    #: generated text continues the prompt (a language model) rather than answering it (translation, captioning)
+    continues_prompt: bool = True
 
     def __init__(self, params: Any, base_dir: Path | str | None = None):
         self.params = params

@@ -644,7 +644,8 @@ class Trainer:
             settings["max_len"] = length or self.cfg.sample_len
         result = run_decoder(spec, self.model, self.task, settings, prompt=dec.prompt, device=self.device,
                              seed=self.cfg.seed + self.pos.step)
-        ev = SampleEvent(self.pos.step, dec.prompt + result.text)
+        shown = dec.prompt + result.text if self.task.continues_prompt else f"{dec.prompt} → {result.text}"
+        ev = SampleEvent(self.pos.step, shown)
         self.run.samples.append({"step": ev.step, "text": ev.text})
         self._emit("on_sample", ev)
         return ev
