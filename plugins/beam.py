@@ -15,7 +15,13 @@ best possible normalised score is ``score / lp(max_len)``.  At ``max_len`` the l
 alpha 0 the search is exactly greedy decoding.
 
 The tree records, at every step, the top 2K candidates: K ``kept`` (the new beams), ``finished`` for an
-``<eos>`` among the top K, and ``pruned`` for the rest.
+``<eos>`` among the top K, and ``pruned`` for the rest.  With ``topk`` > 0 every expanded node (the root and each
+live beam) also keeps the ``topk`` most likely next tokens with their probabilities, for views.
+
+A forced ``prefix`` (target token ids) is fed to every beam after the prompt and recorded as a chain of ``forced``
+nodes; the search then continues from its end, scores and lengths counting the prefix, so the result is the
+search of the full tree restricted to continuations of the prefix.  Forcing a prefix of the unforced best
+hypothesis finds that hypothesis again (at each step it ranks at least as high among fewer candidates).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import math
 import torch
 
 from workbench.core.blocks import map_state
-from workbench.core.decode import DecodeResult, SearchTree
+from workbench.core.decode import DecodeResult, SearchTree, token_label
 
 CONTEXT = "__context__"
 
@@ -43,36 +49,59 @@ def reorder_state(state, index: torch.Tensor):
             for k, v in state.items()}
 
 
-def _label(task, token: int) -> str:
-    if token == task.eos_id:
-        return "<eos>"
-    try:
-        return task.decode([token])
-    except Exception:  # noqa: BLE001 - a label is cosmetic
-        return str(token)
+_label = token_label
+
+
+def _keep_topk(tree: SearchTree, task, node_ids: list[int], logp: torch.Tensor, k: int) -> None:
+    """Store the ``k`` most likely next tokens of each row of ``logp [rows, V]`` on the matching tree node."""
+    if k <= 0 or not node_ids:
+        return
+    values, index = logp[:len(node_ids)].topk(min(k, logp.shape[-1]), -1)
+    for nid, vals, toks in zip(node_ids, values.exp().tolist(), index.tolist()):
+        tree.nodes[nid].topk = [{"token": t, "label": _label(task, t), "prob": p} for t, p in zip(toks, vals)]
 
 
 @torch.no_grad()
-def beam_search(model, task, params, *, prompt: str = "", device=None, generator=None) -> DecodeResult:
+def beam_search(model, task, params, *, prompt: str = "", device=None, generator=None,
+                prefix: list[int] | None = None) -> DecodeResult:
     K = params.width
     eos = task.eos_id
+    topk = getattr(params, "topk", 0)
+    prefix = [int(t) for t in prefix or []]
     logits, state, prompt_ids = task.prime(model, prompt, device, K)
     device = logits.device
     V = logits.shape[-1]
     tree = SearchTree(meta={"width": K, "alpha": params.alpha, "n_best": params.n_best, "max_len": params.max_len,
-                            "eos": eos})
+                            "eos": eos, "topk": topk, "prefix": prefix})
     root_token = prompt_ids[-1] if prompt_ids else -1
     root = tree.add(None, root_token, 0.0, 0.0, -1, "kept", label="<start>")
+    # the forced prefix: every row takes the same tokens, so the rows stay identical and row 0 speaks for all
+    start_node, base = root, 0.0
+    for i, tok in enumerate(prefix[:params.max_len]):
+        logp = torch.log_softmax(logits.float(), -1)
+        if not 0 <= tok < V:
+            raise ValueError(f"prefix token id {tok} is outside the vocabulary (0..{V - 1})")
+        if tok == eos:
+            raise ValueError("a forced prefix cannot contain the end-of-sequence token")
+        _keep_topk(tree, task, [start_node], logp, topk)
+        lp = float(logp[0, tok])
+        base += lp
+        start_node = tree.add(start_node, tok, lp, base, i, "forced", label=_label(task, tok))
+        logits, state = model.step(torch.full((K,), tok, dtype=torch.long, device=device), state,
+                                   task.input_port(), task.output_port())
+    P = min(len(prefix), params.max_len)
     # all K rows start identical: only the first may expand, or the beam would hold K copies of one hypothesis
     scores = torch.full((K,), float("-inf"), device=device)
-    scores[0] = 0.0
-    beam_nodes = [root] * K
+    scores[0] = base
+    beam_nodes = [start_node] * K
+    live_rows = 1
     finished: list[tuple[float, float, int]] = []  # (normalised, raw score, tree node)
     lp_max = length_penalty(params.max_len, params.alpha)
     n_cand = min(2 * K, K * V)
-    last_step_nodes: list[int] = []
-    for step in range(params.max_len):
+    last_step_nodes: list[tuple[int, float]] = [(start_node, base)] if P else []
+    for step in range(P, params.max_len):
         logp = torch.log_softmax(logits.float(), -1)
+        _keep_topk(tree, task, beam_nodes[:live_rows], logp, topk)
         total = scores.unsqueeze(1) + logp                        # [K, V]
         top, flat = total.view(-1).topk(n_cand)
         parents, tokens = flat // V, flat % V
@@ -102,6 +131,7 @@ def beam_search(model, task, params, *, prompt: str = "", device=None, generator
             else:
                 tree.add(parent_node, tok, lp, s, step, "pruned", label=_label(task, tok))
         last_step_nodes = list(zip(kept_nodes, kept_scores))
+        live_rows = len(kept_rows)
         if not kept_rows:
             break
         if eos is not None and len(finished) >= params.n_best:

@@ -293,6 +293,8 @@ class BeamParams:
                                                      "score / ((5 + length) / 6)^alpha (Wu et al. 2016); 0: off")
     n_best: int = param(1, min=1, max=1000, help="finished hypotheses to return (at most width)")
     max_len: int = param(100, min=1, max=100000, help="tokens to generate at most")
+    topk: int = param(5, min=0, max=1000, help="keep the k most likely next tokens at every expanded node of the "
+                                               "search tree, for the tree view (0: none)")
 
     def validate(self) -> None:
         if self.n_best > self.width:

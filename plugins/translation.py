@@ -417,6 +417,15 @@ class Seq2SeqTask(Task):
         return self.detokenize([v[i] if 0 <= i < len(v) else SPECIALS[UNK] for i in ids
                                 if i not in (PAD, BOS, EOS)])
 
+    def encode_target(self, text: str) -> list[int]:
+        """Target text -> target ids (a forced prefix of the output)."""
+        get = self._tgt_index.get
+        return [get(tok, UNK) for tok in self.tokenize(text)]
+
+    def source_labels(self, ids) -> list[str]:
+        v = self.source_vocab
+        return [v[i] if 0 <= i < len(v) else SPECIALS[UNK] for i in ids]
+
     def sample_prompt(self) -> str:
         for split in ("valid", "test", "train"):
             if self._pairs.get(split):

@@ -283,36 +283,64 @@ def cmd_eval(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from workbench.core.decode import run_decoder
-    from workbench.core.train import load_for_inference
+    from workbench.core.search import DecodeSession, available_weights, write_attention, write_document
     from workbench.plugin_system.loader import UnknownContributionError
-    from workbench.plugin_system.params import ParamError
+    from workbench.plugin_system.params import ParamError, field_info, params_from_dict
     reg = _registry()
     project = _open(args.file, reg)
+    base_dir = Path(args.file).resolve().parent
     decoder_id = args.decoder or project.decode.decoder
     try:
         spec = reg.decoder(decoder_id)
         settings = dict(project.decode.params) if decoder_id == project.decode.decoder else {}
-        from workbench.plugin_system.params import field_info
         names = {f.name for f in field_info(spec.params)}
         settings = {k: v for k, v in settings.items() if k in names}
         settings.update(_settings(args.set))
-        from workbench.plugin_system.params import params_from_dict
         params_from_dict(spec.params, settings, spec.id)
     except (UnknownContributionError, ParamError) as exc:
         raise UsageError(str(exc)) from None
-    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
-    if not loaded.task.generative:
+    weights = "best" if args.best else "current"
+    if weights not in available_weights(project):
+        raise UsageError("this project has no best weights yet: they are kept at the first validation of a run")
+    import torch
+
+    from workbench.core.device import default_threads, resolve_device
+    try:
+        device = resolve_device(args.device or project.train.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if device.type == "cpu":
+        torch.set_num_threads(project.train.threads or default_threads(False))
+    # the same session the window's decoding view uses, so --tree writes exactly what the view draws
+    session = DecodeSession(reg)
+    task = session.task(project, base_dir)
+    if not task.generative:
         raise UsageError(f"task {project.task.id!r} does not generate tokens; decoders do not apply")
-    if not loaded.trained:
+    if not available_weights(project)["current"]["trained"]:
         _note("this project has no trained weights for its graph: decoding with freshly initialised weights")
     prompt = args.input if args.input is not None else project.decode.prompt
-    result = run_decoder(spec, loaded.model, loaded.task, settings, prompt=prompt, device=loaded.device,
-                         seed=args.seed)
+    try:
+        doc = session.decode(project, base_dir, spec.id, settings, prompt, prefix_text=args.prefix or "",
+                             weights=weights, device=device, seed=args.seed)
+    except ValueError as exc:   # a prefix the task cannot take, an example index out of range
+        raise UsageError(str(exc)) from None
+    attention = None
+    if args.attention:
+        best = doc["alternatives"][0] if doc["alternatives"] else {"tokens": doc["tokens"], "finished": False}
+        attention = session.attention(project, base_dir, doc["input"], best["tokens"], bool(best.get("finished")),
+                                      weights=weights, device=device)
+        if attention is None:
+            raise UsageError("this model has no attention block: there is no attention map to write")
+        write_attention(args.attention, attention)
+    if args.tree:
+        write_document(doc, args.tree)
     if args.json:
-        _print_json({"decoder": spec.id, "prompt": prompt, **result.to_json()})
+        _print_json({"prompt": doc["input"], **doc})
     else:
-        print(prompt + result.text if loaded.task.continues_prompt else result.text)
+        print(doc["input"] + doc["text"] if task.continues_prompt else doc["text"])
+        for path in (args.tree, args.attention):
+            if path:
+                print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -444,34 +472,63 @@ def cmd_probe(args) -> int:
     return EXIT_OK
 
 
-def cmd_record(args) -> int:
-    import numpy as np
-    from workbench.core import probes
-    from workbench.core.train import load_for_inference
-    reg = _registry()
-    project = _open(args.file, reg)
-    if args.text is None and args.text_file is None:
-        raise UsageError("give the text to record with --text TEXT or --text-file FILE")
+def _inspect_text(args, recorder, project, base_dir: Path) -> str:
+    """The text to record: --text, --text-file, or --sample N characters of the validation data."""
+    given = [x for x in (args.text is not None, args.text_file is not None, bool(args.sample)) if x]
+    if not given:
+        raise UsageError("give the text to record with --text TEXT, --text-file FILE or --sample N")
+    if len(given) > 1:
+        raise UsageError("give only one of --text, --text-file and --sample")
     if args.text_file:
         from workbench.core.errors import DataError
         try:
-            text = Path(args.text_file).read_text(encoding="utf-8")
+            return Path(args.text_file).read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{args.text_file} is not valid UTF-8 (byte offset {exc.start})") from None
-    else:
-        text = args.text
-    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
-    rec = probes.record_activations(loaded.model, loaded.task, text, loaded.device)
+    if args.sample:
+        return recorder.sample_text(project, base_dir, args.sample)
+    if not args.text:
+        raise UsageError("the text to record is empty")
+    return args.text
+
+
+def _inspect_record(args, check_text=None) -> tuple[Any, dict[str, Any]]:
+    """Open the project and record the chosen text at the chosen weights, as the window's Record button does.
+    ``check_text(text)`` may refuse the text before the model runs."""
+    from workbench.core.inspect import Recorder, available_weights
+    reg = _registry()
+    project = _open(args.file, reg)
+    base_dir = Path(args.file).resolve().parent
+    weights = "best" if args.best else "current"
+    if weights not in available_weights(project):
+        raise UsageError("this project has no best weights yet: they are kept at the first validation of a run")
+    recorder = Recorder(reg)
+    text = _inspect_text(args, recorder, project, base_dir)
+    if check_text is not None:
+        check_text(text)
+    if args.device:
+        from workbench.core.device import resolve_device
+        try:
+            resolve_device(args.device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    rec = recorder.record(project, text, base_dir, weights, args.device)
+    if not rec["meta"]["trained"]:
+        _note("this project has no trained weights for its graph: recording freshly initialised weights")
+    return project, rec
+
+
+def cmd_record(args) -> int:
+    from workbench.core import inspect
+    _, rec = _inspect_record(args)
+    text = rec["text"]
     if args.npz:
-        arrays = {f"{layer}/{q}": a for layer, qs in rec["layers"].items() for q, a in qs.items()}
-        arrays["tokens"] = np.asarray(rec["tokens"], dtype=np.int64)
-        arrays["text"] = np.asarray(list(text), dtype="<U1")
-        from workbench.core.atomic import atomic_write
-        with atomic_write(args.npz) as fh:
-            np.savez_compressed(fh, **arrays)
-    summary = {"chars": len(text), "layers": {layer: {q: list(a.shape) for q, a in qs.items()}
-                                              for layer, qs in rec["layers"].items()},
-               "npz": args.npz, "saturation": probes.gate_saturation(rec) if args.saturation else None}
+        inspect.save_npz(rec, args.npz)
+    saturation = inspect.gate_saturation(rec) if args.saturation else None
+    summary = {"chars": len(text), "steps": len(rec["tokens"]),
+               "layers": {layer: {q: list(a.shape) for q, a in qs.items()} for layer, qs in rec["layers"].items()},
+               "weights": rec["meta"]["weights"], "step": rec["meta"]["step"], "trained": rec["meta"]["trained"],
+               "npz": args.npz, "saturation": saturation}
     if args.json:
         if args.values:
             summary["values"] = {layer: {q: a.tolist() for q, a in qs.items()} for layer, qs in rec["layers"].items()}
@@ -479,8 +536,64 @@ def cmd_record(args) -> int:
     else:
         for layer, qs in summary["layers"].items():
             print(f"{layer}: " + ", ".join(f"{q} {tuple(s)}" for q, s in qs.items()))
+        for layer, gates in (saturation or {}).items():
+            for g, v in gates.items():
+                left, right = sum(v["left"]) / len(v["left"]), sum(v["right"]) / len(v["right"])
+                print(f"saturation {layer}/{g} ({v['range']}: left < {v['low']:g}, right > {v['high']:g}): "
+                      f"mean left {left:.3f}, mean right {right:.3f}")
         if args.npz:
             print(f"wrote {args.npz}")
+    return EXIT_OK
+
+
+def cmd_units(args) -> int:
+    from workbench.core import inspect
+    feature = args.feature
+    if feature.startswith(inspect.REGEX_PREFIX):
+        try:
+            inspect.track_regex("", feature[len(inspect.REGEX_PREFIX):])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif feature not in inspect.FEATURE_TRACKS:
+        raise UsageError(f"unknown feature {feature!r}; choose one of: "
+                         f"{', '.join([*inspect.FEATURE_TRACKS, 'regex:PATTERN'])}")
+    def check_text(text: str) -> None:
+        from workbench.core.errors import DataError
+        track = inspect.compute_track(feature, text)
+        if track.size < 2 or float(track.max() - track.min()) == 0.0:  # before spending time on the model
+            raise DataError(f"{inspect.feature_title(feature)} is constant over this text "
+                            f"({track[0] if track.size else 0:g} everywhere): nothing to correlate with; "
+                            f"record a text where it changes")
+
+    _, rec = _inspect_record(args, check_text)
+    layers = inspect.layer_names(rec)
+    if not layers:
+        raise UsageError("this model has no recurrent layer to look inside")
+    if args.layer and args.layer not in layers:
+        raise UsageError(f"no layer {args.layer!r}; layers: {', '.join(layers)}")
+    chosen = [args.layer] if args.layer else layers
+    quantity = args.quantity
+    if not any(quantity in rec["layers"][layer] for layer in chosen):
+        have = sorted({q for layer in chosen for q in rec["layers"][layer]})
+        raise UsageError(f"no {quantity!r} in {', '.join(chosen)}; choose one of: {', '.join(have)}")
+    track = inspect.step_track(rec, feature)
+    try:
+        rows = inspect.search_layers(rec, track, quantity, chosen, args.top)
+    except ValueError as exc:
+        from workbench.core.errors import DataError
+        raise DataError(str(exc).replace("the track", f"the feature {feature!r}")) from None
+    out = {"feature": feature, "title": inspect.feature_title(feature), "quantity": quantity, "layers": chosen,
+           "steps": len(rec["tokens"]), "chars": len(rec["text"]), "fraction_nonzero": float((track != 0).mean()),
+           "weights": rec["meta"]["weights"], "step": rec["meta"]["step"], "trained": rec["meta"]["trained"],
+           "units": [{"layer": layer, "unit": unit, "r": r} for layer, unit, r in rows]}
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    print(f"{out['title']} over {out['chars']:,} characters ({100 * out['fraction_nonzero']:.1f} % non-zero); "
+          f"{quantity} of {', '.join(chosen)}; {out['weights']} weights, step {out['step']}")
+    print(f"{'rank':>4}  {'layer':<12} {'unit':>5}  {'r':>7}")
+    for i, row in enumerate(out["units"], 1):
+        print(f"{i:>4}  {row['layer']:<12} {row['unit']:>5}  {row['r']:+.4f}")
     return EXIT_OK
 
 
@@ -555,7 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("decode", cmd_decode, "generate with a decoder")
     sp.add_argument("file")
     sp.add_argument("--decoder", help="decoder id (default: the project's)")
-    sp.add_argument("--input", help="prompt / input text")
+    sp.add_argument("--input", help="prompt / input text (captioning: an example index such as 12 or test:3)")
+    sp.add_argument("--prefix", metavar="TEXT", help="force the output to start with TEXT, then decode the rest")
+    sp.add_argument("--best", action="store_true", help="use the best weights seen in validation")
+    sp.add_argument("--tree", metavar="OUT", help="write the search document (tree, n-best, settings) as JSON, "
+                                                  "the data the decoding view draws")
+    sp.add_argument("--attention", metavar="OUT", help="write the best hypothesis's attention map to OUT (.npz: "
+                                                       "weights [target, source], source, target)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--device")
     sp.add_argument("--json", action="store_true")
@@ -582,15 +701,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sets(sp)
 
+    def inspect_input(sp):
+        sp.add_argument("file")
+        sp.add_argument("--text", help="the text to record")
+        sp.add_argument("--text-file", metavar="FILE", help="record the contents of FILE (UTF-8)")
+        sp.add_argument("--sample", type=int, metavar="N", help="record N characters of the validation data")
+        sp.add_argument("--best", action="store_true", help="the best weights seen in validation (default: current)")
+        sp.add_argument("--device")
+        sp.add_argument("--json", action="store_true")
+
     sp = add("record", cmd_record, "record hidden states, cell states and gates over a text")
-    sp.add_argument("file")
-    sp.add_argument("--text")
-    sp.add_argument("--text-file")
-    sp.add_argument("--npz", metavar="OUT", help="write the arrays to OUT (.npz)")
+    inspect_input(sp)
+    sp.add_argument("--npz", metavar="OUT",
+                    help="write what the hidden-unit views show to OUT (.npz; keys in 'Looking inside', README)")
     sp.add_argument("--saturation", action="store_true", help="gate saturation fractions per unit")
     sp.add_argument("--values", action="store_true", help="with --json: include every value")
-    sp.add_argument("--device")
-    sp.add_argument("--json", action="store_true")
+
+    sp = add("units", cmd_units, "rank hidden units by how well they track a feature of the text (unit search)")
+    inspect_input(sp)
+    sp.add_argument("--feature", required=True, metavar="FEATURE",
+                    help="quotes | comment | brackets | line_position | indent | word_start | regex:PATTERN "
+                         "(or a feature track a plugin registered)")
+    sp.add_argument("--layer", help="only this layer (default: every recurrent layer)")
+    sp.add_argument("--quantity", default="h", help="h (default), c, or a gate (i, f, g, o; r, z, n)")
+    sp.add_argument("--top", type=int, default=10, help="show the K best units (0: all; default 10)")
     return p
 
 

@@ -93,6 +93,15 @@ class Task:
     def decode(self, ids: list[int]) -> str:
         raise NotImplementedError
 
+    def encode_target(self, text: str) -> list[int]:
+        """Text -> the ids the model generates (a forced prefix in the decoding view).  Default: :meth:`encode`,
+        right for a language model; a task whose input and output vocabularies differ overrides it."""
+        return self.encode(text)
+
+    def source_labels(self, ids: list[int]) -> list[str]:
+        """The prompt ids from :meth:`prime` as text, one per source position (the axis of attention maps)."""
+        return [self.decode([i]) for i in ids]
+
     def sample_prompt(self) -> str:
         return ""
 
