@@ -307,3 +307,10 @@ def test_epochs_and_step_decay_follow_the_data(reg, tmp_path):
     lrs = [e.lr for e in cb.events]
     assert lrs[:per_epoch] == [1e-3] * per_epoch and lrs[per_epoch:] == [5e-4] * per_epoch
     assert cb.events[per_epoch - 1].epoch == 0 and cb.events[per_epoch].epoch == 1
+
+
+def test_bptt_k2_is_refused_for_whole_sequence_tasks(reg):
+    from workbench.core.settings import template_project
+    project, _ = template_project(reg.template("adding-problem-lstm"), {"bptt_k2": "5"}, reg)
+    with pytest.raises(TrainingError, match="bptt_k2"):
+        Trainer(project, reg).setup()

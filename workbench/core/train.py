@@ -85,6 +85,10 @@ class Callback:
     def on_eval_end(self, trainer: "Trainer", event: EvalEvent) -> None: ...
     def on_probe_end(self, trainer: "Trainer", event: ProbeEvent) -> None: ...
     def on_sample(self, trainer: "Trainer", event: SampleEvent) -> None: ...
+    # between two steps, at a point where a checkpoint is consistent: just before blocking on a pause, and after
+    # the pause ends (unless it ended with a stop); the window saves a checkpoint there, so Save while paused works
+    def on_pause(self, trainer: "Trainer") -> None: ...
+    def on_resume(self, trainer: "Trainer") -> None: ...
     def on_exception(self, trainer: "Trainer", exc: BaseException) -> None: ...
     def on_train_end(self, trainer: "Trainer", event: EndEvent) -> None: ...
 
@@ -235,6 +239,9 @@ class Trainer:
         task_params = params_from_dict(task_spec.params, project.task.params, "task")
         self.task = task_spec.load()(task_params, self.base_dir)
         self.task.prepare(vocab=project.vocab)
+        if cfg.bptt_k2 and not self.task.stateful:
+            raise TrainingError(f"bptt_k2 is truncated backpropagation through a carried state; task "
+                                f"{project.task.id!r} trains whole independent sequences, so set bptt_k2=0")
         project.vocab = self.task.vocab
         project.data = {"files": self.task.data_files, "sizes": dict(self.task.sizes)}
 
@@ -421,7 +428,10 @@ class Trainer:
                 if target_epoch is not None and self.pos.epoch >= target_epoch:
                     break
                 if self.control.paused:
+                    self._emit("on_pause")
                     self.control.wait_while_paused()
+                    if not self.control.stopped:
+                        self._emit("on_resume")
                 if self.control.stopped:
                     status, message = "stopped", f"stopped by the user at step {self.pos.step}"
                     break
