@@ -548,6 +548,7 @@ def cmd_record(args) -> int:
 
 def cmd_units(args) -> int:
     from workbench.core import inspect
+    _registry()          # plugins are imported now: the feature tracks they register become known
     feature = args.feature
     if feature.startswith(inspect.REGEX_PREFIX):
         try:
@@ -561,9 +562,7 @@ def cmd_units(args) -> int:
         from workbench.core.errors import DataError
         track = inspect.compute_track(feature, text)
         if track.size < 2 or float(track.max() - track.min()) == 0.0:  # before spending time on the model
-            raise DataError(f"{inspect.feature_title(feature)} is constant over this text "
-                            f"({track[0] if track.size else 0:g} everywhere): nothing to correlate with; "
-                            f"record a text where it changes")
+            raise DataError(inspect.constant_message(feature, float(track[0]) if track.size else 0.0))
 
     _, rec = _inspect_record(args, check_text)
     layers = inspect.layer_names(rec)
@@ -581,7 +580,7 @@ def cmd_units(args) -> int:
         rows = inspect.search_layers(rec, track, quantity, chosen, args.top)
     except ValueError as exc:
         from workbench.core.errors import DataError
-        raise DataError(str(exc).replace("the track", f"the feature {feature!r}")) from None
+        raise DataError(str(exc).replace("the track", f"the feature “{inspect.feature_title(feature)}”")) from None
     out = {"feature": feature, "title": inspect.feature_title(feature), "quantity": quantity, "layers": chosen,
            "steps": len(rec["tokens"]), "chars": len(rec["text"]), "fraction_nonzero": float((track != 0).mean()),
            "weights": rec["meta"]["weights"], "step": rec["meta"]["step"], "trained": rec["meta"]["trained"],

@@ -124,10 +124,12 @@ def _norms(gs: list) -> list[float]:
 
 
 @torch.no_grad()
-def record_activations(model, task, text: str, device=None) -> dict[str, Any]:
+def record_activations(model, task, text: str, device=None, progress=None) -> dict[str, Any]:
     """Run ``text`` through the per-step path and return ``{"text", "tokens", "layers": {layer: {q: [T, H]}}}``.
 
-    ``q`` is each state (``h``, ``c``...) and each gate the cell reports.
+    ``q`` is each state (``h``, ``c``...) and each gate the cell reports.  ``progress(done, total)``, when given,
+    is called every few hundred steps and at the end; an exception it raises stops the recording (the window's
+    Cancel).  :mod:`workbench.core.inspect` adds token labels, offsets and kinds to the result.
     """
     device = device or model.device
     ids = task.encode(text)
@@ -135,21 +137,31 @@ def record_activations(model, task, text: str, device=None) -> dict[str, Any]:
         raise ValueError("nothing to record: the text is empty")
     was_training = model.training
     model.eval()
-    layers: dict[str, dict[str, list[Tensor]]] = {}
+    T = len(ids)
+    # One preallocated [T, H] buffer per quantity, filled step by step: a list of T small tensors stacked at the
+    # end would hold every value twice (20,000 steps x 512 units x 6 quantities is 250 MB once).
+    layers: dict[str, dict[str, Tensor]] = {}
     try:
         state = model.start(1)
         port = task.input_port()
         tokens = torch.tensor(ids, dtype=torch.long, device=device)
-        for t in range(len(ids)):
+        for t in range(T):
             trace: dict = {}
             _, state = model.step_graph({port: tokens[t:t + 1]}, state, trace)
             for layer, entry in trace.items():
                 slot = layers.setdefault(layer, {})
                 for q, v in entry.items():
-                    slot.setdefault(q, []).append(v[0])
+                    buf = slot.get(q)
+                    if buf is None:
+                        buf = slot[q] = torch.zeros((T, *v.shape[1:]), dtype=torch.float32)
+                    buf[t].copy_(v[0])
+            if progress is not None and (t % 256 == 255):
+                progress(t + 1, T)
     finally:
         model.train(was_training)
-    out = {layer: {q: torch.stack(vs).float().cpu().numpy() for q, vs in qs.items()} for layer, qs in layers.items()}
+    if progress is not None:
+        progress(T, T)
+    out = {layer: {q: buf.numpy() for q, buf in qs.items()} for layer, qs in layers.items()}
     return {"text": text, "tokens": ids, "layers": out}
 
 

@@ -1,0 +1,1019 @@
+"""Looking inside: the hidden-units panel (heatmap, text view, unit search, hypothesis selection, saturation).
+
+The panel shows what :mod:`workbench.core.inspect` computes and computes nothing about the model itself: a
+recording is made by :class:`workbench.core.inspect.Recorder` in a worker thread (a ``QThreadPool`` of one), on a
+snapshot of the project taken when Record is pressed, so editing or training while it runs is safe.  Everything
+after that (correlations, spans, saturation) is numpy on arrays already in memory and runs on the GUI thread.
+
+``seqwb record FILE --npz OUT`` writes the arrays this panel shows; ``seqwb units`` ranks units as the Unit
+search tab does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPalette
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QMenu, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
+                               QRadioButton, QSizePolicy, QSpinBox, QSplitter, QStyle, QStyledItemDelegate, QTabWidget,
+                               QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from workbench.core import inspect as core
+from workbench.gui.inspect_plots import HeatmapView, SaturationView
+from workbench.gui.inspect_text import ActivationTextView
+from workbench.gui.forms import error_color
+from workbench.gui.style import set_muted
+
+QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
+                   "o": "o (output gate)", "g": "g (candidate)", "r": "r (reset gate)", "z": "z (update gate)",
+                   "n": "n (candidate)"}
+REGEX_ITEM = "__regex__"
+
+
+def snapshot(project: Any) -> Any:
+    """A copy of the project's design that the worker can read while the window edits the original: the graph
+    and configs are copied (small); the checkpoint is shared, as training replaces it rather than changing it."""
+    from dataclasses import replace
+
+    from workbench.core.project import Project
+    copy = Project.from_json(project.to_json())
+    return replace(copy, vocab=list(project.vocab) if project.vocab else None, checkpoint=project.checkpoint)
+
+
+def one_line(exc: BaseException) -> str:
+    from workbench.core.errors import WorkbenchError
+    msg = str(exc) if isinstance(exc, (WorkbenchError, ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
+    return (msg.splitlines() or [type(exc).__name__])[0]
+
+
+class _RecordSignals(QObject):
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+
+class RecordJob(QRunnable):
+    """Reads the input (validation text, a file) and records it, off the GUI thread."""
+
+    def __init__(self, recorder: core.Recorder, project: Any, base_dir: Path, weights: str, source: str,
+                 value: Any, signals: _RecordSignals, cancel: threading.Event):
+        super().__init__()
+        self.setAutoDelete(True)
+        self.recorder, self.project, self.base_dir, self.weights = recorder, project, base_dir, weights
+        self.source, self.value, self.signals, self.cancel = source, value, signals, cancel
+
+    def _text(self) -> str:
+        if self.source == "valid":
+            return self.recorder.sample_text(self.project, self.base_dir, int(self.value))
+        if self.source == "file":
+            path = Path(self.value)
+            try:
+                return path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path.name} is not UTF-8 text (byte offset {exc.start})") from None
+        return str(self.value)
+
+    def _progress(self, done: int, total: int) -> None:
+        if self.cancel.is_set():
+            raise core.RecordingCancelled()
+        self.signals.progress.emit(done, total)
+
+    def run(self) -> None:
+        try:
+            text = self._text()
+            if self.cancel.is_set():
+                raise core.RecordingCancelled()
+            if not text:
+                raise ValueError("the text to record is empty")
+            t0 = time.perf_counter()
+            rec = self.recorder.record(self.project, text, self.base_dir, self.weights, progress=self._progress)
+            rec["meta"]["seconds"] = round(time.perf_counter() - t0, 3)
+            self.signals.finished.emit(rec)
+        except core.RecordingCancelled:
+            self._emit(self.signals.cancelled)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown in the panel, none takes the app down
+            self._emit(self.signals.failed, one_line(exc))
+
+    @staticmethod
+    def _emit(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:   # the panel was closed while this ran
+            pass
+
+
+class _ExportSignals(QObject):
+    done = Signal()
+    failed = Signal(str)
+
+
+class _ExportJob(QRunnable):
+    def __init__(self, fn, signals: _ExportSignals):
+        super().__init__()
+        self.fn, self.signals = fn, signals
+
+    def run(self) -> None:
+        try:
+            self.fn()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into Qt
+            RecordJob._emit(self.signals.failed, one_line(exc))
+            return
+        RecordJob._emit(self.signals.done)
+
+
+class _CorrelationDelegate(QStyledItemDelegate):
+    """The r column: the number and a bar as long as |r|, red for positive, blue for negative."""
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        value = index.data(Qt.ItemDataRole.UserRole)
+        super().paint(painter, option, index)
+        if not isinstance(value, float):
+            return
+        rect = option.rect.adjusted(52, 5, -4, -5)
+        if rect.width() <= 4:
+            return
+        color = QColor("#d6604d" if value > 0 else "#4393c3")
+        if option.state & QStyle.StateFlag.State_Selected:   # on the selection colour: the selection's text colour
+            color = QColor(option.palette.color(QPalette.ColorRole.HighlightedText))
+        painter.save()
+        painter.fillRect(QRect(rect.left(), rect.top(), int(rect.width() * min(1.0, abs(value))), rect.height()),
+                         color)
+        painter.restore()
+
+    def sizeHint(self, option, index) -> QSize:
+        s = super().sizeHint(option, index)
+        return QSize(max(s.width(), 140), s.height())
+
+
+class HiddenUnitsPanel(QWidget):
+    """Record a text, then look at it: heatmap + text view, unit search, selection, saturation, export."""
+
+    recordingFinished = Signal()
+    recordingFailed = Signal(str)
+    exportFinished = Signal(str)
+
+    def __init__(self, doc: Any, registry: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("hiddenUnitsPanel")
+        self.doc = doc
+        self.registry = registry
+        self.recorder = core.Recorder(registry)
+        self.recording: Optional[dict[str, Any]] = None
+        self.layer = ""
+        self.quantity = "h"
+        self.unit = 0
+        self._track: Optional[np.ndarray] = None
+        self._track_name = ""
+        self._matches: list[tuple[int, int]] = []
+        self._span: tuple[int, int] | None = None
+        self._levels: dict[tuple[str, str], tuple[float, float]] = {}
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._cancel: threading.Event | None = None
+        self._signals: _RecordSignals | None = None
+        self._generation = 0
+        self._file = ""
+        self.last_redraw_ms = 0.0
+        self._build()
+        app = QCoreApplication.instance()
+        if app is not None:     # quitting stops a recording at its next progress report instead of waiting for it
+            app.aboutToQuit.connect(self.cancel)
+        doc.projectReplaced.connect(self._on_project_replaced)
+        doc.graphChanged.connect(self._on_graph_changed)
+        self.refresh_weights()
+        self._show_empty()
+
+    # ---- building ----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(6, 6, 6, 6)
+        root.setSpacing(6)
+
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        self.record_button = QPushButton("Record")
+        self.record_button.setToolTip("Run the model over the input (Input tab) one step at a time and record "
+                                      "every layer's states and gates, in the background")
+        self.record_button.clicked.connect(self._on_record_clicked)
+        bar.addWidget(self.record_button)
+        bar.addWidget(QLabel("at"))
+        self.weights_combo = _WeightsCombo(self)
+        self.weights_combo.setToolTip("Which weights to record: the latest, or the best seen in validation")
+        self.weights_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        bar.addWidget(self.weights_combo)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        bar.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        set_muted(self.status)
+        bar.addWidget(self.status, 1)
+        root.addLayout(bar)
+        # second row: what to look at (layer, quantity, unit) and export
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        bar.addWidget(QLabel("Layer"))
+        self.layer_combo = QComboBox()
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
+        bar.addWidget(self.layer_combo)
+        self.quantity_combo = QComboBox()
+        self.quantity_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.quantity_combo.setToolTip("What to show: the hidden state h, the cell state c (LSTM) or a gate")
+        self.quantity_combo.currentIndexChanged.connect(self._on_quantity_changed)
+        bar.addWidget(self.quantity_combo)
+        bar.addWidget(QLabel("Unit"))
+        self.unit_spin = QSpinBox()
+        self.unit_spin.setKeyboardTracking(False)
+        self.unit_spin.setToolTip("The unit shown in the text view (↑/↓ or J/K in the text view step through "
+                                  "units; click a row of the heatmap)")
+        self.unit_spin.valueChanged.connect(self.set_unit)
+        bar.addWidget(self.unit_spin)
+        self.units_label = QLabel("")
+        set_muted(self.units_label)
+        bar.addWidget(self.units_label)
+        bar.addStretch(1)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_button.setMenu(self._export_menu())
+        bar.addWidget(self.export_button)
+        root.addLayout(bar)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.views = QTabWidget()
+        units_time = QSplitter(Qt.Orientation.Vertical)
+        self.heatmap = HeatmapView()
+        self.heatmap.unitClicked.connect(self.set_unit)
+        self.heatmap.positionClicked.connect(self._on_heatmap_position)
+        units_time.addWidget(self.heatmap)
+        text_box = QWidget()
+        tl = QVBoxLayout(text_box)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.setSpacing(2)
+        self.text_caption = QLabel(" ")
+        self.text_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        set_muted(self.text_caption)
+        tl.addWidget(self.text_caption)
+        self.text_view = ActivationTextView()
+        self.text_view.unitStepRequested.connect(self._step_unit)
+        self.text_view.spanSelected.connect(self._on_span_selected)
+        self.text_view.positionClicked.connect(self._on_text_position)
+        tl.addWidget(self.text_view, 1)
+        units_time.addWidget(text_box)
+        units_time.setStretchFactor(0, 1)
+        units_time.setStretchFactor(1, 1)
+        units_time.setSizes([430, 370])
+        self.views.addTab(units_time, "Units × time")
+        self.saturation = SaturationView()
+        self.saturation.unitChosen.connect(self._on_saturation_point)
+        self.views.addTab(self.saturation, "Gate saturation")
+        split.addWidget(self.views)
+
+        self.side = QTabWidget()
+        self.side.addTab(self._build_input_tab(), "Input")
+        self.side.addTab(self._build_search_tab(), "Unit search")
+        self.side.addTab(self._build_selection_tab(), "Selection")
+        split.addWidget(self.side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([900, 330])
+        root.addWidget(split, 1)
+        self.splitter = split
+
+    def _build_input_tab(self) -> QWidget:
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        self.source_group = QButtonGroup(w)
+        self.src_valid = QRadioButton("Validation data")
+        self.src_text = QRadioButton("This text:")
+        self.src_file = QRadioButton("A file:")
+        for i, b in enumerate((self.src_valid, self.src_text, self.src_file)):
+            self.source_group.addButton(b, i)
+        self.src_valid.setChecked(True)
+        row = QHBoxLayout()
+        row.addWidget(self.src_valid)
+        self.length_spin = QSpinBox()
+        self.length_spin.setRange(10, 200_000)
+        self.length_spin.setSingleStep(1000)
+        self.length_spin.setValue(2000)
+        self.length_spin.setSuffix(" characters")
+        self.length_spin.setToolTip("How much of the validation data to record (task.sample_text)")
+        self.length_spin.valueChanged.connect(lambda _v: self.src_valid.setChecked(True))
+        row.addWidget(self.length_spin)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.src_text)
+        self.text_edit = QPlainTextEdit()
+        self.text_edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.text_edit.setPlaceholderText("Type or paste a text here, then press Record.")
+        self.text_edit.textChanged.connect(lambda: self.src_text.setChecked(True)
+                                           if self.text_edit.toPlainText() else None)
+        lay.addWidget(self.text_edit, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.src_file)
+        self.file_label = QLineEdit()
+        self.file_label.setReadOnly(True)
+        self.file_label.setPlaceholderText("no file chosen")
+        row.addWidget(self.file_label, 1)
+        choose = QPushButton("Choose…")
+        choose.clicked.connect(self._choose_file)
+        row.addWidget(choose)
+        lay.addLayout(row)
+        note = QLabel("Recording runs the model one step at a time in the background, at the weights chosen "
+                      "beside Record, and keeps every layer's states and gates.")
+        note.setWordWrap(True)
+        set_muted(note)
+        lay.addWidget(note)
+        return w
+
+    def _build_search_tab(self) -> QWidget:
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        form = QFormLayout()
+        self.feature_combo = QComboBox()
+        self.refresh_features()
+        self.feature_combo.currentIndexChanged.connect(self._on_feature_changed)
+        form.addRow("Feature", self.feature_combo)
+        self.regex_edit = QLineEdit()
+        self.regex_edit.setPlaceholderText(r"a regular expression, e.g. \bself\b")
+        self.regex_edit.returnPressed.connect(self.run_search)
+        self.regex_edit.setEnabled(False)
+        form.addRow("Pattern", self.regex_edit)
+        self.all_layers = QCheckBox("Search every layer")
+        self.all_layers.setChecked(True)
+        self.all_layers.setToolTip("Rank the units of every recurrent layer together (the chosen quantity); "
+                                   "otherwise only the layer shown")
+        form.addRow("", self.all_layers)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        self.search_button = QPushButton("Find units")
+        self.search_button.clicked.connect(self.run_search)
+        row.addWidget(self.search_button)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.search_note = QLabel("Rank the units by how well they follow a feature of the text (Pearson's r "
+                                  "over time; |r| ranks, the sign is kept).")
+        self.search_note.setWordWrap(True)
+        set_muted(self.search_note)
+        lay.addWidget(self.search_note)
+        self.results = QTreeWidget()
+        self.results.setColumnCount(4)
+        self.results.setHeaderLabels(["#", "layer", "unit", "r"])
+        self.results.setRootIsDecorated(False)
+        self.results.setUniformRowHeights(True)
+        self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.results.setItemDelegateForColumn(3, _CorrelationDelegate(self.results))
+        header = self.results.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.results.currentItemChanged.connect(self._on_result_chosen)
+        lay.addWidget(self.results, 1)
+        return w
+
+    def _build_selection_tab(self) -> QWidget:
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        note = QLabel("Drag across a stretch of the text view (the inside of a string, an indented block): the "
+                      "units on over all of it and off just before and after are listed, and the other places "
+                      "where they all switch on are underlined (LSTMVis).")
+        note.setWordWrap(True)
+        set_muted(note)
+        lay.addWidget(note)
+        form = QFormLayout()
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setRange(-100.0, 100.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(0.3)
+        self.threshold_spin.setToolTip("A unit is on where its value is at least this")
+        self.threshold_spin.valueChanged.connect(lambda _v: self._update_selection())
+        form.addRow("On above", self.threshold_spin)
+        self.margin_spin = QSpinBox()
+        self.margin_spin.setRange(0, 50)
+        self.margin_spin.setValue(1)
+        self.margin_spin.setSuffix(" steps")
+        self.margin_spin.setToolTip("How many steps before and after the span a unit must be off")
+        self.margin_spin.valueChanged.connect(lambda _v: self._update_selection())
+        form.addRow("Off around", self.margin_spin)
+        self.min_length_spin = QSpinBox()
+        self.min_length_spin.setRange(0, 10_000)
+        self.min_length_spin.setSpecialValueText("half the span")
+        self.min_length_spin.setValue(0)
+        self.min_length_spin.setToolTip("Matches shorter than this are not listed (0: half the selected span)")
+        self.min_length_spin.valueChanged.connect(lambda _v: self._update_selection())
+        form.addRow("Matches from", self.min_length_spin)
+        lay.addLayout(form)
+        self.selection_label = QLabel("No span selected.")
+        self.selection_label.setWordWrap(True)
+        lay.addWidget(self.selection_label)
+        self.span_units = QListWidget()
+        self.span_units.currentItemChanged.connect(self._on_span_unit_chosen)
+        lay.addWidget(self.span_units, 1)
+        self.matches_label = QLabel("")
+        self.matches_label.setWordWrap(True)
+        lay.addWidget(self.matches_label)
+        self.matches_list = QListWidget()
+        self.matches_list.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.matches_list.currentItemChanged.connect(self._on_match_chosen)
+        lay.addWidget(self.matches_list, 2)
+        lay.addStretch(0)          # takes the room while the lists are hidden (no span, or no unit found)
+        return w
+
+    def _export_menu(self) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction("Heatmap as PNG…", lambda: self._export_view_dialog(self.heatmap, "heatmap", "png"))
+        menu.addAction("Heatmap as SVG…", lambda: self._export_view_dialog(self.heatmap, "heatmap", "svg"))
+        menu.addAction("Text view as PNG…", lambda: self._export_view_dialog(self.text_view, "text", "png"))
+        menu.addAction("Text view as SVG…", lambda: self._export_view_dialog(self.text_view, "text", "svg"))
+        menu.addAction("Gate saturation as PNG…",
+                       lambda: self._export_view_dialog(self.saturation, "saturation", "png"))
+        menu.addAction("Gate saturation as SVG…",
+                       lambda: self._export_view_dialog(self.saturation, "saturation", "svg"))
+        menu.addSeparator()
+        menu.addAction("Recording as NPZ (everything shown)…", self._export_npz_dialog)
+        menu.addAction("This layer and quantity as CSV…", self._export_csv_dialog)
+        return menu
+
+    # ---- input and recording ---------------------------------------------------------------------------
+    def refresh_weights(self) -> None:
+        """The weights the project can be recorded at (called again when the list opens: training adds some)."""
+        current = self.weights_combo.currentData()
+        self.weights_combo.clear()
+        available = core.available_weights(self.doc.project)
+        cur = available["current"]
+        if cur["trained"]:
+            self.weights_combo.addItem(f"current weights (step {cur['step']:,})", "current")
+        else:
+            self.weights_combo.addItem("untrained weights (no checkpoint for this graph)", "current")
+        best = available.get("best")
+        if best:
+            what = ""
+            if best.get("metric") and isinstance(best.get("value"), (int, float)):
+                what = f", {best['metric']} {best['value']:.4g}"
+            step = f"step {best['step']:,}" if isinstance(best.get("step"), int) else "best"
+            self.weights_combo.addItem(f"best weights ({step}{what})", "best")
+        index = self.weights_combo.findData(current)
+        self.weights_combo.setCurrentIndex(max(0, index))
+
+    def refresh_features(self) -> None:
+        """The feature tracks registered now (a plugin may have added some since the panel opened)."""
+        self.feature_combo.blockSignals(True)
+        current = self.feature_combo.currentData()
+        self.feature_combo.clear()
+        for track in core.feature_tracks():
+            self.feature_combo.addItem(track.title, track.name)
+            self.feature_combo.setItemData(self.feature_combo.count() - 1, track.description,
+                                           Qt.ItemDataRole.ToolTipRole)
+        self.feature_combo.addItem("Regular expression", REGEX_ITEM)
+        self.feature_combo.setCurrentIndex(max(0, self.feature_combo.findData(current)))
+        self.feature_combo.blockSignals(False)
+
+    def _choose_file(self) -> None:
+        start = str(Path(self.doc.path).parent) if self.doc.path else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Record a text file", start, "Text files (*)")
+        if path:
+            self.set_file(path)
+
+    def set_file(self, path: str) -> None:
+        self._file = path
+        self.file_label.setText(path)
+        self.src_file.setChecked(True)
+
+    def _base_dir(self) -> Path:
+        return Path(self.doc.path).resolve().parent if self.doc.path else Path.cwd()
+
+    def _on_record_clicked(self) -> None:
+        if self.is_recording():
+            self.cancel()
+        else:
+            self.record()
+
+    def is_recording(self) -> bool:
+        return self._cancel is not None
+
+    def record(self, source: str | None = None, value: Any = None, weights: str | None = None) -> bool:
+        """Start recording in the worker.  ``source``: ``"valid"`` (``value`` characters), ``"text"``, ``"file"``;
+        by default what the Input tab says.  Returns False (and says why) when it cannot start."""
+        if self.is_recording():
+            return False
+        if source is None:
+            source = {0: "valid", 1: "text", 2: "file"}[self.source_group.checkedId()]
+        if value is None:
+            value = {"valid": self.length_spin.value(), "text": self.text_edit.toPlainText(),
+                     "file": self._file}[source]
+        if source == "text" and not value:
+            self._say("Type or paste a text in the Input tab first.", error=True)
+            self.side.setCurrentIndex(0)
+            return False
+        if source == "file" and not value:
+            self._say("Choose a file in the Input tab first.", error=True)
+            self.side.setCurrentIndex(0)
+            return False
+        problems = self.doc.report().problems
+        if problems:
+            self._say(f"The model graph is not complete: {problems[0]}", error=True)
+            return False
+        self.refresh_weights()
+        weights = weights or self.weights_combo.currentData() or "current"
+        self._cancel = threading.Event()
+        self._signals = _RecordSignals(self)
+        gen = self._generation
+        self._signals.progress.connect(self._on_progress)
+        self._signals.finished.connect(lambda rec, g=gen: self._on_finished(rec, g))
+        self._signals.failed.connect(self._on_failed)
+        self._signals.cancelled.connect(self._on_cancelled)
+        job = RecordJob(self.recorder, snapshot(self.doc.project), self._base_dir(), weights, source, value,
+                        self._signals, self._cancel)
+        self.record_button.setText("Cancel")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self._say("Loading the model and the data…" if source == "valid" else "Loading the model…")
+        self._pool.start(job)
+        return True
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+            self._say("Cancelling…")
+
+    def wait(self, ms: int = 60000) -> bool:
+        """Block until the worker is idle (tests, closing)."""
+        return self._pool.waitForDone(ms)
+
+    def _done(self) -> None:
+        self._cancel = None
+        self._signals = None
+        self.record_button.setText("Record")
+        self.progress.hide()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done:,} / {total:,}")
+
+    def _on_finished(self, rec: dict[str, Any], generation: int) -> None:
+        self._done()
+        if generation != self._generation:
+            return          # the project was replaced while this ran
+        self.set_recording(rec)
+        self.recordingFinished.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._done()
+        self._say(f"Could not record: {message}", error=True)
+        self.recordingFailed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self._done()
+        self._say("Recording cancelled.")
+
+    def _on_project_replaced(self, *_args: Any) -> None:
+        self._generation += 1
+        self.recorder = core.Recorder(self.registry)
+        self.recording = None
+        self.refresh_weights()
+        self._show_empty()
+
+    def _on_graph_changed(self, *_args: Any) -> None:
+        self.refresh_weights()
+        if self.recording is not None:
+            self._say("The model graph has changed since this recording; record again to see the new model.")
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+        pal = self.status.palette()
+        if error:
+            pal.setColor(QPalette.ColorRole.WindowText, error_color(self))
+            self.status.setPalette(pal)
+        else:
+            set_muted(self.status)
+
+    def _show_empty(self) -> None:
+        self.layer_combo.clear()
+        self.quantity_combo.clear()
+        self.units_label.setText("")
+        self.text_view.set_caption("Press Record to run the model over the input (Input tab: validation data, "
+                                   "a text you type, or a file) and see its hidden units here.")
+        self.text_view.set_text("")
+        self.text_caption.setText(" ")
+        self.results.clear()
+        self.span_units.clear()
+        self.matches_list.clear()
+        self.selection_label.setText("No span selected.")
+        self.matches_label.setText("")
+        self._say("Nothing recorded yet.")
+
+    # ---- showing a recording -----------------------------------------------------------------------------
+    def levels(self, layer: str | None = None, quantity: str | None = None) -> tuple[float, float]:
+        """The fixed colour levels of a quantity (computed once per recording: a percentile of 10 million
+        values is not something to redo at every key press)."""
+        key = (layer or self.layer, quantity or self.quantity)
+        if key not in self._levels:
+            self._levels[key] = core.display_levels(self.recording, *key)
+        return self._levels[key]
+
+    def set_recording(self, rec: dict[str, Any]) -> None:
+        """Show ``rec`` (from the worker, or :func:`workbench.core.inspect.load_npz`)."""
+        self.recording = rec
+        self._levels: dict[tuple[str, str], tuple[float, float]] = {}
+        self._track, self._track_name = None, ""
+        self._span = None
+        self._matches = []
+        layers = core.layer_names(rec)
+        self.text_view.set_text(rec["text"], rec.get("offsets"), rec.get("labels"))
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(layers)
+        keep = self.layer if self.layer in layers else (layers[0] if layers else "")
+        self.layer_combo.setCurrentIndex(max(0, self.layer_combo.findText(keep)))
+        self.layer_combo.blockSignals(False)
+        self.layer = keep
+        self.results.clear()
+        self.span_units.clear()
+        self.matches_list.clear()
+        self.selection_label.setText("No span selected.")
+        self.matches_label.setText("")
+        self.heatmap.set_span(0, 0)
+        self.saturation.set_data(core.gate_saturation(rec), layers)
+        meta = rec.get("meta", {})
+        weights = "untrained weights" if not meta.get("trained", True) else f"{meta.get('weights', 'current')} weights"
+        took = ""
+        if "seconds" in meta:
+            took = f" in {meta['seconds']:.1f} s" if meta["seconds"] >= 0.1 else " in under 0.1 s"
+        self._say(f"Recorded {len(rec['text']):,} characters ({core.steps(rec):,} steps) at {weights}, step "
+                  f"{meta.get('step', 0):,}{took}.")
+        if not layers:
+            self._say("This model has no recurrent layer to look inside.", error=True)
+            return
+        self._fill_quantities(keep_view=False)
+
+    def _fill_quantities(self, keep_view: bool = True) -> None:
+        rec = self.recording
+        if rec is None or not self.layer:
+            return
+        qs = core.quantities(rec, self.layer)
+        self.quantity_combo.blockSignals(True)
+        self.quantity_combo.clear()
+        for q in qs:
+            self.quantity_combo.addItem(QUANTITY_TITLES.get(q, q), q)
+        q = self.quantity if self.quantity in qs else qs[0]
+        self.quantity_combo.setCurrentIndex(max(0, self.quantity_combo.findData(q)))
+        self.quantity_combo.blockSignals(False)
+        self.quantity = q
+        self._show_quantity(keep_view)
+
+    def _show_quantity(self, keep_view: bool = True) -> None:
+        rec = self.recording
+        t0 = time.perf_counter()
+        values = core.activations(rec, self.layer, self.quantity)
+        levels = self.levels()
+        H = values.shape[1]
+        self.heatmap.set_data(values, levels, rec.get("labels") or list(rec["text"]),
+                              f"{self.layer} · {QUANTITY_TITLES.get(self.quantity, self.quantity)}", keep_view)
+        self.unit_spin.blockSignals(True)
+        self.unit_spin.setRange(0, max(0, H - 1))
+        self.unit = min(self.unit, H - 1)
+        self.unit_spin.setValue(self.unit)
+        self.unit_spin.blockSignals(False)
+        self.units_label.setText(f"of {H}")
+        self.threshold_spin.blockSignals(True)
+        self.threshold_spin.setValue(core.threshold_for_levels(levels))
+        self.threshold_spin.blockSignals(False)
+        self._show_unit()
+        self._update_selection()
+        self.last_redraw_ms = (time.perf_counter() - t0) * 1000
+
+    def _show_unit(self) -> None:
+        rec = self.recording
+        if rec is None or not self.layer:
+            return
+        values = core.activations(rec, self.layer, self.quantity)
+        levels = self.levels()
+        self.heatmap.set_track(self._track, self._track_name, self.unit)
+        self.text_view.set_values(values[:, self.unit], levels)
+        lo, hi = levels
+        self.text_caption.setText(
+            f"Text coloured by unit {self.unit} of {self.layer} {self.quantity}: blue {lo:g} · "
+            f"{'white' if not self.text_view.palette().color(QPalette.ColorRole.Base).lightness() < 128 else 'dark'}"
+            f" {(lo + hi) / 2:g} · red {hi:g}.   ↑/↓ or K/J: other units · drag: select a span")
+
+    def set_unit(self, unit: int) -> None:
+        if self.recording is None or not self.layer:
+            return
+        H = core.activations(self.recording, self.layer, self.quantity).shape[1]
+        unit = max(0, min(int(unit), H - 1))
+        self.unit = unit
+        if self.unit_spin.value() != unit:
+            self.unit_spin.blockSignals(True)
+            self.unit_spin.setValue(unit)
+            self.unit_spin.blockSignals(False)
+        self._show_unit()
+
+    def select(self, layer: str | None = None, quantity: str | None = None, unit: int | None = None) -> None:
+        """Show ``unit`` of ``layer``'s ``quantity`` (any of them may be left as they are)."""
+        if self.recording is None:
+            return
+        if layer is not None and layer != self.layer:
+            self.layer_combo.setCurrentIndex(self.layer_combo.findText(layer))
+        if quantity is not None and quantity != self.quantity:
+            index = self.quantity_combo.findData(quantity)
+            if index >= 0:
+                self.quantity_combo.setCurrentIndex(index)
+        if unit is not None:
+            self.set_unit(unit)
+
+    def _step_unit(self, delta: int) -> None:
+        if self.recording is None or not self.layer:
+            return
+        H = core.activations(self.recording, self.layer, self.quantity).shape[1]
+        self.set_unit((self.unit + delta) % H)
+
+    def _on_layer_changed(self, _index: int) -> None:
+        layer = self.layer_combo.currentText()
+        if not layer or self.recording is None:
+            return
+        self.layer = layer
+        self._fill_quantities()
+
+    def _on_quantity_changed(self, _index: int) -> None:
+        q = self.quantity_combo.currentData()
+        if not q or self.recording is None:
+            return
+        self.quantity = q
+        self._show_quantity()
+
+    def _on_heatmap_position(self, step: int) -> None:
+        self.text_view.set_current(step)
+
+    def _on_text_position(self, step: int) -> None:
+        self.heatmap.show_position(step)
+
+    def _on_saturation_point(self, layer: str, gate: str, unit: int) -> None:
+        self.select(layer, gate, unit)
+        self.views.setCurrentIndex(0)
+
+    # ---- unit search ----------------------------------------------------------------------------------
+    def _on_feature_changed(self, _index: int) -> None:
+        regex = self.feature_combo.currentData() == REGEX_ITEM
+        self.regex_edit.setEnabled(regex)
+        if regex:
+            self.regex_edit.setFocus()
+        elif self.recording is not None:
+            self.run_search()
+
+    def feature(self) -> str:
+        name = self.feature_combo.currentData()
+        if name == REGEX_ITEM:
+            return core.REGEX_PREFIX + self.regex_edit.text()
+        return str(name)
+
+    def run_search(self, feature: str | None = None) -> list[tuple[str, int, float]]:
+        """Rank units by ``feature`` (default: the tab's) and list them; returns ``[(layer, unit, r)]``."""
+        if feature:
+            if not feature.startswith(core.REGEX_PREFIX) and self.feature_combo.findData(feature) < 0:
+                self.refresh_features()     # a plugin may have registered it since the panel was built
+            if feature.startswith(core.REGEX_PREFIX):
+                self.feature_combo.setCurrentIndex(self.feature_combo.findData(REGEX_ITEM))
+                self.regex_edit.setText(feature[len(core.REGEX_PREFIX):])
+            else:
+                self.feature_combo.blockSignals(True)
+                self.feature_combo.setCurrentIndex(self.feature_combo.findData(feature))
+                self.feature_combo.blockSignals(False)
+        feature = self.feature()
+        self.results.clear()
+        if self.recording is None:
+            self.search_note.setText("Record a text first (Record, top left).")
+            return []
+        if feature == core.REGEX_PREFIX:
+            self.search_note.setText("Type a regular expression.")
+            return []
+        try:
+            track = core.step_track(self.recording, feature)
+            layers = core.layer_names(self.recording) if self.all_layers.isChecked() else [self.layer]
+            rows = core.search_layers(self.recording, track, self.quantity, layers)
+        except ValueError as exc:
+            msg = str(exc).replace("the track", f"the feature “{core.feature_title(feature)}”")
+            self.search_note.setText(msg)
+            self._track, self._track_name = None, ""
+            self._show_unit()
+            return []
+        self._track, self._track_name = track, core.feature_title(feature)
+        share = float((track != 0).mean()) * 100
+        self.search_note.setText(f"{core.feature_title(feature)}: non-zero on {share:.1f} % of the text. "
+                                 f"{self.quantity} of {', '.join(layers)}, ranked by |r|; click a unit to show it.")
+        self.results.setUpdatesEnabled(False)
+        for i, (layer, unit, r) in enumerate(rows[:500], 1):
+            item = QTreeWidgetItem([str(i), layer, str(unit), f"{r:+.3f}"])
+            item.setData(0, Qt.ItemDataRole.UserRole, (layer, unit))
+            item.setData(3, Qt.ItemDataRole.UserRole, float(r))
+            item.setTextAlignment(0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.results.addTopLevelItem(item)
+        self.results.setUpdatesEnabled(True)
+        self._show_unit()
+        return rows
+
+    def _on_result_chosen(self, item: QTreeWidgetItem | None, _previous: Any = None) -> None:
+        if item is None:
+            return
+        layer, unit = item.data(0, Qt.ItemDataRole.UserRole)
+        self.select(layer, None, unit)
+        self.views.setCurrentIndex(0)
+
+    # ---- hypothesis selection --------------------------------------------------------------------------
+    def select_span(self, start: int, end: int) -> None:
+        """Select steps ``[start, end)`` as if dragged in the text view."""
+        self.text_view.set_selection_steps(start, end)
+        self._on_span_selected(start, end)
+
+    def _on_span_selected(self, start: int, end: int) -> None:
+        self._span = (start, end) if end > start else None
+        self._update_selection()
+        if self._span:
+            self.side.setCurrentIndex(2)
+
+    def span_result(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """The units on over the selected span and the spans where they all switch on."""
+        if self.recording is None or not self._span or not self.layer:
+            return [], []
+        start, end = self._span
+        threshold = self.threshold_spin.value()
+        units = core.units_on_span(self.recording, self.layer, self.quantity, start, end, threshold,
+                                   self.margin_spin.value())
+        min_length = self.min_length_spin.value() or max(1, (end - start) // 2)
+        matches = core.matching_spans(self.recording, self.layer, self.quantity, units, threshold, min_length)
+        return units, matches
+
+    def _snippet(self, start: int, end: int, width: int = 36) -> str:
+        rec = self.recording
+        offsets, labels, text = rec["offsets"], rec["labels"], rec["text"]
+        a = int(offsets[start])
+        b = int(offsets[end - 1]) + len(labels[end - 1])
+        s = text[a:b]
+        if len(s) > width:
+            s = s[:width - 1] + "…"
+        return "".join({"\n": "↵", "\t": "→"}.get(ch, ch) for ch in s)
+
+    def _update_selection(self) -> None:
+        self.span_units.clear()
+        self.matches_list.clear()
+        if self.recording is None or not self._span:
+            self.span_units.hide()
+            self.matches_list.hide()
+            self._matches = []
+            self.text_view.set_marks([])
+            self.heatmap.set_span(0, 0)
+            self.selection_label.setText("No span selected.")
+            self.matches_label.setText("")
+            return
+        start, end = self._span
+        self.heatmap.set_span(start, end)
+        units, matches = self.span_result()
+        values = core.activations(self.recording, self.layer, self.quantity)
+        self.selection_label.setText(
+            f"Positions {start:,}–{end - 1:,} «{self._snippet(start, end)}»: "
+            + (f"{len(units)} unit{'s' if len(units) != 1 else ''} of {self.layer} {self.quantity} on over it "
+               f"(≥ {self.threshold_spin.value():g}) and off around it." if units else
+               f"no unit of {self.layer} {self.quantity} is on (≥ {self.threshold_spin.value():g}) over all of it "
+               f"and off around it. Try a lower threshold or a shorter span."))
+        for u in units:
+            item = QListWidgetItem(f"unit {u}   mean {values[start:end, u].mean():+.2f} over the span")
+            item.setData(Qt.ItemDataRole.UserRole, u)
+            self.span_units.addItem(item)
+        self.span_units.setVisible(bool(units))
+        self.matches_list.setVisible(bool(units))
+        self._matches = matches
+        self.text_view.set_marks(matches)
+        if units:
+            who = "it switches on" if len(units) == 1 else f"all {len(units)} switch on together"
+            self.matches_label.setText(f"Where {who}: {len(matches)} place{'s' if len(matches) != 1 else ''} "
+                                       f"(underlined in the text; click one to go there):")
+        else:
+            self.matches_label.setText("")
+        for a, b in matches[:1000]:
+            item = QListWidgetItem(f"{a:>7,}  «{self._snippet(a, b)}»" + ("   ← selected" if (a, b) == (start, end)
+                                                                          else ""))
+            item.setData(Qt.ItemDataRole.UserRole, (a, b))
+            self.matches_list.addItem(item)
+
+    def _on_span_unit_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
+        if item is not None:
+            self.set_unit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_match_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
+        if item is None:
+            return
+        a, _b = item.data(Qt.ItemDataRole.UserRole)
+        self.text_view.scroll_to_step(a)
+        self.heatmap.show_position(a)
+
+    # ---- export -----------------------------------------------------------------------------------------
+    def _default_name(self, what: str, ext: str) -> str:
+        stem = Path(self.doc.path).stem if self.doc.path else "recording"
+        return str(self._base_dir() / f"{stem}-{what}.{ext}")
+
+    def _export_view_dialog(self, widget: QWidget, what: str, ext: str) -> None:
+        if self.recording is None:
+            self._say("Nothing to export: record a text first.", error=True)
+            return
+        filt = "PNG images (*.png)" if ext == "png" else "SVG drawings (*.svg)"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export the {what} view", self._default_name(what, ext), filt)
+        if path:
+            self.export_view(widget, path)
+
+    def export_view(self, widget: QWidget, path: str) -> None:
+        """PNG (what is on screen, at screen resolution) or SVG (vector where the view draws vectors)."""
+        try:
+            if path.lower().endswith(".svg"):
+                from PySide6.QtSvg import QSvgGenerator
+                gen = QSvgGenerator()
+                gen.setFileName(path)
+                gen.setSize(widget.size())
+                gen.setViewBox(widget.rect())
+                gen.setTitle(f"Sequence Workbench: {self.layer} {self.quantity}")
+                painter = QPainter(gen)
+                try:
+                    widget.render(painter, QPoint(0, 0))
+                finally:
+                    painter.end()
+            else:
+                if not widget.grab().save(path):
+                    raise OSError(f"could not write {path}")
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+            return
+        self._say(f"Exported {path}")
+
+    def _export_npz_dialog(self) -> None:
+        if self.recording is None:
+            self._say("Nothing to export: record a text first.", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export the recording", self._default_name("recording", "npz"),
+                                              "NumPy archives (*.npz)")
+        if path:
+            self.export_npz(path)
+
+    def _export_csv_dialog(self) -> None:
+        if self.recording is None:
+            self._say("Nothing to export: record a text first.", error=True)
+            return
+        name = f"{self.layer}-{self.quantity}".replace("/", "_")
+        path, _ = QFileDialog.getSaveFileName(self, "Export activations as CSV", self._default_name(name, "csv"),
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_npz(self, path: str) -> None:
+        """Everything the views show, as ``seqwb record --npz`` writes it (in the worker; ``exportFinished``)."""
+        rec = self.recording          # this recording, even if another one replaces it meanwhile
+        self._write(lambda: core.save_npz(rec, path), path)
+
+    def export_csv(self, path: str) -> None:
+        """The shown layer and quantity, a row per step and a column per unit (in the worker)."""
+        rec, layer, quantity = self.recording, self.layer, self.quantity
+        self._write(lambda: core.write_csv(rec, layer, quantity, path), path)
+
+    def _write(self, fn, path: str) -> None:
+        """Write a file in the worker (a CSV of 20,000 x 512 values takes seconds to format)."""
+        signals = _ExportSignals(self)
+        signals.done.connect(lambda: (self._say(f"Exported {path}"), self.exportFinished.emit(path)))
+        signals.failed.connect(lambda msg: QMessageBox.warning(self, "Export failed",
+                                                               f"Could not write {path}:\n{msg}"))
+        self._say(f"Writing {path}…")
+        self._pool.start(_ExportJob(fn, signals))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self.is_recording():
+            self.refresh_weights()      # training may have saved new (or best) weights since the tab was last seen
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.cancel()
+        self._pool.waitForDone(10000)
+        super().closeEvent(event)
+
+
+class _WeightsCombo(QComboBox):
+    """Refreshes its list when it opens: a training run may have saved new (or best) weights meanwhile."""
+
+    def __init__(self, panel: HiddenUnitsPanel):
+        super().__init__(panel)
+        self._panel = panel
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt override
+        self._panel.refresh_weights()
+        super().showPopup()
