@@ -47,7 +47,7 @@ def test_starts_on_the_default_char_lm_project_with_every_dock(make_window, reg)
 def test_menus_have_every_command_with_standard_shortcuts(make_window, reg):
     win = make_window(reg)
     menus = menu_texts(win)
-    assert list(menus) == ["File", "Edit", "View", "Run", "Plugins", "Help"]
+    assert list(menus) == ["File", "Edit", "View", "Run", "Inspect", "Plugins", "Help"]
     for name in ("New from Template…", "Open…", "Open Recent", "Save", "Save As…", "Close", "Quit"):
         assert name in menus["File"]
     assert [t for t in menus["Edit"] if t.split()[0] in ("Undo", "Redo")] == ["Undo", "Redo"]
@@ -55,7 +55,7 @@ def test_menus_have_every_command_with_standard_shortcuts(make_window, reg):
         assert name in menus["Edit"]
     for name in ("Palette", "Inspector", "Problems", "Fit Model in View", "Auto-layout"):
         assert name in menus["View"]
-    assert menus["Run"] == ["Train", "Pause", "Stop"]
+    assert menus["Run"] == ["Train", "Train New Run", "Pause", "Resume", "Stop"]
     assert menus["Plugins"] == ["Plugin Manager…"]
     assert "About Sequence Workbench" in menus["Help"] and "Documentation" in menus["Help"]
     SK = QKeySequence.StandardKey
@@ -79,16 +79,17 @@ def test_title_marks_unsaved_changes_with_the_undo_stack(make_window, reg):
     assert win.windowTitle().startswith("Renamed — ")
 
 
-def test_train_is_disabled_and_its_tooltip_gives_the_reason(make_window, reg):
+def test_train_is_disabled_by_a_problem_and_its_tooltip_gives_the_reason(make_window, reg):
     win = make_window(reg)
-    assert not win.act_train.isEnabled() and not win.act_pause.isEnabled() and not win.act_stop.isEnabled()
-    assert "training dashboard" in win.act_train.toolTip()
+    assert win.act_train.isEnabled() and not win.act_pause.isEnabled() and not win.act_stop.isEnabled()
+    assert "start a new run" in win.act_train.toolTip()
     win.doc.disconnect_link(Link("head", "y", "output", "logits"))
     tip = win.act_train.toolTip()
+    assert not win.act_train.isEnabled()
     assert tip.startswith("Cannot train:") and "logits" in tip and "output" in tip
     assert "problem" in win.problems_label.text()
     win.doc.undo_stack.undo()
-    assert "training dashboard" in win.act_train.toolTip()
+    assert win.act_train.isEnabled() and "start a new run" in win.act_train.toolTip()
 
 
 def test_clicking_a_problem_selects_and_centres_its_node(make_window, reg, qtbot):

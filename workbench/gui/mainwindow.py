@@ -4,6 +4,11 @@ One :class:`~workbench.gui.document.ProjectDocument` lives as long as the window
 the project inside it (``replace_project``), so the undo actions, the canvas and the docks stay connected to the
 same object.  Torch is never imported before the window has painted: the status bar's device is found by a
 background thread started after the first show, and About imports torch only when it opens.
+
+The middle of the window has two tabs: **Model** (the canvas) and **Training** (the dashboard, built the first
+time it is needed, because pyqtgraph takes half a second to import).  Run ▸ Train trains a snapshot of the
+project in a worker thread (:mod:`workbench.gui.run_bridge`); edits made while it trains go to the document and
+never reach the live run, and the window says so.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, QUrl, Signal, qVersion
+from PySide6.QtCore import QByteArray, QObject, QPointF, QSettings, Qt, QTimer, QUrl, Signal, qVersion
 from PySide6.QtGui import (QAction, QCloseEvent, QColor, QDesktopServices, QIcon, QKeySequence, QPainter, QPalette,
                            QPen, QPixmap)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QDockWidget, QFileDialog, QLabel, QLineEdit,
-                               QMainWindow, QMessageBox, QPlainTextEdit, QStyle, QTextEdit, QToolBar, QWidget)
+                               QMainWindow, QMessageBox, QPlainTextEdit, QStyle, QTabWidget, QTextEdit, QToolBar,
+                               QVBoxLayout, QWidget)
 
 from workbench import __version__
 from workbench.gui.canvas.view import GraphView
@@ -26,16 +32,16 @@ from workbench.gui.document import ProjectDocument
 from workbench.gui.inspector import Inspector
 from workbench.gui.palette import PaletteWidget
 from workbench.gui.problems import ProblemsPanel
+from workbench.gui.run_bridge import RunBridge, merge_run_state, plan_run
 
 ORGANIZATION = "Sequence Workbench"
 APPLICATION = "Sequence Workbench"
 FILE_FILTER = "Sequence Workbench projects (*.seqwb)"
 MAX_RECENT = 10
-STATE_VERSION = 1            # bump when the docks change, so an old saved layout is not forced onto new docks
+STATE_VERSION = 2            # bump when the docks change, so an old saved layout is not forced onto new docks
 VIEW_KEY = "__view__"        # graph.ui keys that are not node ids: the canvas view and the inspector
 INSPECTOR_KEY = "__inspector__"
-TRAIN_LATER = ("Training from the window arrives with the training dashboard; until then run "
-               "'seqwb train FILE' on a saved project.")
+LOG_LINES = 5000             # the log dock keeps this many lines
 
 
 def app_settings() -> QSettings:
@@ -64,24 +70,65 @@ class _DeviceProbe(QObject):
     """Finds the training device in a background thread (importing torch takes a second or two)."""
 
     found = Signal(str)
+    devices = Signal(list)       # [(value, label)] for the dashboard's device chooser
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="seqwb-device-probe").start()
 
     def _run(self) -> None:
+        devices: list[tuple[str, str]] = []
         try:
-            from workbench.core.device import describe_device, resolve_device
+            from workbench.core.device import available_devices, describe_device, resolve_device
             text = describe_device(resolve_device("auto"))
+            for name in available_devices():
+                if name.startswith("cuda:"):
+                    import torch
+                    devices.append((name, f"CUDA {name[5:]}: {torch.cuda.get_device_name(int(name[5:]))}"))
+                elif name == "mps":
+                    devices.append((name, "Apple MPS"))
         except Exception as exc:  # noqa: BLE001 - a broken torch must not take the window down
             text = f"unavailable ({type(exc).__name__}: {exc})"
         try:
             self.found.emit(text)
+            self.devices.emit(devices)
         except RuntimeError:  # the window closed before torch finished importing
             pass
 
 
 def _icon(theme: str, fallback: QStyle.StandardPixmap) -> QIcon:
     return QIcon.fromTheme(theme, QApplication.style().standardIcon(fallback))
+
+
+def _run_icon(kind: str, text_color: QColor) -> QIcon:
+    """Train / Pause / Resume / Stop.  The icon theme's when there is one; otherwise drawn here, because the
+    style's stock media icons are black and vanish on a dark toolbar.  Green play and red stop are mid-luminance,
+    readable on light and dark; pause is in the palette's text colour."""
+    theme = {"train": "media-playback-start", "pause": "media-playback-pause", "resume": "media-playback-start",
+             "stop": "media-playback-stop"}[kind]
+    if QIcon.hasThemeIcon(theme):
+        return QIcon.fromTheme(theme)
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    green, red = QColor("#2e9d4f"), QColor("#d64541")
+    if kind in ("train", "resume"):
+        x0 = 9 if kind == "train" else 13
+        if kind == "resume":              # a bar before the triangle: carry on from where it paused
+            painter.setBrush(text_color)
+            painter.drawRoundedRect(6, 7, 4, 18, 1, 1)
+        painter.setBrush(green)
+        painter.drawPolygon([QPointF(x0, 6), QPointF(x0 + 17, 16), QPointF(x0, 26)])
+    elif kind == "pause":
+        painter.setBrush(text_color)
+        painter.drawRoundedRect(8, 7, 6, 18, 1.5, 1.5)
+        painter.drawRoundedRect(18, 7, 6, 18, 1.5, 1.5)
+    else:
+        painter.setBrush(red)
+        painter.drawRoundedRect(8, 8, 16, 16, 2, 2)
+    painter.end()
+    return QIcon(pixmap)
 
 
 def _fit_icon(color: QColor) -> QIcon:
@@ -119,17 +166,44 @@ class MainWindow(QMainWindow):
         self.setObjectName("MainWindow")
         self.resize(1280, 800)
 
+        self.bridge = RunBridge(self)
+        self.dashboard: Any = None          # built on first use (pyqtgraph's import is slow)
+        self._devices: list[tuple[str, str]] = []
+        self._run_graph_hash = ""           # the graph and settings the live run started with
+        self._run_train: dict[str, Any] = {}
         self.view = GraphView(self.doc, self)
-        self.setCentralWidget(self.view)
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("centralTabs")
+        self.tabs.setDocumentMode(True)
+        self.training_tab = QWidget()
+        QVBoxLayout(self.training_tab).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self.view, "Model")
+        self.tabs.addTab(self.training_tab, "Training")
+        self.tabs.setTabToolTip(0, "The model graph (canvas)")
+        self.tabs.setTabToolTip(1, "The training dashboard: losses, gradient norms, gradient through time, runs")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.setCentralWidget(self.tabs)
         self._build_docks()
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
         self._build_status()
+        # Inspect ▸ Hidden Units and its tab (the panel itself, and pyqtgraph, load when the tab is first shown)
+        from workbench.gui.inspect_menu import install_inspect_menu
+        install_inspect_menu(self)
+        # the Decoding tab (beam-search trees, attention) and its Inspect menu entry; built when first shown
+        from workbench.gui.inspect_decode import install as install_decoding
+        install_decoding(self)
 
         self.doc.undo_stack.cleanChanged.connect(self._update_title)
         self.doc.settingsChanged.connect(self._on_settings_changed)
         self.doc.problemsChanged.connect(self._update_run_actions)
+        self.doc.graphChanged.connect(self._check_run_snapshot)
+        self.bridge.runStarted.connect(self._on_run_started)
+        self.bridge.eventsReady.connect(self._on_run_events)
+        self.bridge.stateSaved.connect(self._on_run_state_saved)
+        self.bridge.runEnded.connect(self._on_run_ended)
+        self.bridge.stateChanged.connect(self._on_run_state_changed)
         self.view.selectionChanged.connect(self._on_selection)
         self.view.message.connect(self.show_message)
         self.problems.nodeActivated.connect(lambda nid: self.view.select_node(nid, center=True))
@@ -163,6 +237,14 @@ class MainWindow(QMainWindow):
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.problems_dock = self._dock("Problems", "problemsDock", self.problems,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("runLog")
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setPlaceholderText("Training runs report here: start, notices, evaluations, errors.")
+        self.log_dock = self._dock("Log", "logDock", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.log_dock)
+        self.problems_dock.raise_()
         self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [96], Qt.Orientation.Vertical)
 
@@ -235,11 +317,24 @@ class MainWindow(QMainWindow):
         self.act_quick_add = self._action("Add &Block… (Tab on the canvas)", self._quick_add,
                                           tip="Type the name of a block to add it to the canvas")
 
-        self.act_train = self._action("&Train", icon=_icon("media-playback-start", SP.SP_MediaPlay))
-        self.act_pause = self._action("&Pause", icon=_icon("media-playback-pause", SP.SP_MediaPause))
-        self.act_stop = self._action("&Stop", icon=_icon("media-playback-stop", SP.SP_MediaStop))
-        for act in (self.act_train, self.act_pause, self.act_stop):
-            act.setEnabled(False)
+        # F5 / Shift+F5 as in debuggers (run / stop); no standard key exists for these
+        text_color = self.palette().color(QPalette.ColorRole.ButtonText)
+        self.act_train = self._action("&Train", self.train, shortcut="F5",
+                                      icon=_run_icon("train", text_color))
+        self.act_train_new = self._action("Train &New Run", lambda: self.train(new_run=True), shortcut="Ctrl+F5",
+                                          tip="Start a new run from fresh weights, keeping the earlier runs in the "
+                                              "history")
+        self.act_pause = self._action("&Pause", self.pause_training, shortcut="F6",
+                                      icon=_run_icon("pause", text_color))
+        self.act_resume = self._action("&Resume", self.resume_training, shortcut="F6",
+                                       icon=_run_icon("resume", text_color),
+                                       tip="Resume training from the step where it paused (F6)")
+        self.act_stop = self._action("&Stop", self.stop_training, shortcut="Shift+F5",
+                                     icon=_run_icon("stop", text_color))
+        self.act_show_model = self._action("&Model", lambda: self.tabs.setCurrentIndex(0), shortcut="Ctrl+1",
+                                           tip="Show the model graph")
+        self.act_show_training = self._action("&Training Dashboard", self.show_dashboard, shortcut="Ctrl+2",
+                                              tip="Show the training dashboard")
 
         self.act_plugins = self._action("&Plugin Manager…", self.show_plugin_manager,
                                         tip="Installed plugins, their contributions, and plugins that failed")
@@ -272,7 +367,10 @@ class MainWindow(QMainWindow):
             m.addSeparator() if act is None else m.addAction(act)
 
         m = bar.addMenu("&View")
-        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock):
+        m.addAction(self.act_show_model)
+        m.addAction(self.act_show_training)
+        m.addSeparator()
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.log_dock):
             toggle = dock.toggleViewAction()
             toggle.setStatusTip(f"Show or hide the {dock.windowTitle().lower()}")
             m.addAction(toggle)
@@ -283,7 +381,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Run")
         m.setToolTipsVisible(True)    # the reason Train is disabled is in its tooltip
-        for act in (self.act_train, self.act_pause, self.act_stop):
+        for act in (self.act_train, self.act_train_new, self.act_pause, self.act_resume, self.act_stop):
             m.addAction(act)
         self.run_menu = m
 
@@ -312,7 +410,8 @@ class MainWindow(QMainWindow):
             text_changed.connect(lambda text, a=act, w=word: a.setToolTip(f"{w} {text}".strip()))
             act.setToolTip(word)
         for act in (self.act_new, self.act_open, self.act_save, None, self.tb_undo, self.tb_redo, None,
-                    self.act_fit, self.act_layout, None, self.act_train, self.act_pause, self.act_stop):
+                    self.act_fit, self.act_layout, None, self.act_train, self.act_pause, self.act_resume,
+                    self.act_stop):
             bar.addSeparator() if act is None else bar.addAction(act)
         # short labels on the toolbar; the menus keep the full ones
         for act, text in ((self.act_new, "New"), (self.act_open, "Open"), (self.act_fit, "Fit")):
@@ -329,6 +428,10 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Device: …")
         self.device_label.setToolTip("The device training will use (auto: CUDA, then MPS, then CPU)")
         self.device_label.setContentsMargins(6, 0, 6, 0)
+        self.run_label = QLabel()
+        self.run_label.setContentsMargins(6, 0, 6, 0)
+        self.run_label.hide()
+        status.addPermanentWidget(self.run_label)
         status.addPermanentWidget(self.problems_label)
         status.addPermanentWidget(self.device_label)
 
@@ -346,11 +449,17 @@ class MainWindow(QMainWindow):
         self.device_label.setText("Device: detecting…")
         self._probe = _DeviceProbe(self)
         self._probe.found.connect(self._on_device)
+        self._probe.devices.connect(self._on_devices)
         self._probe.start()
 
     def _on_device(self, text: str) -> None:
         self._device_text = text
         self.device_label.setText(f"Device: {text}")
+
+    def _on_devices(self, devices: list) -> None:
+        self._devices = [tuple(d) for d in devices]
+        if self.dashboard is not None:
+            self.dashboard.set_devices(self._devices)
 
     def device_text(self) -> str:
         return self._device_text
@@ -387,23 +496,40 @@ class MainWindow(QMainWindow):
     def _on_settings_changed(self, section: str) -> None:
         if section == "name":
             self._update_title()
+        elif section == "train":
+            self._update_run_actions()
+            self._check_run_snapshot()
 
     def _update_run_actions(self, *_args: Any) -> None:
         problems = self.doc.report().problems
+        state = self.bridge.state
+        live = state != "idle"
         if problems:
             more = f" (and {len(problems) - 1} more; see the Problems panel)" if len(problems) > 1 else ""
             tip = f"Cannot train: {problems[0]}{more}"
             self.problems_label.setText(f"⚠ {len(problems)} problem{'s' if len(problems) > 1 else ''}")
             self.problems_label.setToolTip("\n".join(problems))
         else:
-            tip = TRAIN_LATER
+            tip = f"Train (F5): {plan_run(self.doc.project).text}"
             self.problems_label.setText("✓ model graph complete")
             self.problems_label.setToolTip("The model graph has no problems")
-        self.act_train.setToolTip(tip)
-        self.act_train.setStatusTip(tip)
-        for act in (self.act_pause, self.act_stop):
-            act.setToolTip("Nothing is training")
-            act.setStatusTip("Nothing is training")
+        if live:
+            tip = "A run is training: Pause, Resume or Stop it first"
+        self.act_train.setEnabled(not live and not problems)
+        self.act_train_new.setEnabled(not live and not problems)
+        paused = state in ("pausing", "paused")
+        self.act_pause.setEnabled(state in ("starting", "running"))
+        self.act_resume.setEnabled(paused)
+        self.act_pause.setVisible(not paused)
+        self.act_resume.setVisible(paused)
+        self.act_stop.setEnabled(live and state != "stopping")
+        idle_tip = "Nothing is training"
+        for act, text in ((self.act_train, tip),
+                          (self.act_pause, "Pause training after the current step (F6)" if live else idle_tip),
+                          (self.act_stop, "Stop training after the current step and keep a checkpoint (Shift+F5)"
+                           if live else idle_tip)):
+            act.setToolTip(text)
+            act.setStatusTip(text)
 
     def _on_selection(self, node_ids: list[str]) -> None:
         self.inspector.show_nodes(list(node_ids))
@@ -426,6 +552,199 @@ class MainWindow(QMainWindow):
             return
         {"cut": self.view.cut_selection, "copy": self.view.copy_selection, "paste": self.view.paste,
          "delete": self.view.delete_selection, "select_all": self.view.select_all}[what]()
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def ensure_dashboard(self) -> Any:
+        """The dashboard, built (and pyqtgraph imported) the first time it is needed."""
+        if self.dashboard is None:
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                from workbench.gui.dashboard import TrainingDashboard
+                self.dashboard = TrainingDashboard(self.doc, self.training_tab)
+            finally:
+                QApplication.restoreOverrideCursor()
+            self.dashboard.add_run_actions([self.act_train, self.act_pause, self.act_resume, self.act_stop])
+            if self._devices:
+                self.dashboard.set_devices(self._devices)
+            self.training_tab.layout().addWidget(self.dashboard)
+        return self.dashboard
+
+    def show_dashboard(self) -> None:
+        self.ensure_dashboard()
+        self.tabs.setCurrentWidget(self.training_tab)
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.training_tab:
+            self.ensure_dashboard()
+
+    def log(self, text: str, kind: str = "info") -> None:
+        """A line in the log dock, with the time; errors in the error colour."""
+        import time as _time
+        from workbench.gui.forms import error_color
+        stamp = _time.strftime("%H:%M:%S")
+        body = html.escape(text).replace("\n", "<br>&nbsp;&nbsp;")
+        if kind == "error":
+            body = f"<span style='color:{error_color(self.log_view).name()}'>{body}</span>"
+        elif kind == "detail":
+            body = f"<span style='white-space:pre'>{body}</span>"
+        self.log_view.appendHtml(f"<span style='opacity:0.7'>{stamp}</span>&nbsp; {body}")
+
+    def train(self, new_run: bool = False) -> bool:
+        """Run ▸ Train: continue the latest run or start a new one (``new_run``), on a snapshot of the project."""
+        if self.bridge.is_live():
+            if self.bridge.state in ("pausing", "paused"):
+                self.resume_training()
+            return False
+        self.inspector.commit_pending()
+        problems = self.doc.report().problems
+        if problems:
+            self.show_message(f"Cannot train: {problems[0]}")
+            return False
+        plan = plan_run(self.doc.project, force_new=new_run)
+        self.show_dashboard()
+        self._run_graph_hash = self.doc.graph.content_hash()
+        from workbench.plugin_system.params import params_to_dict
+        self._run_train = params_to_dict(self.doc.project.train)
+        base_dir = str(Path(self.doc.path).resolve().parent) if self.doc.path else None
+        self.log(f"Train: {plan.text}")
+        self.bridge.start(self.doc.project, self.registry, base_dir=base_dir, new_run=plan.new_run)
+        self.dashboard.hide_banner()
+        self.dashboard.settings_bar.setEnabled(False)      # they apply at Train: this run has them already
+        self.dashboard.progress.setFormat("starting: reading the data and building the model…")
+        self._update_run_actions()
+        return True
+
+    def pause_training(self) -> None:
+        self.bridge.pause()
+
+    def resume_training(self) -> None:
+        self.bridge.resume()
+        if self.dashboard is not None:
+            self.dashboard.set_paused(False)
+        self.log(f"Resumed at step {self.bridge.last_step}")
+
+    def stop_training(self) -> None:
+        if self.bridge.is_live():
+            self.bridge.stop()
+            self.show_message("Stopping after the current step…")
+
+    def _on_run_state_changed(self, state: str) -> None:
+        self._update_run_actions()
+        if state == "paused":
+            self.log(f"Paused at step {self.bridge.last_step} (a checkpoint is in the project: Save keeps it)")
+            if self.dashboard is not None:
+                self.dashboard.set_paused(True)
+        self.run_label.setVisible(state != "idle")
+        if state in ("paused", "pausing", "stopping", "starting"):
+            self.run_label.setText(f"Training: {state}")
+
+    def _merge(self, state: Any) -> None:
+        sizes_before = (self.doc.project.data or {}).get("sizes")
+        merge_run_state(self.doc.project, state)
+        self.doc.undo_stack.resetClean()    # the project changed, but not by an undoable edit
+        if (self.doc.project.data or {}).get("sizes") != sizes_before:
+            self.doc.graphChanged.emit()    # the data's sizes (the vocabulary) are known now: revalidate
+
+    def _on_run_started(self, start: Any) -> None:
+        self._merge(start.state)
+        self.log(f"{start.run_id}: {'continuing' if start.resumed else 'started'} at step {start.step} of "
+                 f"{start.total} on {start.device}, {start.parameters:,} parameters")
+        for notice in start.notices:
+            self.log(f"note: {notice}")
+        if self.dashboard is not None:
+            self.dashboard.begin_run(start)
+        self.run_label.setText(f"Training {start.run_id}")
+        self._check_run_snapshot()
+
+    def _on_run_events(self, events: list) -> None:
+        if self.dashboard is not None:
+            self.dashboard.consume(events)
+        for kind, ev in events:
+            if kind == "eval":
+                shown = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)))
+                self.log(f"step {ev.step}: valid {shown}{'  (best)' if ev.best else ''}")
+        self.run_label.setText(f"Training: step {self.bridge.last_step}")
+
+    def _on_run_state_saved(self, state: Any) -> None:
+        self._merge(state)
+        if self.dashboard is not None:
+            self.dashboard.save_state(state)
+
+    def _on_run_ended(self, end: Any) -> None:
+        if end.state is not None:
+            self._merge(end.state)
+        run_id = end.state.run.id if end.state is not None else "the run"
+        if end.status == "failed":
+            self.log(f"{run_id} failed: {end.message}", "error")
+            if end.details:
+                self.log(end.details.rstrip(), "detail")
+            self.show_message(f"Training failed: {end.message}", 15000)
+        else:
+            self.log(f"{run_id} {end.status} at step {end.step}" + (f" ({end.message})" if end.message else ""))
+            self.show_message(f"Training {end.status} at step {end.step}")
+        if self.dashboard is not None:
+            self.dashboard.end_run(end)
+        self.run_label.hide()
+        self._update_run_actions()
+
+    def _check_run_snapshot(self) -> None:
+        """While a run is live, tell the user when the document no longer matches what the run trains."""
+        if not self.bridge.is_live() or self.dashboard is None:
+            return
+        from workbench.plugin_system.params import params_to_dict
+        graph_edited = self.doc.graph.content_hash() != self._run_graph_hash
+        settings_edited = params_to_dict(self.doc.project.train) != self._run_train
+        if graph_edited or settings_edited:
+            what = "model graph" if graph_edited else "training settings"
+            if graph_edited and settings_edited:
+                what = "model graph and training settings"
+            self.dashboard.show_banner(
+                f"The {what} changed after this run started. The run goes on with the {what} as they were when "
+                f"you pressed Train; the edits apply to the next run.", "notice")
+        elif self.dashboard.banner_kind == "notice":
+            self.dashboard.hide_banner()
+
+    def ask_stop_training(self, closing: bool) -> str:
+        """Ask what to do with the live run: "save" (stop, then save), "discard" (stop only) or "cancel"."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("A run is training")
+        if closing:
+            box.setText("A run is training. Stop it and save the project before closing?")
+            box.setInformativeText("Stopping keeps a checkpoint at the last finished step.")
+            save = box.addButton("Stop and Save", QMessageBox.ButtonRole.AcceptRole)
+            discard = box.addButton("Stop, Don't Save", QMessageBox.ButtonRole.DestructiveRole)
+        else:
+            box.setText("A run is training. Stop it first?")
+            box.setInformativeText("Stopping keeps a checkpoint at the last finished step; you are asked about "
+                                   "saving next.")
+            save, discard = None, box.addButton("Stop Training", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(save or discard)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is cancel or clicked is None:
+            return "cancel"
+        return "save" if clicked is save else "discard"
+
+    def stop_and_wait(self, timeout_s: float = 60.0) -> bool:
+        """Stop the live run and wait until it has ended and its checkpoint is in the project."""
+        if not self.bridge.is_live():
+            return True
+        self.bridge.stop()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            return self.bridge.wait_until_ended(timeout_s)
+        finally:
+            QApplication.restoreOverrideCursor()
+
+    def _stop_run_first(self) -> bool:
+        """Before another project replaces this one: a live run is stopped (after asking) and merged."""
+        if not self.bridge.is_live():
+            return True
+        if self.ask_stop_training(closing=False) == "cancel":
+            return False
+        return self.stop_and_wait()
 
     # ---- files ---------------------------------------------------------------------------------------------
     def maybe_save(self) -> bool:
@@ -458,7 +777,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> bool:
         """Open ``path`` in this window; on any error the message is shown and the current project stays."""
-        if not self.maybe_save():
+        if not self._stop_run_first() or not self.maybe_save():
             return False
         from workbench.core.errors import MissingPluginError, WorkbenchError
         from workbench.core.io import load_project
@@ -529,13 +848,13 @@ class MainWindow(QMainWindow):
 
     def close_project(self) -> bool:
         """File ▸ Close: back to the embedded default project."""
-        if not self.maybe_save():
+        if not self._stop_run_first() or not self.maybe_save():
             return False
         self._replace(default_project(self.registry), None, "default")
         return True
 
     def new_from_template(self) -> bool:
-        if not self.maybe_save():
+        if not self._stop_run_first() or not self.maybe_save():
             return False
         from workbench.gui.new_project import NewFromTemplateDialog
         dialog = NewFromTemplateDialog(self.registry, self)
@@ -606,6 +925,19 @@ class MainWindow(QMainWindow):
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self.bridge.is_live():
+            answer = self.ask_stop_training(closing=True)
+            if answer == "cancel":
+                event.ignore()
+                return
+            if not self.stop_and_wait():
+                self.log("The run did not stop within a minute; closing anyway", "error")
+            if answer == "save" and not self.save():
+                event.ignore()
+                return
+            self.save_window_state()
+            event.accept()
+            return
         if not self.maybe_save():
             event.ignore()
             return

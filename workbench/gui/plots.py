@@ -1,0 +1,528 @@
+"""Plot building blocks for the training dashboard: fixed-memory series and themed pyqtgraph panels.
+
+Long runs keep fixed memory and smooth plots (DESIGN §9, pyqtgraph's habits): every series lives in a
+:class:`Decimator`, preallocated numpy arrays that, when full, merge neighbouring points pairwise and from then
+on fold every two (four, eight...) new points into one, so the whole run stays visible at an even resolution
+whatever its length.  On top of that the curves use pyqtgraph's ``clipToView`` and peak-preserving
+``autoDownsample``, so a redraw costs about the same at step 100 and at step 1,000,000.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLayout, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from workbench.gui.style import blend, is_dark, ui_font
+
+#: one colour per run (by run number) and per layer / group; mid-luminance hues readable on light and dark
+SERIES_COLORS = ("#3f8fe0", "#e8772e", "#36a852", "#d6457c", "#9467d6", "#1aa6a6", "#c49a1c", "#8c6d5a",
+                 "#6b7f99", "#e35d3f")
+#: floor for log-scale values: a gradient that vanished to exactly 0 is drawn at the bottom, not dropped
+LOG_FLOOR = 1e-12
+
+
+def series_color(index: int) -> QColor:
+    return QColor(SERIES_COLORS[index % len(SERIES_COLORS)])
+
+
+def run_color(run_id: str) -> QColor:
+    """A run keeps its colour on every plot and in the runs list: by its number (``run-3`` -> the third)."""
+    tail = run_id.rsplit("-", 1)[-1]
+    return series_color(int(tail) - 1 if tail.isdigit() else abs(hash(run_id)))
+
+
+# ---- fixed-memory series ----------------------------------------------------------------------------------
+
+class Decimator:
+    """Points ``(x, y)`` in preallocated arrays of ``capacity`` rows; ``y`` is a number or a fixed-length row.
+
+    While there is room every point is kept.  When the arrays fill up, neighbouring pairs are merged (x by the
+    mean, y by ``reduce``: "mean" or "max", max keeps gradient spikes visible) and the stride doubles: from then
+    on every ``stride`` new points are folded into one as they arrive (the unfinished fold shows as a provisional
+    last point).  Memory stays fixed, and points stay evenly spread over the whole run.
+    """
+
+    def __init__(self, capacity: int = 4096, reduce: str = "mean", width: int = 0):
+        self.capacity = max(2, capacity - capacity % 2)
+        self.reduce = reduce
+        self.width = width                       # 0: scalar y; otherwise the length of each y row
+        shape = (self.capacity,) if width == 0 else (self.capacity, width)
+        self.x = np.empty(self.capacity, dtype=np.float64)
+        self.y = np.empty(shape, dtype=np.float64)
+        self.n = 0
+        self.stride = 1
+        self._pend_x: list[float] = []
+        self._pend_y: list[Any] = []
+        self.count = 0                           # raw points seen
+        self.version = 0                         # bumps on every change: the plots redraw only what changed
+
+    def __len__(self) -> int:
+        return self.n + (1 if self._pend_x else 0)
+
+    def clear(self) -> None:
+        self.n, self.stride, self.count = 0, 1, 0
+        self._pend_x, self._pend_y = [], []
+        self.version += 1
+
+    def _fold(self, ys: np.ndarray) -> Any:
+        return ys.max(axis=0) if self.reduce == "max" else ys.mean(axis=0)
+
+    def _halve(self) -> None:
+        half = self.n // 2
+        self.x[:half] = self.x[:2 * half].reshape(half, 2).mean(axis=1)
+        ys = self.y[:2 * half].reshape((half, 2) + self.y.shape[1:])
+        self.y[:half] = ys.max(axis=1) if self.reduce == "max" else ys.mean(axis=1)
+        if self.n % 2:       # an odd point out is kept as it is
+            self.x[half] = self.x[self.n - 1]
+            self.y[half] = self.y[self.n - 1]
+            half += 1
+        self.n = half
+        self.stride *= 2
+
+    def _commit(self, x: float, y: Any) -> None:
+        if self.n == self.capacity:
+            self._halve()
+        self.x[self.n] = x
+        self.y[self.n] = y
+        self.n += 1
+
+    def append(self, x: float, y: Any) -> None:
+        self.extend([x], [y])
+
+    def extend(self, xs: Any, ys: Any) -> None:
+        if len(xs) == 0:
+            return
+        self.count += len(xs)
+        self.version += 1
+        if self.stride == 1 and not self._pend_x and len(xs) <= self.capacity - self.n:
+            xs_a = np.asarray(xs, dtype=np.float64)
+            self.x[self.n:self.n + len(xs_a)] = xs_a
+            self.y[self.n:self.n + len(xs_a)] = np.asarray(ys, dtype=np.float64)
+            self.n += len(xs_a)
+            return
+        if self.n == 0 and not self._pend_x:
+            self._load(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
+            return
+        for x, y in zip(xs, ys):
+            self._pend_x.append(float(x))
+            self._pend_y.append(y)
+            if len(self._pend_x) >= self.stride:
+                self._commit(float(np.mean(self._pend_x)), self._fold(np.asarray(self._pend_y, dtype=np.float64)))
+                self._pend_x, self._pend_y = [], []
+
+    def _load(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        """A long record into an empty series at once (a run from the history): folded with numpy, not a loop."""
+        stride = self.stride
+        while len(xs) > stride * self.capacity:
+            stride *= 2
+        self.stride = stride
+        n = len(xs) // stride
+        full = n * stride
+        self.x[:n] = xs[:full].reshape(n, stride).mean(axis=1)
+        folded = ys[:full].reshape((n, stride) + ys.shape[1:])
+        self.y[:n] = folded.max(axis=1) if self.reduce == "max" else folded.mean(axis=1)
+        self.n = n
+        self._pend_x = [float(v) for v in xs[full:]]
+        self._pend_y = list(ys[full:])
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the points, with the unfinished fold as a provisional last point."""
+        x, y = self.x[:self.n], self.y[:self.n]
+        if self._pend_x:
+            x = np.append(x, np.mean(self._pend_x))
+            y = np.concatenate([y, self._fold(np.asarray(self._pend_y, dtype=np.float64))[None, ...]])
+        return x.copy(), y.copy()
+
+    def last(self) -> Any:
+        if self._pend_y:
+            return self._pend_y[-1]
+        return self.y[self.n - 1] if self.n else None
+
+
+def trailing_mean(y: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` points at every point (fewer at the start): smoothing that never looks ahead,
+    so the right end of the curve is as trustworthy as the rest.  O(n) with a cumulative sum."""
+    if window <= 1 or len(y) < 2:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    idx = np.arange(1, len(y) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def positive(y: np.ndarray) -> np.ndarray:
+    """Values for a log axis: non-finite and non-positive values go to the floor."""
+    out = np.where(np.isfinite(y), y, LOG_FLOOR)
+    return np.maximum(out, LOG_FLOOR)
+
+
+# ---- theme ------------------------------------------------------------------------------------------------
+
+def plot_colors(widget: QWidget | None = None) -> dict[str, QColor]:
+    """Background, text, grid and faint colours from the application palette (light or dark theme)."""
+    pal = QPalette(widget.palette() if widget is not None else QApplication.palette())
+    base = QColor(pal.color(QPalette.ColorRole.Base))
+    text = QColor(pal.color(QPalette.ColorRole.Text))
+    return {"background": base, "text": text, "axis": blend(text, base, 0.25), "muted": blend(text, base, 0.45),
+            "faint": blend(text, base, 0.75), "dark": QColor("#000") if not is_dark(pal) else QColor("#fff"),
+            "threshold": QColor("#e5484d") if is_dark(pal) else QColor("#c62828")}
+
+
+def pen(color: QColor | str, width: float = 1.6, style: Qt.PenStyle = Qt.PenStyle.SolidLine,
+        alpha: float = 1.0) -> Any:
+    c = QColor(color)
+    c.setAlphaF(alpha)
+    p = pg.mkPen(c, width=width)
+    p.setStyle(style)
+    p.setCosmetic(True)
+    return p
+
+
+class FlowLayout(QLayout):
+    """Lays its items out left to right and wraps them into as many rows as the width needs (Qt's flow layout
+    example, for the legend rows)."""
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 8):
+        super().__init__(parent)
+        self._items: list[Any] = []
+        self._spacing = spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item: Any) -> None:  # noqa: N802 - Qt override
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> Any:  # noqa: N802 - Qt override
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> Any:  # noqa: N802 - Qt override
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return self._place(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
+        super().setGeometry(rect)
+        self._place(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
+        size = QSize()
+        for item in self._items:
+            size = size.expandedTo(item.minimumSize())
+        return size
+
+    def _place(self, rect: QRect, move: bool) -> int:
+        x, y, row_height = rect.x(), rect.y(), 0
+        for item in self._items:
+            hint = item.sizeHint()
+            if x + hint.width() > rect.right() and row_height > 0:
+                x, y, row_height = rect.x(), y + row_height + 2, 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self._spacing
+            row_height = max(row_height, hint.height())
+        return y + row_height - rect.y()
+
+
+class _PlotWidget(pg.PlotWidget):
+    """pyqtgraph's widget asks for about 600 x 500 px; in the dashboard's grid the rows decide, so it asks for
+    little (otherwise a panel whose legend wraps, a height-for-width layout, is laid out 500 px tall)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(300, 120)
+
+
+def line_icon(style: Any, symbol: bool = False) -> QIcon:
+    """A short sample of a curve's line (colour, width, dash) for its legend entry."""
+    pixmap = QPixmap(22, 12)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p = QPen(style)
+    p.setWidthF(max(2.0, style.widthF()))
+    p.setCosmetic(True)
+    painter.setPen(p)
+    painter.drawLine(1, 6, 21, 6)
+    if symbol:
+        painter.setBrush(style.color())
+        painter.drawEllipse(QPoint(11, 6), 3, 3)
+    painter.end()
+    return QIcon(pixmap)
+
+
+class PlotPanel(QWidget):
+    """A title row with optional controls, a legend row, and a themed pyqtgraph plot below.
+
+    ``curve(key)`` creates a curve once and reuses it; ``set_curve(key, x, y)`` updates it (``setData``), and
+    ``prune(keys)`` removes the curves that are no longer wanted (a run taken off the overlay).  The legend is a
+    row of check boxes above the plot, not a box inside it: it never hides data, and unticking an entry hides its
+    curve.
+    """
+
+    def __init__(self, title: str, y_label: str = "", x_label: str = "step", *, log_y: bool = False,
+                 legend: bool = False, y_from_zero: bool = False, tip: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName(f"plot:{title}")
+        self.log_y = log_y
+        self.y_from_zero = y_from_zero
+        self.colors = plot_colors(self)
+        self.title = QLabel(title)
+        self.title.setFont(ui_font(1.0, bold=True))
+        # a title that changes ("latest probe (step 12)") must not re-lay out the grid: every plot would be
+        # resized and repainted at once
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(40)
+        if tip:
+            self.title.setToolTip(tip)
+            self.setToolTip(tip)
+        self.header = QHBoxLayout()
+        self.header.setContentsMargins(4, 0, 4, 0)
+        self.header.setSpacing(6)
+        self.header.addWidget(self.title, 1)
+        self.legend_row: QWidget | None = None
+        self.legend_entries: dict[str, QCheckBox] = {}
+        if legend:
+            self.legend_row = QWidget()
+            self.legend_row.setObjectName("legendRow")
+            self.legend_layout = FlowLayout(self.legend_row)
+            self.legend_row.setContentsMargins(6, 0, 4, 0)
+            self.legend_row.hide()
+        self.widget = _PlotWidget(background=self.colors["background"])
+        self.widget.setMinimumHeight(120)
+        self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.plot = self.widget.getPlotItem()
+        self.plot.setMenuEnabled(True)
+        # horizontal grid lines only: they are what values are read against, and every grid line is redrawn on
+        # each repaint (a full grid makes a plot ~35 % slower to paint)
+        self.plot.showGrid(x=False, y=True, alpha=0.18)
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.hideButtons()
+        tick_font = ui_font(0.9)
+        label_style = {"color": self.colors["axis"].name(), "font-size": f"{max(8.0, tick_font.pointSizeF()):.0f}pt"}
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pen(self.colors["axis"], 1))
+            axis.setTextPen(pen(self.colors["axis"], 1))
+            axis.setTickFont(tick_font)
+            axis.enableAutoSIPrefix(False)     # "loss (x0.001)" over ticks 50..250 reads worse than 0.05..0.25
+        self.label_style = label_style
+        self.plot.setLabel("bottom", x_label, **label_style)
+        if y_label:
+            self.plot.setLabel("left", y_label, **label_style)
+        self.plot.getAxis("left").setWidth(54)
+        self.plot.setLogMode(y=log_y)
+        self.curves: dict[str, Any] = {}
+        self.updates = 0                  # data changes so far: the dashboard spreads repaints over frames
+        self.last_update = 0.0            # monotonic time of the last data change (the dashboard throttles)
+        # A training-step axis grows in steps of 1-2-5 instead of with every point: re-laying out the axis ticks
+        # is a third of what a repaint costs.  Once the user pans or zooms, the range is theirs.
+        self.grow_x = x_label.startswith("step")
+        self._x_limit = 0.0
+        self._user_range = False
+        if self.grow_x:
+            self.plot.enableAutoRange(x=False)
+        self.plot.vb.sigRangeChangedManually.connect(self._on_user_range)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 4, 2, 2)
+        layout.setSpacing(2)
+        layout.addLayout(self.header)
+        if self.legend_row is not None:
+            layout.addWidget(self.legend_row)
+        layout.addWidget(self.widget, 1)
+
+    def add_control(self, widget: QWidget) -> QWidget:
+        self.header.addWidget(widget)
+        return widget
+
+    def set_log(self, log_y: bool) -> None:
+        self.log_y = log_y
+        self.plot.setLogMode(y=log_y)
+        for key in list(self.curves):          # log mode needs positive values: redone at the next update
+            self.curves[key].setData([], [])
+
+    def set_y_label(self, text: str) -> None:
+        self.plot.setLabel("left", text, **self.label_style)
+
+    # ---- curves and their legend entries ---------------------------------------------------------------
+    def curve(self, key: str, style: Any, name: str | None = None, *, symbol: str | None = None) -> Any:
+        item = self.curves.get(key)
+        if item is None:
+            kwargs: dict[str, Any] = {"pen": style}
+            if symbol:
+                kwargs.update(symbol=symbol, symbolSize=5, symbolPen=style, symbolBrush=style.color())
+            item = self.plot.plot(**kwargs)
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, method="peak")
+            self.curves[key] = item
+            self._legend_add(key, item, style, name, bool(symbol))
+        else:
+            if item.opts.get("pen") != style:      # another run is shown under the same key: its colour
+                item.setPen(style)
+                if symbol:
+                    item.setSymbolPen(style)
+                    item.setSymbolBrush(style.color())
+                if key in self.legend_entries:
+                    self.legend_entries[key].setIcon(line_icon(style, bool(symbol)))
+            if name is not None and key in self.legend_entries and self.legend_entries[key].text() != name:
+                self.legend_entries[key].setText(name)
+        return item
+
+    def _legend_add(self, key: str, item: Any, style: Any, name: str | None, symbol: bool) -> None:
+        if self.legend_row is None or not name:
+            return
+        box = QCheckBox(name)
+        box.setObjectName(f"legend:{key}")
+        box.setFont(ui_font(0.85))
+        box.setIcon(line_icon(style, symbol))
+        box.setChecked(True)
+        box.setToolTip("Untick to hide this curve")
+        box.toggled.connect(item.setVisible)
+        self.legend_entries[key] = box
+        self.legend_layout.addWidget(box)
+        self.legend_row.show()
+
+    def _legend_remove(self, key: str) -> None:
+        box = self.legend_entries.pop(key, None)
+        if box is not None:
+            self.legend_layout.removeWidget(box)
+            box.deleteLater()
+            if not self.legend_entries and self.legend_row is not None:
+                self.legend_row.hide()
+
+    def set_curve(self, key: str, x: np.ndarray, y: np.ndarray, style: Any, name: str | None = None, *,
+                  symbol: str | None = None) -> None:
+        item = self.curve(key, style, name, symbol=symbol)
+        if self.log_y:
+            y = positive(y)
+        item.setData(x, y)
+        self.updates += 1
+        if self._user_range or not len(x):
+            return
+        if self.grow_x:
+            self._fit_x(float(np.nanmax(x)))
+        if self.y_from_zero:
+            top = max(float(np.nanmax(c.getData()[1])) for c in self.curves.values()
+                      if c.getData()[1] is not None and len(c.getData()[1]))
+            self.plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
+
+    def _on_user_range(self, *_args: Any) -> None:
+        self._user_range = True
+
+    def _fit_x(self, x_max: float) -> None:
+        if x_max > self._x_limit or self._x_limit == 0.0:
+            self._x_limit = nice_ceiling(max(x_max * 1.15, 10.0))
+            self.plot.setXRange(0.0, self._x_limit, padding=0.01)
+
+    def reset_range(self) -> None:
+        """Back to the automatic range (another run is shown)."""
+        self._user_range = False
+        self._x_limit = 0.0
+        if not self.y_from_zero:
+            self.plot.enableAutoRange(y=True)
+        if not self.grow_x:
+            self.plot.enableAutoRange(x=True)
+
+    def prune(self, keep: set[str]) -> None:
+        for key in [k for k in self.curves if k not in keep]:
+            self.updates += 1
+            item = self.curves.pop(key)
+            self._legend_remove(key)
+            self.plot.removeItem(item)
+
+    def clear_curves(self) -> None:
+        self.prune(set())
+
+
+def nice_ceiling(v: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is at least ``v``."""
+    if v <= 0:
+        return 1.0
+    exp = math.floor(math.log10(v))
+    for m in (1, 2, 5, 10):
+        if m * 10 ** exp >= v:
+            return float(m * 10 ** exp)
+    return float(10 ** (exp + 1))
+
+
+class HeatmapPanel(PlotPanel):
+    """An image of log10 values (rows: training steps, columns: timesteps) with fixed levels and a colour bar.
+
+    The levels are fixed so that colours mean the same thing as rows arrive and between runs (an RNN and an LSTM
+    shown one after the other are on the same scale); they only widen when a value leaves the range.
+    """
+
+    def __init__(self, title: str, *, bar_label: str, levels: tuple[float, float] = (-9.0, 0.0), tip: str = "",
+                 parent: QWidget | None = None):
+        super().__init__(title, "training step", "t (timestep of the probe sequence)", tip=tip, parent=parent)
+        self.levels = levels
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.plot.showGrid(x=False, y=False)
+        cmap = pg.colormap.get("viridis")
+        self.bar = pg.ColorBarItem(values=levels, colorMap=cmap, label=bar_label, interactive=False, width=14,
+                                   colorMapMenu=False, pen=pen(self.colors["axis"], 1))
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        axis = self.bar.getAxis("right") if hasattr(self.bar, "getAxis") else None
+        if axis is not None:
+            axis.setPen(pen(self.colors["axis"], 1))
+            axis.setTextPen(pen(self.colors["axis"], 1))
+            axis.setTickFont(ui_font(0.9))
+        self.empty = pg.TextItem("no probe yet", color=self.colors["muted"], anchor=(0.5, 0.5))
+        self.empty.setFont(ui_font(1.0))
+        self.plot.addItem(self.empty)
+        self.empty.setPos(0.5, 0.5)
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+
+    def set_rows(self, rows: np.ndarray | None, steps: np.ndarray | None) -> None:
+        """``rows`` [n, T] of log10 values for the training steps ``steps`` [n] (evenly spaced)."""
+        self.updates += 1
+        if rows is None or len(rows) == 0:
+            self.image.clear()
+            self.empty.setVisible(True)
+            return
+        self.empty.setVisible(False)
+        rows = np.where(np.isfinite(rows), rows, self.levels[0])
+        hi = float(np.max(rows))
+        if hi > self.levels[1]:     # widen, never narrow: colours keep their meaning
+            top = math.ceil(hi)
+            self.levels = (self.levels[0] + (top - self.levels[1]), float(top))
+            self.bar.setLevels(self.levels)
+        n, T = rows.shape
+        spacing = float(np.median(np.diff(steps))) if n > 1 else max(float(steps[0]), 1.0)
+        spacing = spacing if spacing > 0 else 1.0
+        self.image.setImage(rows, levels=self.levels, autoLevels=False)
+        self.image.setRect(QRectF(0.5, float(steps[0]) - spacing / 2, float(T), spacing * n))
+
+    def auto_range(self) -> None:
+        self.plot.enableAutoRange()
+
+
+def spin_label(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setFont(ui_font(0.95))
+    return label
+
+
+def set_font(widget: QWidget, scale: float = 0.95) -> QWidget:
+    widget.setFont(ui_font(scale))
+    return widget
+

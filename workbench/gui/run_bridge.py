@@ -1,0 +1,436 @@
+"""Training behind the window: the core Trainer in a QThread, its events through a bounded buffer, a timer drains it.
+
+DESIGN §5: the Trainer is Qt-free and reports through callbacks.  Here a callback running in the worker thread
+only appends the event objects to an :class:`EventBuffer` (a lock and two deques: no Qt call, no signal per
+step); a :class:`QTimer` in the GUI thread drains the buffer about 25 times a second and hands everything that
+arrived since the last tick to the dashboard in one ``eventsReady`` signal, so the plots redraw at most once a
+tick however fast training goes.
+
+**The run trains a snapshot.**  ``RunBridge.start`` gives the worker a copy of the project taken at the moment of
+Train (:func:`snapshot_project`): the graph, the task and training settings, the vocabulary and the run being
+continued.  The user may go on editing the document while the run is live (moving nodes, trying another hidden
+size, changing the learning rate): none of that reaches the live run, so the run always matches the graph it was
+started with, and its record (``Run.settings["graph_hash"]``) says which graph that was.  The next Train starts
+a new run on the edited graph (the checkpoint's graph hash no longer fits).  The window tells the user so when it
+happens.  We chose this over locking the canvas and inspector because a lock would have to reach every edit path
+(canvas, inspector, palette, paste, undo, redo) and would stop the user from preparing the next experiment while
+the current one trains.
+
+What comes back is merged into the document's project (:func:`merge_run_state`): the run's record, replacing the
+record with the same id, and the checkpoint, the vocabulary and the data description, at consistent points only
+(periodically between steps, when a pause takes effect, and at the end).  A failed run brings back its record but
+never its weights: the project keeps the last good checkpoint.
+
+Nothing here imports torch: the worker imports the core trainer (which does) when it starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import gc
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
+
+from workbench.core.project import History, Project, Run, Series
+
+#: how often the GUI drains the buffer (DESIGN §5: 20-30 Hz)
+DRAIN_HZ = 25
+#: data events kept when the GUI falls behind (the oldest are dropped; the run's record keeps every number)
+BUFFER_CAPACITY = 4096
+#: a checkpoint goes back to the document at least this often while a run is live (seconds)
+CHECKPOINT_SECONDS = 30.0
+
+
+# ---- plain data that crosses the thread boundary ---------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """A consistent picture of the run at ``step``: what :func:`merge_run_state` puts into the project."""
+
+    step: int
+    run: Run                       # a copy, safe to keep in the GUI thread
+    checkpoint: Any = None         # core Checkpoint (tensors inside); None after a failure: keep the last good one
+    vocab: list[str] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunStart:
+    run_id: str
+    step: int                      # the step the run starts (or continues) from
+    resumed: bool
+    device: str                    # "CPU (1 threads)", "CUDA: ..."
+    parameters: int
+    total: str                     # "1000 steps" | "3 epochs"
+    notices: list[str]
+    state: RunState                # the run's record so far (a continued run has earlier series)
+
+
+@dataclass
+class RunEnd:
+    status: str                    # finished | stopped | failed
+    message: str
+    step: int
+    state: RunState | None         # None when the run never started (the data or the model could not be built)
+    details: str = ""              # the traceback of a failure, for the log
+
+
+class EventBuffer:
+    """Bounded and thread-safe.  The worker ``put``s training events (step, eval, probe, sample) and
+    ``put_control``s the few lifecycle events (started, checkpoint, paused, ended); the GUI ``drain``s both.
+
+    Data events live in a deque with a maximum length: if the GUI ever falls behind, the oldest are dropped
+    (``dropped`` counts them) instead of memory growing; the dashboard redraws from the run's full record at the
+    end.  Lifecycle events are few and are never dropped.
+    """
+
+    def __init__(self, capacity: int = BUFFER_CAPACITY):
+        self._lock = threading.Lock()
+        self._data: collections.deque = collections.deque(maxlen=capacity)
+        self._control: collections.deque = collections.deque()
+        self.dropped = 0
+
+    def put(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            if len(self._data) == self._data.maxlen:
+                self.dropped += 1
+            self._data.append((kind, payload))
+
+    def put_control(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            self._control.append((kind, payload))
+
+    def drain(self) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        with self._lock:
+            data, control = list(self._data), list(self._control)
+            self._data.clear()
+            self._control.clear()
+        return data, control
+
+
+# ---- snapshot, plan and merge (GUI thread, no torch) -----------------------------------------------------------
+
+def copy_run(run: Run) -> Run:
+    """A copy of a run record that the other thread can go on appending to.  The lists of numbers are copied
+    (C-speed list copies, so this is cheap even for long runs); probe and sample records are shared, because the
+    trainer never changes one after appending it."""
+    return Run(id=run.id, started=run.started, settings=copy.deepcopy(run.settings), status=run.status,
+               message=run.message,
+               series={k: Series(list(s.step), list(s.value)) for k, s in run.series.items()},
+               gtt=list(run.gtt), samples=list(run.samples))
+
+
+def snapshot_project(project: Project) -> Project:
+    """The copy a run trains: design and settings through their JSON form (a true copy), the vocabulary, the
+    history (earlier runs shared read-only, the latest copied because a continued run appends to it) and the
+    checkpoint (shared: the trainer loads it into the model and later *replaces* it, never changes it)."""
+    snap = Project.from_json(project.to_json())
+    snap.vocab = list(project.vocab) if project.vocab is not None else None
+    runs = list(project.history.runs)
+    if runs:
+        runs[-1] = copy_run(runs[-1])
+    snap.history = History(runs=runs)
+    snap.checkpoint = project.checkpoint
+    return snap
+
+
+@dataclass
+class RunPlan:
+    new_run: bool
+    text: str      # what Train will do, in words, for the tooltip and the log
+
+
+def run_total(project: Project) -> str:
+    cfg = project.train
+    return f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}" if cfg.epochs else f"{cfg.steps} steps"
+
+
+def plan_run(project: Project, force_new: bool = False) -> RunPlan:
+    """Whether Train continues the latest run from the project's checkpoint or starts a new run, and why.
+
+    A run is continued only when the checkpoint belongs to the current graph and to the latest run, and that run
+    has not reached its total yet (a finished run is not silently extended: raising ``steps`` extends it)."""
+    total = run_total(project)
+    if force_new:
+        return RunPlan(True, f"start a new run from fresh weights ({total})")
+    ckpt = project.checkpoint
+    current = project.history.current
+    if ckpt is None or not ckpt.weights:
+        return RunPlan(True, f"start a new run ({total})")
+    if ckpt.graph_hash != project.graph.content_hash():
+        return RunPlan(True, f"start a new run from fresh weights ({total}): the model graph changed since the "
+                             f"last checkpoint")
+    run_id = (ckpt.trainer_state or {}).get("run_id")
+    if current is None or (run_id and run_id != current.id):
+        return RunPlan(True, f"start a new run from fresh weights ({total})")
+    cfg = project.train
+    done = ckpt.epoch >= cfg.epochs if cfg.epochs else ckpt.step >= cfg.steps
+    if done:
+        return RunPlan(True, f"start a new run from fresh weights: {current.id} has reached its {total}")
+    return RunPlan(False, f"continue {current.id} from step {ckpt.step} (to {total})")
+
+
+def merge_run_state(project: Project, state: RunState) -> None:
+    """Put what a run brought back into ``project`` (the document's): its record replaces the record with the
+    same id (or is added); a checkpoint, when there is one, comes with its vocabulary and data description."""
+    runs = project.history.runs
+    for i, run in enumerate(runs):
+        if run.id == state.run.id:
+            runs[i] = state.run
+            break
+    else:
+        runs.append(state.run)
+    if state.checkpoint is not None:
+        project.checkpoint = state.checkpoint
+        project.vocab = list(state.vocab) if state.vocab is not None else project.vocab
+        if state.data:
+            project.data = copy.deepcopy(state.data)
+
+
+# ---- the worker --------------------------------------------------------------------------------------------------
+
+class _Relay:
+    """The trainer's callback in the worker thread: events go into the buffer, nothing else happens per step.
+
+    It also takes the periodic checkpoints, between two steps after which the trainer runs no evaluation, probe
+    or sample (so a checkpoint taken there is the same as one taken when the run ends there)."""
+
+    def __init__(self, buffer: EventBuffer, every_seconds: float, every_steps: int):
+        self.buffer = buffer
+        self.every_seconds = every_seconds
+        self.every_steps = every_steps
+        self.last_checkpoint = time.monotonic()
+        self.exception: BaseException | None = None
+
+    def state(self, trainer: Any, with_checkpoint: bool) -> RunState:
+        ckpt = trainer.checkpoint() if with_checkpoint else None
+        project = trainer.project
+        return RunState(step=trainer.pos.step, run=copy_run(trainer.run), checkpoint=ckpt,
+                        vocab=list(project.vocab) if project.vocab is not None else None,
+                        data=copy.deepcopy(project.data))
+
+    def on_step_end(self, trainer: Any, event: Any) -> None:
+        self.buffer.put("step", event)
+        cfg, step = trainer.cfg, event.step
+        busy = ((cfg.eval_every and step % cfg.eval_every == 0) or (cfg.probe_every and step % cfg.probe_every == 0)
+                or (cfg.sample_every and step % cfg.sample_every == 0 and trainer.task.generative))
+        due = (time.monotonic() - self.last_checkpoint >= self.every_seconds
+               or (self.every_steps and step % self.every_steps == 0))
+        if due and not busy and not event.skipped:
+            self.last_checkpoint = time.monotonic()
+            self.buffer.put_control("checkpoint", self.state(trainer, True))
+
+    def on_eval_end(self, trainer: Any, event: Any) -> None:
+        self.buffer.put("eval", event)
+
+    def on_probe_end(self, trainer: Any, event: Any) -> None:
+        self.buffer.put("probe", event)
+
+    def on_sample(self, trainer: Any, event: Any) -> None:
+        self.buffer.put("sample", event)
+
+    def on_pause(self, trainer: Any) -> None:
+        self.last_checkpoint = time.monotonic()
+        self.buffer.put_control("paused", self.state(trainer, True))
+
+    def on_resume(self, trainer: Any) -> None:
+        self.buffer.put_control("resumed", trainer.pos.step)
+
+    def on_exception(self, trainer: Any, exc: BaseException) -> None:
+        self.exception = exc
+
+
+class TrainingThread(QThread):
+    """Builds the trainer on the snapshot and runs it; every outcome ends with exactly one ``ended`` event."""
+
+    def __init__(self, snapshot: Project, registry: Any, buffer: EventBuffer, control: Any, *,
+                 base_dir: str | Path | None, new_run: bool, parent: QObject | None = None):
+        super().__init__(parent)
+        self.setObjectName("seqwb-training")
+        self.snapshot = snapshot
+        self.registry = registry
+        self.buffer = buffer
+        self.control = control
+        self.base_dir = base_dir
+        self.new_run = new_run
+
+    def run(self) -> None:  # the worker thread
+        end: RunEnd | None = None
+        try:
+            end = self._train()
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, the window must learn that the run ended
+            end = RunEnd("failed", f"training could not go on: {type(exc).__name__}: {exc}", 0, None,
+                         "".join(traceback.format_exception(exc)))
+        finally:
+            self.buffer.put_control("ended", end or RunEnd("failed", "training ended unexpectedly", 0, None))
+
+    def _train(self) -> RunEnd:
+        from workbench.core.device import describe_device
+        from workbench.core.errors import WorkbenchError
+        from workbench.core.train import Trainer
+        cfg = self.snapshot.train
+        relay = _Relay(self.buffer, CHECKPOINT_SECONDS, cfg.checkpoint_every)
+        trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
+                          base_dir=self.base_dir, behind_window=True, new_run=self.new_run)
+        try:
+            trainer.setup()
+        except WorkbenchError as exc:
+            return RunEnd("failed", f"training could not start: {exc}", 0, None,
+                          "".join(traceback.format_exception(exc)))
+        except Exception as exc:  # noqa: BLE001 - a plugin's task or block failed while building
+            return RunEnd("failed", f"training could not start: {type(exc).__name__}: {exc}", 0, None,
+                          "".join(traceback.format_exception(exc)))
+        resumed = trainer.pos.step > 0 and not self.new_run
+        start = RunStart(run_id=trainer.run.id, step=trainer.pos.step, resumed=resumed,
+                         device=describe_device(trainer.device),
+                         parameters=sum(p.numel() for p in trainer.model.parameters()),
+                         total=run_total(self.snapshot), notices=list(trainer.notices),
+                         state=relay.state(trainer, False))
+        # torch, the data and the model are loaded now: collect once, then move every object alive into the
+        # permanent generation, so that the collector's full passes during training (which hold the GIL, in
+        # whichever thread triggers them) no longer walk them: 100-150 ms pauses of the window become ~1 ms.
+        # Before the first step, where a pause does not matter; unfrozen when the run ends (RunBridge._finish),
+        # so that nothing of this run outlives it.
+        gc.collect()
+        gc.freeze()
+        self.buffer.put_control("started", start)
+        try:
+            end = trainer.fit()
+        except Exception as exc:  # noqa: BLE001 - the trainer marked the run failed and says why
+            cause = relay.exception or exc
+            return RunEnd("failed", str(exc), trainer.pos.step, relay.state(trainer, False),
+                          "".join(traceback.format_exception(cause)))
+        return RunEnd(end.status, end.message, end.step, relay.state(trainer, True))
+
+
+# ---- the bridge (GUI thread) ---------------------------------------------------------------------------------
+
+class RunBridge(QObject):
+    """Owns the worker thread, the stop/pause token, the buffer and the drain timer of one window.
+
+    Signals are emitted in the GUI thread only, from the timer: ``eventsReady`` at most once per tick with every
+    training event since the last tick; the lifecycle signals once each.  ``state`` is one of ``idle``,
+    ``starting``, ``running``, ``pausing``, ``paused``, ``stopping``.
+    """
+
+    runStarted = Signal(object)     # RunStart
+    eventsReady = Signal(list)      # [(kind, event)], kind in step | eval | probe | sample
+    stateSaved = Signal(object)     # RunState with a checkpoint (periodic, or the pause took effect)
+    runEnded = Signal(object)       # RunEnd
+    stateChanged = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, *, rate_hz: float = DRAIN_HZ):
+        super().__init__(parent)
+        self.buffer = EventBuffer()
+        self.control: Any = None
+        self.thread: TrainingThread | None = None
+        self.snapshot: Project | None = None
+        self.last_step = 0
+        self._state = "idle"
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(1, round(1000 / rate_hz)))
+        self.timer.timeout.connect(self.drain)
+
+    # ---- state ---------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def is_live(self) -> bool:
+        return self._state != "idle"
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.stateChanged.emit(state)
+
+    # ---- commands ------------------------------------------------------------------------------------------
+    def start(self, project: Project, registry: Any, *, base_dir: str | Path | None = None,
+              new_run: bool = False) -> Project:
+        """Train a snapshot of ``project`` in the worker thread; returns the snapshot (which the run owns)."""
+        if self.is_live():
+            raise RuntimeError("a run is already live")
+        from workbench.core.train import RunControl   # the first Train pays for importing torch, not startup
+        self.snapshot = snapshot_project(project)
+        self.control = RunControl()
+        self.buffer = EventBuffer()
+        self.last_step = 0
+        self.thread = TrainingThread(self.snapshot, registry, self.buffer, self.control, base_dir=base_dir,
+                                     new_run=new_run, parent=self)
+        self._set_state("starting")
+        self.thread.start()
+        self.timer.start()
+        return self.snapshot
+
+    def pause(self) -> None:
+        if self._state in ("running", "starting"):
+            self.control.pause()
+            self._set_state("pausing")
+
+    def resume(self) -> None:
+        if self._state in ("pausing", "paused"):
+            self.control.resume()
+            self._set_state("running")
+
+    def stop(self) -> None:
+        if self.is_live() and self._state != "stopping":
+            self.control.stop()
+            self._set_state("stopping")
+
+    def wait_until_ended(self, timeout_s: float = 60.0) -> bool:
+        """Block (draining, so every signal is delivered) until the run has ended; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.is_live():
+            thread = self.thread
+            if thread is not None:
+                thread.wait(50)
+            self.drain()
+            if time.monotonic() > deadline:
+                return False
+        return True
+
+    # ---- the timer ----------------------------------------------------------------------------------------
+    def drain(self) -> None:
+        data, control = self.buffer.drain()
+        if data:
+            for kind, event in reversed(data):
+                if kind == "step":
+                    self.last_step = event.step
+                    break
+            self.eventsReady.emit(data)
+        for kind, payload in control:
+            if kind == "started":
+                self.last_step = payload.step
+                if self._state == "starting":
+                    self._set_state("running")
+                self.runStarted.emit(payload)
+            elif kind == "checkpoint":
+                self.stateSaved.emit(payload)
+            elif kind == "paused":
+                self.last_step = payload.step
+                if self._state == "pausing":
+                    self._set_state("paused")
+                self.stateSaved.emit(payload)
+            elif kind == "resumed":
+                pass
+            elif kind == "ended":
+                self._finish(payload)
+
+    def _finish(self, end: RunEnd) -> None:
+        self.timer.stop()
+        gc.unfreeze()
+        if self.thread is not None:
+            self.thread.wait()          # run() has returned: this only joins the thread
+            self.thread.deleteLater()
+            self.thread = None
+        if end.step:
+            self.last_step = end.step
+        self._set_state("idle")
+        self.runEnded.emit(end)
