@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import torch
-import torch.nn.functional as F
 
 from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, Task, sha256_text
+from workbench.core.tasks import StreamLMTask, sha256_text
 from workbench_plugins.text_data import (UNK, build_vocab, file_record, read_text, resolve_path, split_of,
                                          stdlib_sources)
 
@@ -171,15 +170,15 @@ def find_ptb_files(folder: Path, explicit: dict[str, str], base_dir: Path) -> di
 
 # ---- the task ----------------------------------------------------------------------------------------------------
 
-class WordLMTask(Task):
-    stateful = True
-    generative = True
+class WordLMTask(StreamLMTask):
+    stream_unit = "words"
+
+    def empty_split_hint(self, split: str) -> str:
+        return f": give word-lm a *.{split}.txt file (task.{split})"
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)
         self._words: dict[str, list[str]] = {}
-        self._splits: dict[str, torch.Tensor] = {}
-        self._cache: dict[tuple[str, int], torch.Tensor] = {}
         self._index: dict[str, int] = {}
 
     # ---- data --------------------------------------------------------------------------------------------
@@ -227,47 +226,7 @@ class WordLMTask(Task):
         v = self.vocab or []
         return "".join(" " + (v[i] if 0 <= i < len(v) else UNK) for i in ids)
 
-    def _streams(self, split: str, batch_size: int) -> torch.Tensor:
-        """The split cut into ``batch_size`` contiguous streams ``[n, B]`` (Zaremba et al. 2014 batching)."""
-        key = (split, batch_size)
-        if key not in self._cache:
-            data = self._splits.get(split)
-            if data is None or data.numel() == 0:
-                raise DataError(f"the {split} split is empty: give word-lm a *.{split}.txt file (task.{split})")
-            n = data.numel() // batch_size
-            if n < 2:
-                raise DataError(f"the {split} split has {data.numel()} words: fewer than two per stream at batch "
-                                f"size {batch_size}; use a smaller batch_size or more text")
-            self._cache[key] = data[:n * batch_size].view(batch_size, n).t().contiguous()
-        return self._cache[key]
-
-    def num_batches(self, split: str, batch_size: int, chunk_len: int) -> int:
-        return math.ceil((self._streams(split, batch_size).shape[0] - 1) / chunk_len)
-
-    def batches(self, split: str, batch_size: int, chunk_len: int, *, epoch: int = 0, start: int = 0,
-                seed: int = 0) -> Iterator[Batch]:
-        streams = self._streams(split, batch_size)
-        n = streams.shape[0]
-        for index, i in enumerate(range(0, n - 1, chunk_len)):
-            if index < start:
-                continue
-            length = min(chunk_len, n - 1 - i)
-            yield {"tokens": streams[i:i + length], "targets": streams[i + 1:i + 1 + length], "reset": index == 0}
-
-    def probe_batch(self, batch_size: int, length: int) -> Batch:
-        split = "valid" if self._splits["valid"].numel() > 2 * batch_size else "train"
-        streams = self._streams(split, batch_size)
-        length = min(length, streams.shape[0] - 1)
-        return {"tokens": streams[:length], "targets": streams[1:length + 1], "reset": True}
-
     # ---- loss and metrics ------------------------------------------------------------------------------
-    def loss(self, outputs, batch) -> torch.Tensor:
-        logits = outputs["logits"]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
-
-    def count(self, batch) -> int:
-        return int(batch["targets"].numel())
-
     def eval_finish(self, acc: dict) -> dict:
         loss = acc.get("loss_sum", 0.0) / max(acc.get("count", 0), 1)
         return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}

@@ -131,6 +131,72 @@ class Task:
         return "logits"
 
 
+class StreamLMTask(Task):
+    """A language model over one long token stream per split (char or word level).
+
+    Each split is cut into ``batch_size`` contiguous streams and read ``chunk_len`` tokens at a time, the hidden
+    state carried from one chunk to the next (the batching of Zaremba, Sutskever & Vinyals 2014).  Subclasses
+    fill ``self._splits`` (split -> 1-D long tensor) in ``prepare`` and clear ``self._cache``.
+    """
+
+    stateful = True
+    generative = True
+    #: what one token is, for messages ("characters", "words")
+    stream_unit = "tokens"
+
+    def __init__(self, params: Any, base_dir: Path | str | None = None):
+        super().__init__(params, base_dir)
+        self._splits: dict[str, Tensor] = {}
+        self._cache: dict[tuple[str, int], Tensor] = {}
+
+    def empty_split_hint(self, split: str) -> str:
+        """What to do about an empty split, appended to the message."""
+        return "; give the task more text"
+
+    def _streams(self, split: str, batch_size: int) -> Tensor:
+        """The split cut into ``batch_size`` contiguous streams: ``[n, B]``."""
+        key = (split, batch_size)
+        if key not in self._cache:
+            from workbench.core.errors import DataError
+            data = self._splits.get(split)
+            if data is None or data.numel() == 0:
+                raise DataError(f"the {split} split is empty{self.empty_split_hint(split)}")
+            n = data.numel() // batch_size
+            if n < 2:
+                raise DataError(f"the {split} split has {data.numel()} {self.stream_unit}: fewer than two per "
+                                f"stream at batch size {batch_size}; use a smaller batch_size or more text")
+            self._cache[key] = data[:n * batch_size].view(batch_size, n).t().contiguous()
+        return self._cache[key]
+
+    def num_batches(self, split: str, batch_size: int, chunk_len: int) -> int:
+        import math
+        return math.ceil((self._streams(split, batch_size).shape[0] - 1) / chunk_len)
+
+    def batches(self, split: str, batch_size: int, chunk_len: int, *, epoch: int = 0, start: int = 0,
+                seed: int = 0) -> Iterator[Batch]:
+        streams = self._streams(split, batch_size)
+        n = streams.shape[0]
+        for index, i in enumerate(range(0, n - 1, chunk_len)):
+            if index < start:
+                continue
+            length = min(chunk_len, n - 1 - i)
+            yield {"tokens": streams[i:i + length], "targets": streams[i + 1:i + 1 + length], "reset": index == 0}
+
+    def probe_batch(self, batch_size: int, length: int) -> Batch:
+        split = "valid" if self._splits["valid"].numel() > 2 * batch_size else "train"
+        streams = self._streams(split, batch_size)
+        length = min(length, streams.shape[0] - 1)
+        return {"tokens": streams[:length], "targets": streams[1:length + 1], "reset": True}
+
+    def loss(self, outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+        import torch.nn.functional as F
+        logits = outputs["logits"]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+
+    def count(self, batch: Batch) -> int:
+        return int(batch["targets"].numel())
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
