@@ -293,13 +293,6 @@ class TrainingThread(QThread):
                          parameters=sum(p.numel() for p in trainer.model.parameters()),
                          total=run_total(self.snapshot), notices=list(trainer.notices),
                          state=relay.state(trainer, False))
-        # torch, the data and the model are loaded now: collect once, then move every object alive into the
-        # permanent generation, so that the collector's full passes during training (which hold the GIL, in
-        # whichever thread triggers them) no longer walk them: 100-150 ms pauses of the window become ~1 ms.
-        # Before the first step, where a pause does not matter; unfrozen when the run ends (RunBridge._finish),
-        # so that nothing of this run outlives it.
-        gc.collect()
-        gc.freeze()
         self.buffer.put_control("started", start)
         try:
             end = trainer.fit()
@@ -308,6 +301,59 @@ class TrainingThread(QThread):
             return RunEnd("failed", str(exc), trainer.pos.step, relay.state(trainer, False),
                           "".join(traceback.format_exception(cause)))
         return RunEnd(end.status, end.message, end.step, relay.state(trainer, True))
+
+
+# ---- garbage collection in the GUI thread only ------------------------------------------------------------------
+
+class GuiThreadCollector(QObject):
+    """While a run is live, Python's cyclic garbage collector runs only in the GUI thread.
+
+    Left automatic, a collection runs in whichever thread happens to allocate: the training thread, most of the
+    time.  There it may free a cycle that holds a Qt widget (a closed window's, a plot's menu) and so destroy the
+    widget outside the GUI thread, which crashes Qt; and a full collection holds the GIL for 100-150 ms.  So,
+    as pyqtgraph's ``GarbageCollector`` does: automatic collection is off while the run is live, and a timer in the
+    GUI thread collects each generation when the counts say it is due.  Once the run has started (torch, the data
+    and the model loaded), the surviving objects are frozen (``gc.freeze``): the full passes during training no
+    longer walk them.  Everything returns to normal when the run ends.
+    """
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+        super().__init__(parent)
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self._was_enabled = False
+        self.active = False
+
+    def start(self) -> None:
+        if self.active:
+            return
+        self.active = True
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        gc.collect()
+        self.timer.start()
+
+    def settle(self) -> None:
+        """The run has started: collect what set-up left behind, then freeze the survivors."""
+        if self.active:
+            gc.collect()
+            gc.freeze()
+
+    def check(self) -> None:
+        counts, limits = gc.get_count(), gc.get_threshold()
+        if counts[0] > limits[0]:
+            generation = 2 if counts[2] > limits[2] else 1 if counts[1] > limits[1] else 0
+            gc.collect(generation)
+
+    def stop(self) -> None:
+        if not self.active:
+            return
+        self.active = False
+        self.timer.stop()
+        gc.unfreeze()                  # nothing of this run outlives it
+        if self._was_enabled:
+            gc.enable()
 
 
 # ---- the bridge (GUI thread) ---------------------------------------------------------------------------------
@@ -337,6 +383,7 @@ class RunBridge(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, round(1000 / rate_hz)))
         self.timer.timeout.connect(self.drain)
+        self.collector = GuiThreadCollector(self)
 
     # ---- state ---------------------------------------------------------------------------------------------
     @property
@@ -365,6 +412,7 @@ class RunBridge(QObject):
         self.thread = TrainingThread(self.snapshot, registry, self.buffer, self.control, base_dir=base_dir,
                                      new_run=new_run, parent=self)
         self._set_state("starting")
+        self.collector.start()
         self.thread.start()
         self.timer.start()
         return self.snapshot
@@ -399,6 +447,15 @@ class RunBridge(QObject):
     # ---- the timer ----------------------------------------------------------------------------------------
     def drain(self) -> None:
         data, control = self.buffer.drain()
+        # "started" comes before any training event (the worker posts it first), and the dashboard must know
+        # the run before its first steps arrive; everything else after the training events of the same tick
+        for kind, payload in control:
+            if kind == "started":
+                self.collector.settle()
+                self.last_step = payload.step
+                if self._state == "starting":
+                    self._set_state("running")
+                self.runStarted.emit(payload)
         if data:
             for kind, event in reversed(data):
                 if kind == "step":
@@ -407,10 +464,7 @@ class RunBridge(QObject):
             self.eventsReady.emit(data)
         for kind, payload in control:
             if kind == "started":
-                self.last_step = payload.step
-                if self._state == "starting":
-                    self._set_state("running")
-                self.runStarted.emit(payload)
+                continue
             elif kind == "checkpoint":
                 self.stateSaved.emit(payload)
             elif kind == "paused":
@@ -425,7 +479,7 @@ class RunBridge(QObject):
 
     def _finish(self, end: RunEnd) -> None:
         self.timer.stop()
-        gc.unfreeze()
+        self.collector.stop()
         if self.thread is not None:
             self.thread.wait()          # run() has returned: this only joins the thread
             self.thread.deleteLater()
