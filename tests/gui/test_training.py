@@ -151,6 +151,8 @@ def test_a_nan_ends_the_run_with_a_message_and_keeps_the_last_good_checkpoint(wi
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=10000)
     poison["on"] = False
     dash = win.dashboard
+    # the end of the run reaches the banner on the next drain tick
+    qtbot.waitUntil(lambda: "The run failed" in dash.banner_message(), timeout=10000)
     message = dash.banner_message()
     assert "The run failed" in message and "loss became nan" in message and dash.banner.isVisible()
     assert "loss became nan" in win.log_view.toPlainText()
@@ -226,8 +228,8 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     assert item.flags() & Qt.ItemFlag.ItemIsUserCheckable
     item.setCheckState(0, Qt.CheckState.Checked)          # as a click on the check box does
     qtbot.waitUntil(lambda: curve_len(dash.loss_panel, "run-1:train") > 0 and curve_len(dash.grad_panel, "run-1:before")
-                    > 0 and "run-1:rnn.0" in dash.gtt_panel.curves, timeout=3000)
-    assert dash.heat_run.count() == 2
+                    > 0 and "run-1:rnn.0" in dash.gtt_panel.curves, timeout=10000)
+    qtbot.waitUntil(lambda: dash.heat_run.count() == 2, timeout=10000)
 
     path = tmp_path / "two-runs.seqwb"
     assert win._save_to(str(path))
