@@ -98,7 +98,9 @@ def window_child(path: str) -> None:
         for kind, ev in events:
             if kind == "step":
                 points.append((ev.step, ev.elapsed))
-                state["measuring"] = True       # from the first step: set-up (torch import, data) is not a tick
+                if not state["measuring"]:      # from the first step: set-up (torch, data, model) is not measured
+                    state["measuring"] = True
+                    state["last"] = None
 
     def on_end(end) -> None:
         state["measuring"] = False

@@ -11,6 +11,7 @@ trainer's events or the run's record.
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import time
@@ -18,14 +19,14 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPixmap, QUndoCommand
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSizePolicy, QSpinBox, QSplitter, QToolButton, QTreeWidget, QTreeWidgetItem,
+                               QSpinBox, QSplitter, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from workbench.gui.plots import (LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen, plot_colors, run_color,
+from workbench.gui.plots import (LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen, run_color,
                                  series_color, trailing_mean)
 from workbench.gui.style import canvas_theme, set_muted, ui_font
 
@@ -322,8 +323,6 @@ class RunSettingsBar(QWidget):
 class TrainingDashboard(QWidget):
     """``TrainingDashboard(doc)``; the window calls ``begin_run`` / ``consume`` / ``save_state`` / ``end_run``."""
 
-    message = Signal(str)           # for the status bar
-
     def __init__(self, doc: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("trainingDashboard")
@@ -343,7 +342,6 @@ class TrainingDashboard(QWidget):
         self._redraw_cost = 0.0
         self._next_panel = 0
         self.redraws = 0
-        self._start_time = 0.0
 
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -374,7 +372,8 @@ class TrainingDashboard(QWidget):
         self.status = QLabel("")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         # a fixed width: the text changes every tick and must not move the progress bar (or re-lay out the bar)
-        self.status.setFixedWidth(self.status.fontMetrics().horizontalAdvance("CUDA: NVIDIA GeForce · 999,999 tokens/s"))
+        widest = "CUDA: NVIDIA GeForce · 999,999 tokens/s"
+        self.status.setFixedWidth(self.status.fontMetrics().horizontalAdvance(widest))
         top.addWidget(self.status)
 
         self.banner = QFrame()
@@ -734,7 +733,6 @@ class TrainingDashboard(QWidget):
         self.overlays.pop(start.run_id, None)
         self.settings_bar.setEnabled(False)
         self.hide_banner()
-        self._start_time = time.monotonic()
         self.progress.setValue(0)
         self.progress.setFormat(f"{start.run_id}: starting at step {start.step} of {start.total}")
         self.status.setText(f"{start.device.replace('(1 threads)', '(1 thread)')} · {start.parameters:,} parameters")
@@ -790,10 +788,12 @@ class TrainingDashboard(QWidget):
             self.primary.status = end.status
         if end.status == "finished":
             self.progress.setValue(1000)
-        word = {"finished": "finished", "stopped": "stopped", "failed": "failed"}.get(end.status, end.status)
-        self.progress.setFormat(f"{word} at step {end.step}")
+        # a failure happens while computing the step after the last one that finished
+        word = {"finished": "finished at", "stopped": "stopped at", "failed": "failed after"}.get(end.status,
+                                                                                              end.status + " at")
+        self.progress.setFormat(f"{word} step {end.step}")
         if end.status == "failed":
-            self.show_banner(f"<b>The run failed.</b> {_escape(end.message)}", "error")
+            self.show_banner(f"<b>The run failed.</b> {html.escape(end.message)}", "error")
         self._show_samples()
         self.reload()
 
@@ -1150,18 +1150,14 @@ def _swatch(color: QColor) -> QIcon:
     return QIcon(pixmap)
 
 
-def _escape(text: str) -> str:
-    import html
-    return html.escape(text)
-
-
 def _run_tooltip(run: Any) -> str:
     s = run.settings or {}
     train = s.get("train") or {}
     parts = [f"{run.id}: {run.status}" + (f", {run.message}" if run.message else ""),
              f"started {run.started}" if run.started else "",
              f"cells: {', '.join(s.get('cells') or []) or '?'}; parameters: {s.get('parameters') or '?'}",
-             f"optimizer {train.get('optimizer', '?')}, lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')},"
-             f" chunk {train.get('chunk_len', '?')}, clip_norm {train.get('clip_norm', '?')}",
+             f"optimizer {train.get('optimizer', '?')}, lr {train.get('lr', '?')}, "
+             f"batch {train.get('batch_size', '?')}, chunk {train.get('chunk_len', '?')}, "
+             f"clip_norm {train.get('clip_norm', '?')}",
              f"graph {s.get('graph_hash', '?')}"]
     return "\n".join(p for p in parts if p)

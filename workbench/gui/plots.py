@@ -304,7 +304,8 @@ class PlotPanel(QWidget):
             self.legend_row.setObjectName("legendRow")
             self.legend_layout = FlowLayout(self.legend_row)
             self.legend_row.setContentsMargins(6, 0, 4, 0)
-            self.legend_row.hide()
+            # the row keeps its height while empty: entries arriving must not re-lay out (and repaint) the grid
+            self.legend_row.setMinimumHeight(QCheckBox("x").sizeHint().height())
         self.widget = _PlotWidget(background=self.colors["background"])
         self.widget.setMinimumHeight(120)
         self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -398,15 +399,12 @@ class PlotPanel(QWidget):
         box.toggled.connect(item.setVisible)
         self.legend_entries[key] = box
         self.legend_layout.addWidget(box)
-        self.legend_row.show()
 
     def _legend_remove(self, key: str) -> None:
         box = self.legend_entries.pop(key, None)
         if box is not None:
             self.legend_layout.removeWidget(box)
             box.deleteLater()
-            if not self.legend_entries and self.legend_row is not None:
-                self.legend_row.hide()
 
     def set_curve(self, key: str, x: np.ndarray, y: np.ndarray, style: Any, name: str | None = None, *,
                   symbol: str | None = None) -> None:
@@ -428,7 +426,7 @@ class PlotPanel(QWidget):
         self._user_range = True
 
     def _fit_x(self, x_max: float) -> None:
-        if x_max > self._x_limit or self._x_limit == 0.0:
+        if x_max * 1.05 > self._x_limit or self._x_limit == 0.0:     # keep the newest point off the edge
             self._x_limit = nice_ceiling(max(x_max * 1.15, 10.0))
             self.plot.setXRange(0.0, self._x_limit, padding=0.01)
 

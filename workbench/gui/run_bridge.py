@@ -313,8 +313,8 @@ class GuiThreadCollector(QObject):
     widget outside the GUI thread, which crashes Qt; and a full collection holds the GIL for 100-150 ms.  So,
     as pyqtgraph's ``GarbageCollector`` does: automatic collection is off while the run is live, and a timer in the
     GUI thread collects each generation when the counts say it is due.  Once the run has started (torch, the data
-    and the model loaded), the surviving objects are frozen (``gc.freeze``): the full passes during training no
-    longer walk them.  Everything returns to normal when the run ends.
+    and the model loaded), the objects there are then are frozen (``gc.freeze``): the full passes during training
+    no longer walk them.  Everything returns to normal when the run ends (and its thread has been joined).
     """
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
@@ -335,9 +335,9 @@ class GuiThreadCollector(QObject):
         self.timer.start()
 
     def settle(self) -> None:
-        """The run has started: collect what set-up left behind, then freeze the survivors."""
+        """The run has started: freeze what is there.  No collection first (a full one takes ~200 ms here, just
+        as the first steps arrive): what set-up left behind waits, frozen, until the run ends."""
         if self.active:
-            gc.collect()
             gc.freeze()
 
     def check(self) -> None:
@@ -479,11 +479,11 @@ class RunBridge(QObject):
 
     def _finish(self, end: RunEnd) -> None:
         self.timer.stop()
-        self.collector.stop()
         if self.thread is not None:
             self.thread.wait()          # run() has returned: this only joins the thread
             self.thread.deleteLater()
             self.thread = None
+        self.collector.stop()           # after the join: no automatic collection may run in the worker
         if end.step:
             self.last_step = end.step
         self._set_state("idle")
