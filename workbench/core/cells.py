@@ -19,6 +19,10 @@ from torch import Tensor, nn
 State = tuple[Tensor, ...]
 
 
+def _overrides(cell: "Cell", name: str) -> bool:
+    return getattr(type(cell), name) is not getattr(Cell, name)
+
+
 class Cell(nn.Module):
     #: names of the gate activations :meth:`step_projected` reports when asked (e.g. ``("i", "f", "g", "o")``)
     gate_names: tuple[str, ...] = ()
@@ -47,6 +51,9 @@ class Cell(nn.Module):
 
     def step_projected(self, xp_t: Tensor, state: State, gates: Optional[dict] = None) -> tuple[Tensor, State]:
         """One step from a projected input ``[B, G]``.  Fill ``gates`` (name -> ``[B, H]``) when it is a dict."""
+        if _overrides(self, "step") and not _overrides(self, "input_projection"):
+            # a cell written against the one-method API (only ``step``): its "projection" is the identity
+            return self.step(xp_t, state, gates)
         raise NotImplementedError(f"{type(self).__name__} must implement step_projected (or step)")
 
     def step(self, x_t: Tensor, state: State, gates: Optional[dict] = None) -> tuple[Tensor, State]:
@@ -59,12 +66,79 @@ class Cell(nn.Module):
         return self.sequence_steps(x, state)
 
     def sequence_steps(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        xp = self.input_projection(x)
+        """The plain per-step path over a whole sequence (autograd records every step).
+
+        A cell that implements only :meth:`step` is stepped on the raw inputs; one that splits its step gets its
+        input projection for all timesteps in one product.  With :meth:`compile_steps` on, the loop runs in
+        compiled blocks while training.  Outputs are gathered with one ``stack`` at the end:
+        writing each ``h_t`` into a preallocated buffer would make autograd copy the whole buffer's gradient at
+        every step of the backward pass.
+        """
+        xs = self.input_projection(x) if self._splits_step() else x
+        block = self._compile_block
+        if block and xs.shape[0] >= block and torch.is_grad_enabled():
+            return self._sequence_compiled(xs, state, block)
+        return self._run_steps(xs, state)
+
+    def _run_steps(self, xs: Tensor, state: State) -> tuple[Tensor, State]:
+        """The loop itself, over ``xs`` (projected inputs for a splitting cell, raw inputs otherwise)."""
+        one_step = self.step_projected if self._splits_step() else self.step
         outs = []
-        for xp_t in xp.unbind(0):
-            h, state = self.step_projected(xp_t, state)
+        for x_t in xs.unbind(0):
+            h, state = one_step(x_t, state)
             outs.append(h)
-        return torch.stack(outs, 0), state
+        if not outs:
+            return xs.new_zeros(0, xs.shape[1], self.hidden_size), tuple(state)
+        return torch.stack(outs, 0), tuple(state)
+
+    def _splits_step(self) -> bool:
+        """True if the cell uses the two-part step (its own :meth:`step_projected`)."""
+        return _overrides(self, "step_projected")
+
+    # ---- opt-in: torch.compile of the per-step loop --------------------------------------------------------
+    #: steps per compiled block (0: off) and the torch.compile backend; set with :meth:`compile_steps`
+    _compile_block: int = 0
+    _compile_backend: str = "inductor"
+
+    def compile_steps(self, block: int, backend: str = "inductor") -> None:
+        """Run the per-step loop of :meth:`sequence_steps` through ``torch.compile`` in blocks of ``block`` steps.
+
+        Opt-in, for cells whose whole-sequence path is the per-step loop (a fused or hand-written
+        :meth:`sequence` never reaches it).  Each block is unrolled and compiled once, forward and backward
+        (TorchInductor fuses the step's elementwise operations; Python runs once per block instead of once per
+        operation); the steps that do not fill a block, and anything run without gradients (validation), stay
+        eager.  Compiling takes a while (tens of seconds to minutes on a CPU) and is paid again for each new
+        batch size.  If compiling fails (no C++ compiler, an operation torch.compile cannot trace) the loop runs
+        eagerly and a warning names the cell.  ``block=0`` turns it off.  ``backend`` is passed to
+        ``torch.compile`` (``"aot_eager"`` traces without generating code: quick, for tests).
+        """
+        self._compile_block = max(0, int(block))
+        self._compile_backend = backend
+        self.__dict__.pop("_compiled_block_fn", None)
+
+    def _sequence_compiled(self, xs: Tensor, state: State, block: int) -> tuple[Tensor, State]:
+        fn = self.__dict__.get("_compiled_block_fn")
+        if fn is None:
+            fn = torch.compile(self._run_steps, dynamic=False, backend=self._compile_backend)
+            self.__dict__["_compiled_block_fn"] = fn
+        full = xs.shape[0] - xs.shape[0] % block
+        outs = []
+        state0 = state
+        try:
+            for k in range(0, full, block):
+                h, state = fn(xs[k:k + block], tuple(state))
+                outs.append(h)
+        except Exception as exc:   # noqa: BLE001 - any compiler failure falls back to the eager loop
+            import warnings
+            warnings.warn(f"{type(self).__name__}: torch.compile of the per-step loop failed "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                          f"running it uncompiled", RuntimeWarning, stacklevel=2)
+            self.compile_steps(0)
+            return self._run_steps(xs, state0)   # from the start: a real error in the cell surfaces here
+        if full < xs.shape[0]:
+            h, state = self._run_steps(xs[full:], state)
+            outs.append(h)
+        return torch.cat(outs, 0), tuple(state)
 
     # ---- inspection and init -------------------------------------------------------------------------------
     def recurrent_weights(self) -> dict[str, Tensor]:
