@@ -16,6 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # No test opens a real window: Qt renders offscreen unless the caller chose a platform.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The plugin loader reads which plugins the user disabled from SEQWB_CONFIG_DIR/plugins.json: tests (and their
+# subprocesses) read an empty folder of their own, never the user's settings.
+if "SEQWB_CONFIG_DIR" not in os.environ:
+    import tempfile
+    os.environ["SEQWB_CONFIG_DIR"] = tempfile.mkdtemp(prefix="seqwb-test-config-")
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))

@@ -1,5 +1,6 @@
 """The docs say what the code does: the plugin guide embeds the tested fixture and every hook's signature."""
 
+import ast
 import inspect
 import re
 from pathlib import Path
@@ -8,27 +9,53 @@ from workbench import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
-FIXTURE = ROOT / "tests" / "fixtures" / "thirdparty_plugin"
+EXAMPLE = ROOT / "examples" / "seqwb-plugin-example"
 
 
-def test_guide_embeds_the_tested_fixture_verbatim():
+def test_guide_embeds_the_tested_example_verbatim():
     text = GUIDE.read_text()
     blocks = re.findall(r'```\w+ title="([^"]+)"\n(.*?)```\n', text, re.S)
-    assert {name for name, _ in blocks} == {"pyproject.toml", "seqwb_fixture_cells/plugin.py",
-                                            "seqwb_fixture_cells/mgu.py"}
+    assert {name for name, _ in blocks} == {"pyproject.toml", "seqwb_plugin_example/plugin.py",
+                                            "seqwb_plugin_example/indrnn.py", "seqwb_plugin_example/tracks.py",
+                                            "tests/test_example_plugin.py"}
     for name, body in blocks:
-        assert body == (FIXTURE / name).read_text(), f"docs/plugins.md is out of date for {name}"
+        assert body == (EXAMPLE / name).read_text(), f"docs/plugins.md is out of date for {name}"
 
 
-def test_guide_documents_every_hook_with_its_signature():
+def _hookspec_signatures() -> dict[str, tuple[str, str]]:
+    """hook name -> (signature as written in workbench/hookspecs.py without ``self``, docstring), parsed from the
+    source so that the doc must repeat exactly what the contract says."""
+    tree = ast.parse(Path(hookspecs.__file__).read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SeqwbHookSpecs")
+    out = {}
+    for fn in cls.body:
+        if isinstance(fn, ast.FunctionDef) and any(ast.unparse(d) == "hookspec" for d in fn.decorator_list):
+            args = fn.args
+            args.args = [a for a in args.args if a.arg != "self"]
+            out[fn.name] = (f"{fn.name}({ast.unparse(args)}) -> {ast.unparse(fn.returns)}",
+                            inspect.cleandoc(ast.get_docstring(fn, clean=False) or ""))
+    return out
+
+
+def test_guide_documents_every_hook_with_its_exact_signature_and_docstring():
     text = GUIDE.read_text()
-    for name in hookspecs.HOOKS:
-        fn = getattr(hookspecs.SeqwbHookSpecs, name)
-        ret = inspect.signature(fn).return_annotation
-        assert f"### `{name}() -> {ret}`" in text, f"{name} is not documented with its exact signature"
-        assert inspect.cleandoc(fn.__doc__).splitlines()[0] in text
+    specs = _hookspec_signatures()
+    assert set(specs) == set(hookspecs.HOOKS)
+    for name, (signature, doc) in specs.items():
+        assert f"### `{signature}`" in text, f"{name} is not documented with its exact signature {signature!r}"
+        assert doc and doc in text, f"the docstring of {name} is not in docs/plugins.md verbatim"
+        fn = getattr(hookspecs.SeqwbHookSpecs, name)   # and the runtime signature agrees with the parsed one
+        assert signature == f"{name}() -> {inspect.signature(fn).return_annotation}"
     documented = set(re.findall(r"### `(seqwb_\w+)\(", text))
     assert documented == set(hookspecs.HOOKS)
+
+
+def test_guide_states_the_api_version_and_the_disable_switches():
+    text = GUIDE.read_text()
+    assert f"`API_VERSION = \"{hookspecs.API_VERSION}\"`" in text
+    assert f"{hookspecs.API_ATTRIBUTE} = " in text
+    for switch in ("SEQWB_DISABLE_PLUGINS", "SEQWB_NO_PLUGINS", "plugins.json", "seqwb plugin new", "twine upload"):
+        assert switch in text, switch
 
 
 def test_readme_starts_with_the_two_setup_commands():

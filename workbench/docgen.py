@@ -16,6 +16,7 @@ KIND_TITLES = {
     "task": "Tasks",
     "decoder": "Decoders",
     "template": "Templates",
+    "feature_track": "Feature tracks (unit search)",
 }
 
 

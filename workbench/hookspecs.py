@@ -10,6 +10,8 @@ Example::
     from workbench.hookspecs import hookimpl
     from workbench.plugin_system.specs import CellSpec
 
+    SEQWB_API = ">=1.0,<2"      # the versions of this contract the plugin supports (see API_VERSION)
+
     @hookimpl
     def seqwb_cells():
         return [CellSpec(id="mgu", title="Minimal gated unit", version="1.0", params=MGUParams,
@@ -20,12 +22,20 @@ from __future__ import annotations
 
 import pluggy
 
-from workbench.plugin_system.specs import BlockSpec, CellSpec, DecoderSpec, TaskSpec, TemplateSpec
+from workbench.plugin_system.specs import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, TaskSpec,
+                                           TemplateSpec)
 
 PROJECT_NAME = "seqwb"
 ENTRY_POINT_GROUP = "seqwb.plugins"
-#: Version of this contract.  A plugin may declare ``SEQWB_API = ">=1,<2"``-style support in its module.
+#: Version of this contract: MAJOR.MINOR.  A minor version adds hooks or optional spec fields (plugins written for
+#: an older minor version keep working); a major version changes or removes something.  A plugin declares the
+#: versions it supports as ``SEQWB_API = ">=1.0,<2"`` in the module its entry point names (or, for a plugin object,
+#: as an attribute of it): comma-separated clauses of ``>=``, ``>``, ``<=``, ``<``, ``==`` and ``!=`` with
+#: versions like ``1``, ``1.0``; ``==1.*`` matches any 1.x.  A plugin whose range excludes API_VERSION is reported
+#: and not loaded; a plugin that declares nothing is loaded, with a note.
 API_VERSION = "1.0"
+#: the attribute a plugin module sets to declare the API versions it supports
+API_ATTRIBUTE = "SEQWB_API"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -76,6 +86,15 @@ class SeqwbHookSpecs:
         (see :mod:`workbench.core.project`).  It must not import torch.
         """
 
+    @hookspec
+    def seqwb_feature_tracks(self) -> list[FeatureTrackSpec]:
+        """Called once at discovery.  Return the feature tracks this plugin adds to unit search.
+
+        A track's factory is called as ``factory(text)`` and returns one number per character of ``text`` (a
+        sequence or numpy array of ``len(text)`` values: 1/0 for yes/no features, counts for depths).  Tracks
+        appear in the window's unit search and in ``seqwb units --feature ID``.
+        """
+
 
 #: hook name -> spec kind, in the order the loader calls them
 HOOKS = {
@@ -84,4 +103,5 @@ HOOKS = {
     "seqwb_tasks": "task",
     "seqwb_decoders": "decoder",
     "seqwb_templates": "template",
+    "seqwb_feature_tracks": "feature_track",
 }

@@ -21,8 +21,8 @@ import pytest
 
 from workbench import hookspecs
 from workbench.hookspecs import hookimpl
-from workbench.plugin_system import (BlockSpec, CellSpec, DecoderSpec, PluginFailure, PortSpec, Registry,
-                                     TaskSpec, TemplateSpec, UnknownContributionError, discover,
+from workbench.plugin_system import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, PluginFailure, PortSpec,
+                                     Registry, TaskSpec, TemplateSpec, UnknownContributionError, discover,
                                      make_plugin_manager, param, resolve)
 from workbench.plugin_system.specs import SPEC_KINDS, FactoryError
 
@@ -66,6 +66,11 @@ def decoder(id: str = "t-decoder") -> DecoderSpec:
     return DecoderSpec(id=id, title=f"decoder {id}", version="1.0", params=NoParams, factory="tests_fake.dec:D")
 
 
+def feature_track(id: str = "t-track") -> FeatureTrackSpec:
+    return FeatureTrackSpec(id=id, title=f"track {id}", version="1.0", params=NoParams,
+                            factory="tests_fake.tracks:track")
+
+
 def template(id: str = "t-template") -> TemplateSpec:
     return TemplateSpec(id=id, title=f"template {id}", version="1.0", params=NoParams,
                         factory="tests_fake.templates:make", task="t-task")
@@ -94,6 +99,10 @@ class GoodPlugin:
     def seqwb_templates(self):
         return (template(),)  # any iterable will do
 
+    @hookimpl
+    def seqwb_feature_tracks(self):
+        return [feature_track()]
+
 
 def module_plugin(name: str, **hooks) -> types.ModuleType:
     """A module object whose attributes are ``@hookimpl`` functions, like a real plugin module."""
@@ -116,7 +125,7 @@ def test_discovery_registers_every_kind():
     assert reg.failures == []
     assert reg.plugins == [(IN_CODE, "good", ""), (IN_CODE, "more", "")]
     expected = {"cell": {"t-cell", "m-cell"}, "architecture": {"t-block"}, "task": {"t-task"},
-                "decoder": {"t-decoder"}, "template": {"t-template"}}
+                "decoder": {"t-decoder"}, "template": {"t-template"}, "feature_track": {"t-track"}}
     assert {kind: set(table) for kind, table in reg.items.items()} == expected
     for kind, spec in reg.all():
         assert isinstance(spec, SPEC_KINDS[kind])

@@ -102,3 +102,136 @@ def test_the_window_opens_the_plugin_manager(make_window, reg, qtbot):
     QTimer.singleShot(50, look)
     win.act_plugins.trigger()
     assert isinstance(seen[0], PluginManagerDialog) and seen[0].registry is reg
+
+
+# ---- disabling, API versions, notes ------------------------------------------------------------------------------
+
+class ToyCells:
+    """A third-party plugin object that declares the API range it supports."""
+
+    SEQWB_API = ">=1.0,<2"
+
+    @hookimpl
+    def seqwb_cells(self):
+        from workbench.plugin_system import CellSpec
+        from workbench_plugins.cells import RNNParams
+        return [CellSpec(id="toy-rnn", title="Toy RNN", version="1.0", params=RNNParams,
+                         factory="workbench_plugins.cell_rnn:RNNCell")]
+
+
+class FromTheFuture:
+    SEQWB_API = ">=2.0"
+
+    @hookimpl
+    def seqwb_cells(self):
+        raise AssertionError("an incompatible plugin's hooks must never be called")
+
+
+class Undeclared:
+    @hookimpl
+    def seqwb_tasks(self):
+        return []
+
+
+def test_a_plugin_is_disabled_from_the_dialog_at_the_next_start(qtbot, monkeypatch, tmp_path):
+    from PySide6.QtCore import Qt
+    from workbench.plugin_system import user_settings
+    monkeypatch.setenv("SEQWB_CONFIG_DIR", str(tmp_path / "config"))
+    extras = builtin_extras() + [("toy-plugin", ToyCells())]
+    reg = discover(entry_points=False, extra=extras)
+    assert reg.has("cell", "toy-rnn")
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    assert "next time Sequence Workbench starts" in dialog.restart_label.text()
+    toy = row_of(dialog, "toy-plugin")
+    builtin = row_of(dialog, "builtin-cells")
+    assert toy.checkState(0) == Qt.CheckState.Checked
+    assert not builtin.flags() & Qt.ItemFlag.ItemIsUserCheckable      # built-ins cannot be turned off
+
+    toy.setCheckState(0, Qt.CheckState.Unchecked)                       # what a click on the box does
+    assert user_settings.read_disabled() == (["toy-plugin"], "")
+    assert "toy-plugin will be disabled the next time" in dialog.restart_label.text()
+    assert reg.has("cell", "toy-rnn")                                   # this session keeps what it loaded
+
+    again = discover(entry_points=False, extra=extras)                  # the next start
+    assert not again.has("cell", "toy-rnn")
+    assert [(d.entry_point, d.reason.split(" (")[0]) for d in again.disabled] == \
+        [("toy-plugin", "disabled in the plugin settings")]
+    rows = {r["entry_point"]: r for r in plugin_rows(again)}
+    assert rows["toy-plugin"]["status"] == "disabled" and not rows["toy-plugin"]["enabled"]
+    dialog2 = PluginManagerDialog(again)
+    qtbot.addWidget(dialog2)
+    toy2 = row_of(dialog2, "toy-plugin")
+    assert toy2.checkState(0) == Qt.CheckState.Unchecked and toy2.text(3) == "disabled"
+    toy2.setCheckState(0, Qt.CheckState.Checked)
+    assert user_settings.read_disabled() == ([], "")
+    assert discover(entry_points=False, extra=extras).has("cell", "toy-rnn")
+
+
+def test_incompatible_and_undeclared_plugins_are_shown(qtbot):
+    reg = discover(entry_points=False, extra=builtin_extras() + [("future", FromTheFuture()),
+                                                                 ("undeclared", Undeclared())])
+    rows = {r["entry_point"]: r for r in plugin_rows(reg)}
+    assert rows["future"]["status"] == "not loaded: incompatible" and not rows["future"]["ok"]
+    assert "supports plugin API >=2.0" in rows["future"]["failures"][0].error
+    assert rows["undeclared"]["status"] == "loaded" and rows["undeclared"]["ok"]
+    assert "declares no SEQWB_API" in rows["undeclared"]["notes"][0]
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    assert dialog.tree.currentItem() is row_of(dialog, "future")        # the problem is what is shown first
+    assert "not loaded" in dialog.details.toPlainText() and "1.0" in dialog.details.toPlainText()
+    dialog.tree.setCurrentItem(row_of(dialog, "undeclared"))
+    assert "Note: declares no SEQWB_API" in dialog.details.toPlainText()
+    assert "note: declares no SEQWB_API" in bug_report(reg)
+
+
+WRONG_SHAPE_CELL = '''
+import torch
+from torch import nn
+from workbench.core.cells import Cell
+
+
+class TooWide(Cell):
+    def __init__(self, input_size, hidden_size, params):
+        super().__init__(input_size, hidden_size)
+        self.lin = nn.Linear(input_size, 2 * hidden_size)       # the author forgot to split the gates
+
+    def step_projected(self, xp_t, state, gates=None):
+        h = torch.tanh(self.lin(xp_t))
+        return h, (h,)
+'''
+
+
+def test_check_cells_names_a_cell_with_wrong_shapes(qtbot, tmp_path, monkeypatch):
+    import sys
+
+    import torch
+
+    from workbench.plugin_system import CellSpec, NoParams
+    torch.set_num_threads(1)
+    (tmp_path / "seqwb_gui_wide_cell.py").write_text(WRONG_SHAPE_CELL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Wide:
+        SEQWB_API = ">=1.0,<2"
+
+        @hookimpl
+        def seqwb_cells(self):
+            return [CellSpec(id="too-wide", title="Too wide", version="1", params=NoParams,
+                             factory="seqwb_gui_wide_cell:TooWide")]
+
+    reg = discover(entry_points=False, extra=builtin_extras() + [("wide-plugin", Wide())])
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    try:
+        problems = dialog.check_cells()
+    finally:
+        sys.modules.pop("seqwb_gui_wide_cell", None)
+    assert [p.entry_point for p in problems] == ["wide-plugin"]              # every built-in cell passes
+    wide = row_of(dialog, "wide-plugin")
+    assert wide.text(3) == "loaded, cell check failed"
+    assert wide.child(0).text(0) == "error in cell check"
+    assert "cell 'too-wide' from plugin wide-plugin" in wide.child(0).text(3)
+    assert "step returned an output of shape (2, 12), expected [batch, hidden] = (2, 6)" in wide.child(0).text(3)
+    assert "1 with problems" in dialog.details.toPlainText()
+    assert row_of(dialog, "builtin-cells").text(3) == "loaded"

@@ -23,9 +23,15 @@ quote is already "inside quotes", the closing one is not; a ``#`` is inside its 
 it is not.  For character-level tasks a step is a character; for word-level tasks a step's value is the track at
 its token's first character (see ``offsets``).
 
-The built-in tracks are ``quotes``, ``comment``, ``brackets``, ``line_position``, ``indent`` and ``word_start``;
-``regex:PATTERN`` marks every character inside a match of ``PATTERN``.  Add your own with
-:func:`register_feature_track`; it then appears in the window's unit search and in ``seqwb units --feature``::
+The built-in tracks are ``quotes``, ``comment``, ``brackets``, ``line_position``, ``indent`` and ``word_start``
+(functions of this module, contributed by the built-in plugin ``workbench_plugins.feature_tracks``);
+``regex:PATTERN`` marks every character inside a match of ``PATTERN``.  A plugin adds tracks with the
+``seqwb_feature_tracks`` hook (see docs/plugins.md); they then appear in the window's unit search and in
+``seqwb units --feature``.  The functions here take the registry whose tracks they use (``registry=None``: the
+process-wide :func:`~workbench.plugin_system.default_registry`).
+
+:func:`register_feature_track` still works for code that registers a track at import time (kept for
+compatibility; a plugin's hook is the better way: it is listed with its distribution and loads lazily)::
 
     from workbench.core.inspect import register_feature_track
 
@@ -33,8 +39,6 @@ The built-in tracks are ``quotes``, ``comment``, ``brackets``, ``line_position``
         return np.fromiter((ch.isdigit() for ch in text), dtype=np.float64, count=len(text))
 
     register_feature_track("digits", digits, title="Digit", description="1 on every digit")
-
-(Register it from the module your plugin's entry point names, or any module imported before the search runs.)
 """
 
 from __future__ import annotations
@@ -65,17 +69,57 @@ class FeatureTrack:
     fn: TrackFn
     title: str = ""
     description: str = ""
+    #: where it comes from: "distribution (entry point)" for a plugin's track, "" for one registered in code
+    source: str = ""
 
     def __call__(self, text: str) -> np.ndarray:
-        out = np.asarray(self.fn(text), dtype=np.float64).reshape(-1)
+        where = f" from plugin {self.source}" if self.source else ""
+        try:
+            out = np.asarray(self.fn(text), dtype=np.float64).reshape(-1)
+        except Exception as exc:  # noqa: BLE001 - a plugin's code: name it, keep the app running
+            raise ValueError(f"feature track {self.name!r}{where} failed: {type(exc).__name__}: {exc}") from exc
         if out.shape[0] != len(text):
-            raise ValueError(f"feature track {self.name!r} returned {out.shape[0]} values for {len(text)} characters")
+            raise ValueError(f"feature track {self.name!r}{where} returned {out.shape[0]} values for {len(text)} "
+                             f"characters")
         return out
 
 
-#: name -> track.  Read it through :func:`feature_tracks`; add to it with :func:`register_feature_track`.
+class _PluginTrackFn:
+    """A plugin's track function, imported on first use (discovery never imports a plugin's code)."""
+
+    def __init__(self, spec: Any):
+        self.spec = spec
+        self._fn: TrackFn | None = None
+
+    def __call__(self, text: str) -> np.ndarray:
+        if self._fn is None:
+            self._fn = self.spec.load()
+        return self._fn(text)
+
+
+#: tracks registered in code with :func:`register_feature_track` (plugins use the ``seqwb_feature_tracks`` hook)
 FEATURE_TRACKS: dict[str, FeatureTrack] = {}
 REGEX_PREFIX = "regex:"
+_PLUGIN_TRACKS: dict[Any, FeatureTrack] = {}  # spec -> track: one lazy loader per (frozen, hashable) spec
+
+
+def _registry_or_default(registry: Any) -> Any:
+    if registry is not None:
+        return registry
+    from workbench.plugin_system import default_registry
+    return default_registry()
+
+
+def _plugin_tracks(registry: Any) -> dict[str, FeatureTrack]:
+    out: dict[str, FeatureTrack] = {}
+    for spec in getattr(registry, "items", {}).get("feature_track", {}).values():
+        track = _PLUGIN_TRACKS.get(spec)
+        if track is None:
+            source = f"{spec.distribution} ({spec.plugin})" if spec.distribution else spec.plugin
+            track = FeatureTrack(spec.id, _PluginTrackFn(spec), spec.title or spec.id, spec.description, source)
+            _PLUGIN_TRACKS[spec] = track
+        out[spec.id] = track
+    return out
 
 
 def register_feature_track(name: str, fn: TrackFn, *, title: str = "", description: str = "",
@@ -98,26 +142,35 @@ def register_feature_track(name: str, fn: TrackFn, *, title: str = "", descripti
     return track
 
 
-def feature_tracks() -> list[FeatureTrack]:
-    """Every registered track, built-ins first, in registration order."""
-    return list(FEATURE_TRACKS.values())
+def feature_tracks(registry: Any = None) -> list[FeatureTrack]:
+    """Every track: the registry's (built-ins first, then plugins in discovery order), then those registered in
+    code whose name no plugin took."""
+    tracks = _plugin_tracks(_registry_or_default(registry))
+    for name, track in FEATURE_TRACKS.items():
+        tracks.setdefault(name, track)
+    return list(tracks.values())
 
 
-def compute_track(feature: str, text: str) -> np.ndarray:
-    """The per-character values of ``feature`` (a registered name or ``regex:PATTERN``) over ``text``."""
+def get_track(feature: str, registry: Any = None) -> FeatureTrack:
+    """The track named ``feature``; ``ValueError`` listing the known names if there is none."""
+    tracks = {t.name: t for t in feature_tracks(registry)}
+    if feature not in tracks:
+        known = ", ".join([*tracks, "regex:PATTERN"])
+        raise ValueError(f"unknown feature {feature!r}; choose one of: {known}")
+    return tracks[feature]
+
+
+def compute_track(feature: str, text: str, registry: Any = None) -> np.ndarray:
+    """The per-character values of ``feature`` (a track's name or ``regex:PATTERN``) over ``text``."""
     if feature.startswith(REGEX_PREFIX):
         return track_regex(text, feature[len(REGEX_PREFIX):])
-    track = FEATURE_TRACKS.get(feature)
-    if track is None:
-        known = ", ".join([*FEATURE_TRACKS, "regex:PATTERN"])
-        raise ValueError(f"unknown feature {feature!r}; choose one of: {known}")
-    return track(text)
+    return get_track(feature, registry)(text)
 
 
-def feature_title(feature: str) -> str:
+def feature_title(feature: str, registry: Any = None) -> str:
     if feature.startswith(REGEX_PREFIX):
         return f"Matches of /{feature[len(REGEX_PREFIX):]}/"
-    track = FEATURE_TRACKS.get(feature)
+    track = {t.name: t for t in feature_tracks(registry)}.get(feature)
     return track.title if track else feature
 
 
@@ -252,14 +305,7 @@ def track_regex(text: str, pattern: str) -> np.ndarray:
     return out
 
 
-for _name, _fn, _title, _desc in (
-        ("quotes", track_quotes, "Inside quotes", track_quotes.__doc__),
-        ("comment", track_comment, "Inside a comment", track_comment.__doc__),
-        ("brackets", track_brackets, "Bracket depth", track_brackets.__doc__),
-        ("line_position", track_line_position, "Position in line", track_line_position.__doc__),
-        ("indent", track_indent, "Indentation", track_indent.__doc__),
-        ("word_start", track_word_start, "Start of word", track_word_start.__doc__)):
-    register_feature_track(_name, _fn, title=_title, description=" ".join((_desc or "").split()))
+# The built-in tracks above are contributed by workbench_plugins.feature_tracks (the seqwb_feature_tracks hook).
 
 
 # ---- recordings ---------------------------------------------------------------------------------------------
@@ -337,10 +383,10 @@ def activations(recording: dict[str, Any], layer: str, quantity: str) -> np.ndar
     return layers[layer][quantity]
 
 
-def step_track(recording: dict[str, Any], feature: str | np.ndarray) -> np.ndarray:
+def step_track(recording: dict[str, Any], feature: str | np.ndarray, registry: Any = None) -> np.ndarray:
     """A feature track per recorded step: per character sampled at each token's first character."""
     if isinstance(feature, str):
-        per_char = compute_track(feature, recording["text"])
+        per_char = compute_track(feature, recording["text"], registry)
     else:
         per_char = np.asarray(feature, dtype=np.float64).reshape(-1)
     T = steps(recording)
@@ -356,8 +402,8 @@ def step_track(recording: dict[str, Any], feature: str | np.ndarray) -> np.ndarr
     return per_char[np.clip(offsets, 0, max(per_char.shape[0] - 1, 0))]
 
 
-def constant_message(feature: str, value: float) -> str:
-    what = f"the feature “{feature_title(feature)}”" if feature else "the track"
+def constant_message(feature: str, value: float, registry: Any = None) -> str:
+    what = f"the feature “{feature_title(feature, registry)}”" if feature else "the track"
     return (f"{what} is constant over this text ({value:g} everywhere): nothing to correlate with; record a text "
             f"where it changes")
 
@@ -379,7 +425,7 @@ def correlations(values: np.ndarray, track: np.ndarray) -> np.ndarray:
 
 
 def unit_search(recording: dict[str, Any], layer: str, quantity: str, track: str | np.ndarray,
-                top: int | None = None) -> list[tuple[int, float]]:
+                top: int | None = None, registry: Any = None) -> list[tuple[int, float]]:
     """Units of ``layer``'s ``quantity`` ranked by how well they follow ``track``: ``[(unit, r)]``.
 
     ``r`` is Pearson's correlation over time; the ranking is by ``|r|`` (a unit that is low inside quotes tracks
@@ -388,9 +434,10 @@ def unit_search(recording: dict[str, Any], layer: str, quantity: str, track: str
     raises ``ValueError`` with the reason.
     """
     values = activations(recording, layer, quantity)
-    t = step_track(recording, track)
+    t = step_track(recording, track, registry)
     if t.size < 2 or float(t.max() - t.min()) == 0.0:
-        raise ValueError(constant_message(track if isinstance(track, str) else "", float(t[0]) if t.size else 0.0))
+        raise ValueError(constant_message(track if isinstance(track, str) else "", float(t[0]) if t.size else 0.0,
+                                          registry))
     r = correlations(values, t)
     order = np.lexsort((np.arange(r.size), -np.abs(r)))      # by |r|, ties by unit number
     if top:
@@ -399,13 +446,14 @@ def unit_search(recording: dict[str, Any], layer: str, quantity: str, track: str
 
 
 def search_layers(recording: dict[str, Any], track: str | np.ndarray, quantity: str = "h",
-                  layers: Iterable[str] | None = None, top: int | None = None) -> list[tuple[str, int, float]]:
+                  layers: Iterable[str] | None = None, top: int | None = None,
+                  registry: Any = None) -> list[tuple[str, int, float]]:
     """:func:`unit_search` over several layers (all by default), merged: ``[(layer, unit, r)]`` by ``|r|``."""
     rows: list[tuple[str, int, float]] = []
     names = list(layers) if layers is not None else layer_names(recording)
     for layer in names:
         if quantity in recording["layers"].get(layer, {}):
-            rows.extend((layer, u, r) for u, r in unit_search(recording, layer, quantity, track))
+            rows.extend((layer, u, r) for u, r in unit_search(recording, layer, quantity, track, registry=registry))
     if not rows:
         raise ValueError(f"no layer of this recording has {quantity!r}")
     rows.sort(key=lambda x: (-abs(x[2]), names.index(x[0]), x[1]))

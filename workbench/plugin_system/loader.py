@@ -16,10 +16,13 @@ from typing import Any, Iterable
 import pluggy
 
 from workbench import hookspecs
+from workbench.plugin_system import user_settings
+from workbench.plugin_system.api import ApiRangeError, range_allows
 from workbench.plugin_system.params import suggest
 from workbench.plugin_system.specs import SPEC_KINDS, with_source
 
-__all__ = ["PluginFailure", "Registry", "UnknownContributionError", "discover", "make_plugin_manager"]
+__all__ = ["DisabledPlugin", "PluginFailure", "PluginNote", "Registry", "UnknownContributionError", "discover",
+           "make_plugin_manager"]
 
 
 class UnknownContributionError(LookupError):
@@ -33,10 +36,33 @@ class PluginFailure:
     error: str
     detail: str = ""  # the traceback, for --debug and the plugins dialog
     hook: str = ""
+    #: "error" (it raised or returned something wrong) or "incompatible" (its SEQWB_API range excludes ours)
+    category: str = "error"
 
     def message(self) -> str:
         where = f"{self.distribution or '?'} ({self.entry_point}{', ' + self.hook if self.hook else ''})"
+        if self.category == "incompatible":
+            return f"plugin {where} not loaded: {self.error}"
         return f"plugin {where} failed: {self.error}"
+
+
+@dataclass(frozen=True)
+class PluginNote:
+    """Something worth saying about a plugin that is not a failure (e.g. it declares no API range)."""
+
+    distribution: str
+    entry_point: str
+    note: str
+
+
+@dataclass(frozen=True)
+class DisabledPlugin:
+    """A plugin that was not loaded because the user turned it off (environment or plugin settings)."""
+
+    distribution: str
+    entry_point: str
+    version: str
+    reason: str
 
 
 @dataclass
@@ -46,6 +72,8 @@ class Registry:
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in SPEC_KINDS})
     failures: list[PluginFailure] = field(default_factory=list)
     plugins: list[tuple[str, str, str]] = field(default_factory=list)  # (distribution, entry point, version)
+    notes: list[PluginNote] = field(default_factory=list)
+    disabled: list[DisabledPlugin] = field(default_factory=list)
 
     def add(self, kind: str, spec: Any) -> None:
         self.items[kind][spec.id] = spec
@@ -107,9 +135,32 @@ def _entry_points(group: str) -> list[md.EntryPoint]:
     return sorted(seen.values(), key=lambda e: (not e.value.startswith("workbench_plugins"), e.name))
 
 
+def _api_check(obj: Any) -> tuple[str, str]:
+    """``(problem, note)`` for a loaded plugin's declared API range; both empty when all is well."""
+    declared = getattr(obj, hookspecs.API_ATTRIBUTE, None)
+    if declared is None:
+        if getattr(obj, "__name__", "").startswith("workbench_plugins"):
+            return "", ""   # the built-ins ship with this very contract
+        return "", (f"declares no {hookspecs.API_ATTRIBUTE}; loaded on trust (plugin API here: "
+                    f"{hookspecs.API_VERSION})")
+    try:
+        ok = range_allows(declared, hookspecs.API_VERSION)
+    except ApiRangeError as exc:
+        return f"invalid {hookspecs.API_ATTRIBUTE}: {exc}", ""
+    if not ok:
+        return (f"incompatible: it supports plugin API {declared}, this Sequence Workbench provides "
+                f"{hookspecs.API_VERSION}; install a version of the plugin made for it"), ""
+    return "", ""
+
+
 def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
-             entry_points: bool = True) -> Registry:
-    """Load every plugin of ``group`` (plus ``extra`` ``(name, module_or_object)`` pairs) into a new Registry."""
+             entry_points: bool = True, honour_settings: bool = True) -> Registry:
+    """Load every plugin of ``group`` (plus ``extra`` ``(name, module_or_object)`` pairs) into a new Registry.
+
+    Plugins the user disabled (:mod:`workbench.plugin_system.user_settings`) are listed in
+    ``registry.disabled`` and never imported; ``honour_settings=False`` ignores the settings file (not the
+    environment).
+    """
     # Resolved here, not as a default argument: ``import workbench.hookspecs`` imports this module while
     # hookspecs is still half-initialised, so nothing of it may be read at import time.
     group = group or hookspecs.ENTRY_POINT_GROUP
@@ -125,9 +176,29 @@ def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
     for name, obj in extra:
         candidates.append((name, "(registered in code)", "", obj))
 
+    settings_names, settings_problem = user_settings.read_disabled() if honour_settings else ([], "")
+    if settings_problem:
+        registry.notes.append(PluginNote("", "(plugin settings)", settings_problem))
+
     for name, dist, version, target in candidates:
+        reason = user_settings.disabled_reason(dist, name, settings_names)
+        if reason:
+            registry.disabled.append(DisabledPlugin(dist, name, version, reason))
+            continue
         try:
             obj = target.load() if isinstance(target, md.EntryPoint) else target
+        except Exception as exc:  # noqa: BLE001 - report and continue with the rest
+            registry.failures.append(PluginFailure(dist, name, f"{type(exc).__name__}: {exc}",
+                                                   traceback.format_exc()))
+            continue
+        problem, note = _api_check(obj)
+        if problem:
+            category = "error" if problem.startswith("invalid ") else "incompatible"
+            registry.failures.append(PluginFailure(dist, name, problem, category=category))
+            continue
+        if note:
+            registry.notes.append(PluginNote(dist, name, note))
+        try:
             pm.register(obj, name=name)
         except Exception as exc:  # noqa: BLE001 - report and continue with the rest
             registry.failures.append(PluginFailure(dist, name, f"{type(exc).__name__}: {exc}",

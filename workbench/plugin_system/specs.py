@@ -143,12 +143,35 @@ class TemplateSpec(_SpecBase):
     task: str = ""
 
 
+@dataclass
+class NoParams:
+    """Parameters of a contribution that has none (feature tracks, usually)."""
+
+
+@dataclass(frozen=True)
+class FeatureTrackSpec(_SpecBase):
+    """A feature track for unit search.  ``factory(text) -> numpy array of len(text)``: one number per character.
+
+    The value at character ``i`` describes the situation after reading character ``i`` (1.0/0.0 for yes/no
+    features, a count for depths and positions).  The ``id`` is what ``seqwb units --feature ID`` takes: letters,
+    digits, ``_`` and ``-``, starting with a letter.  ``params`` is usually :class:`NoParams`.
+    """
+
+    def check(self) -> None:
+        super().check()
+        import re
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", self.id) or self.id == "regex":
+            raise ValueError(f"feature track id {self.id!r}: use letters, digits, '_' and '-', starting with a "
+                             f"letter ('regex' is reserved for regex:PATTERN)")
+
+
 SPEC_KINDS: dict[str, type] = {
     "cell": CellSpec,
     "architecture": BlockSpec,
     "task": TaskSpec,
     "decoder": DecoderSpec,
     "template": TemplateSpec,
+    "feature_track": FeatureTrackSpec,
 }
 
 
