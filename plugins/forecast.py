@@ -41,12 +41,17 @@ def demo_series(length: int, noise: float, seed: int) -> tuple[list[str], np.nda
     return list(DEMO_COLUMNS), np.stack([season, value], 1)
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def _decode(raw: bytes, path: Path, encoding: str = "utf-8") -> str:
+    utf8 = encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig" if utf8 else encoding)  # a byte-order mark is not part of the header
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} for {path}") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-                        f"({exc.reason}); save the file as UTF-8") from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path} is not valid {'UTF-8' if utf8 else encoding}: byte 0x{raw[exc.start]:02x} at offset "
+                        f"{exc.start} (line {line}, {exc.reason}); set task.encoding (e.g. latin-1 or cp1252) or "
+                        f"save the file as UTF-8") from None
 
 
 def _number(cell: str, path: Path, line: int, column: str, hint: str = "") -> float:
@@ -65,8 +70,8 @@ def _number(cell: str, path: Path, line: int, column: str, hint: str = "") -> fl
     return value
 
 
-def read_csv_columns(path: Path, columns: list[str] | None, target: str, delimiter: str = ","
-                     ) -> tuple[list[str], str, np.ndarray]:
+def read_csv_columns(path: Path, columns: list[str] | None, target: str, delimiter: str = ",",
+                     encoding: str = "utf-8") -> tuple[list[str], str, np.ndarray]:
     """Read the chosen columns of a CSV file with a header row.
 
     ``columns`` are the input column names (``None``: every column); ``target`` the forecast column (``""``: the
@@ -81,7 +86,7 @@ def read_csv_columns(path: Path, columns: list[str] | None, target: str, delimit
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = _decode(raw, path)
+    text = _decode(raw, path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
     try:
@@ -132,6 +137,7 @@ def _seed_words(*values: int) -> list[int]:
 
 class ForecastTask(Task):
     stateful = False
+    time_major = ("series",)   # series [W, B, F]; targets [B, H] and last [B] have the batch first
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)
@@ -152,7 +158,8 @@ class ForecastTask(Task):
             if not path.is_absolute():
                 path = self.base_dir / path
             delimiter = "\t" if p.delimiter in ("\\t", "\t") else p.delimiter
-            self.input_names, self.target_name, data = read_csv_columns(path, chosen, p.target, delimiter)
+            self.input_names, self.target_name, data = read_csv_columns(path, chosen, p.target, delimiter,
+                                                                               p.encoding)
             try:
                 rel = os.path.relpath(path, self.base_dir)
             except ValueError:  # another drive on Windows

@@ -87,6 +87,7 @@ class ForecastParams:
                          help="future values of the target to predict at once (1: one-step; more: direct "
                               "multi-step forecast)")
     delimiter: str = param(",", help="field separator of the CSV file (\\t for tab)")
+    encoding: str = param("utf-8", help="text encoding of the CSV file (e.g. utf-8, latin-1, cp1252)")
     valid_fraction: float = param(0.15, min=0.01, max=0.5, help="share of the rows (after train) for validation")
     test_fraction: float = param(0.15, min=0.01, max=0.5, help="share of the rows (at the end) for testing")
     demo_length: int = param(3000, min=100, max=10_000_000, help="rows of the generated demo series")

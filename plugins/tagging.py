@@ -194,6 +194,8 @@ def read_conll(path: Path, encoding: str = "utf-8", separator: str = "tab") -> l
 class TaggingTask(PaddedSequenceTask):
     """Tokens -> one tag each.  ``batch``: ``tokens [T, B]``, ``lengths [B]``, ``targets [T, B]`` (padding: -100)."""
 
+    time_major = ("tokens", "targets")
+
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)
         self.tags: list[str] = []

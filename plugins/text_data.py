@@ -172,6 +172,7 @@ class PaddedSequenceTask(Task):
 
     stateful = False
     generative = False
+    time_major = ("tokens",)   # targets [B] here; a task with per-token targets adds "targets"
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)

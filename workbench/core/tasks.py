@@ -27,6 +27,10 @@ class Task:
     eos_id: int | None = None
     #: generated text continues the prompt (a language model) rather than answering it (translation, captioning)
     continues_prompt: bool = True
+    #: batch layout, for sharding a batch across distributed processes: the keys whose tensors are time-major
+    #: (``[T, B, ...]``, batch on dim 1); every other tensor has the batch first.  ``None``: not declared, so the
+    #: task cannot be trained by more than one process (see :meth:`shard`)
+    time_major: tuple[str, ...] | None = None
 
     def __init__(self, params: Any, base_dir: Path | str | None = None):
         self.params = params
@@ -49,6 +53,44 @@ class Task:
         """Batches of one epoch of ``split`` (``train``/``valid``/``test``), from batch index ``start``.
         Must be a pure function of its arguments so training can resume exactly."""
         raise NotImplementedError
+
+    def shard(self, batch: Batch, index: int, count: int) -> Batch:
+        """Part ``index`` of ``count`` of a batch: the rows that one of ``count`` distributed processes trains on.
+
+        The parts are contiguous, disjoint and together the whole batch (rows ``index*B//count`` to
+        ``(index+1)*B//count``); padding and sequence length stay those of the whole batch, so every process computes
+        exactly what one process computes on those rows of the whole batch.  Plain values (flags) are kept.  The
+        default slices by :attr:`time_major`; a task with another layout overrides this method.
+        """
+        from workbench.core.errors import DataError
+        if self.time_major is None:
+            raise DataError(f"task {type(self).__name__} does not declare its batch layout (Task.time_major), so "
+                            f"its batches cannot be split across processes; train it in one process")
+        rows: dict[str, int] = {}
+        for key, value in batch.items():
+            if isinstance(value, Tensor) and value.dim() >= 1:
+                axis = 1 if key in self.time_major else 0
+                if value.dim() <= axis:
+                    raise DataError(f"task {type(self).__name__}: batch entry {key!r} has shape "
+                                    f"{tuple(value.shape)}, but the task declares it time-major ([T, B, ...])")
+                rows[key] = value.shape[axis]
+        sizes = set(rows.values())
+        if len(sizes) != 1:
+            raise DataError(f"task {type(self).__name__}: the batch entries disagree on the batch size ({rows}); "
+                            f"check Task.time_major")
+        total = sizes.pop()
+        lo, hi = index * total // count, (index + 1) * total // count
+        if hi <= lo:
+            raise DataError(f"a batch of {total} sequences cannot give each of {count} processes a part; use a "
+                            f"batch_size (and split sizes) of at least {count}")
+        out: Batch = {}
+        for key, value in batch.items():
+            if key in rows:
+                part = value[:, lo:hi] if key in self.time_major else value[lo:hi]
+                out[key] = part.contiguous()
+            else:
+                out[key] = value
+        return out
 
     def probe_batch(self, batch_size: int, length: int) -> Batch:
         """A fixed batch from the validation data for the gradient-through-time probe."""
@@ -141,6 +183,9 @@ class StreamLMTask(Task):
 
     stateful = True
     generative = True
+    # a distributed process trains a contiguous group of the streams (Task.shard): with batch B over N
+    # processes each carries the hidden state of B/N streams, and together they read what one process reads
+    time_major = ("tokens", "targets")
     #: what one token is, for messages ("characters", "words")
     stream_unit = "tokens"
 

@@ -90,6 +90,8 @@ class Callback:
     def on_pause(self, trainer: "Trainer") -> None: ...
     def on_resume(self, trainer: "Trainer") -> None: ...
     def on_exception(self, trainer: "Trainer", exc: BaseException) -> None: ...
+    # while the task reads its data (in setup): ``stage`` such as "vocabulary scan", bytes done and in all
+    def on_data_progress(self, trainer: "Trainer", stage: str, done: int, total: int) -> None: ...
     def on_train_end(self, trainer: "Trainer", event: EndEvent) -> None: ...
 
 
@@ -196,8 +198,16 @@ class Trainer:
 
     def __init__(self, project: Project, registry: Any, *, callbacks: list[Callback] | tuple = (),
                  control: RunControl | None = None, base_dir: str | Path | None = None,
-                 behind_window: bool = False, new_run: bool = False, device: str | None = None):
+                 behind_window: bool = False, new_run: bool = False, device: str | None = None,
+                 distributed: Any = None):
         self.project = project
+        # a workbench.core.distributed.DistributedContext (or the LaunchEnv to start one in setup, on the
+        # configured device): this process trains its shard of every batch
+        self.dist = distributed
+        self._train_module: Any = None      # the model, or the model in DistributedDataParallel
+        self._carry_global: Any = None      # distributed: the carried state of the whole batch (for checkpoints)
+        self._carry_global_batch = 0
+        self._stop_agreed = False
         self.registry = registry
         self.callbacks = list(callbacks)
         self.control = control or RunControl()
@@ -213,6 +223,7 @@ class Trainer:
         self.run: Run | None = None
         self.pos = Position()
         self.notices: list[str] = []
+        self.skipped_steps = 0  # steps skipped for a non-finite loss or gradient (nan_policy="skip"), this session
         self._carry: Any = None
         self._carry_batch = 0
         self._last_count = 0
@@ -231,23 +242,31 @@ class Trainer:
             self.device = resolve_device(cfg.device)
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
+        if self.dist is not None:
+            from workbench.core.distributed import DistributedContext, LaunchEnv
+            if isinstance(self.dist, LaunchEnv):
+                self.dist = DistributedContext.start(self.dist, cfg.device)
+            self.device = self.dist.device
+            self.dist.check_batch_size(cfg.batch_size)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads or default_threads(self.behind_window))
+            torch.set_num_threads(cfg.threads or (self.dist.cpu_threads() if self.dist is not None
+                                                  else default_threads(self.behind_window)))
         project, registry = self.project, self.registry
         task_spec = registry.task(project.task.id)
         self.task_spec = task_spec
         task_params = params_from_dict(task_spec.params, project.task.params, "task")
         self.task = task_spec.load()(task_params, self.base_dir)
-        self.task.prepare(vocab=project.vocab)
+        self.task.prepare(vocab=project.vocab, **_progress_argument(self.task, self._data_progress))
         if cfg.bptt_k2 and not self.task.stateful:
             raise TrainingError(f"bptt_k2 is truncated backpropagation through a carried state; task "
                                 f"{project.task.id!r} trains whole independent sequences, so set bptt_k2=0")
-        project.vocab = self.task.vocab
-        project.data = {"files": self.task.data_files, "sizes": dict(self.task.sizes)}
-
         ckpt = project.checkpoint
         graph_hash = project.graph.content_hash()
         resume = ckpt is not None and ckpt.graph_hash == graph_hash and ckpt.weights and not self._force_new_run
+        if resume:
+            _check_data_fits(project, self.task.sizes)  # before project.data is replaced: nothing changes on error
+        project.vocab = self.task.vocab
+        project.data = {"files": self.task.data_files, "sizes": dict(self.task.sizes)}
         if ckpt is not None and ckpt.graph_hash != graph_hash and not self._force_new_run:
             self.notices.append("the model graph changed since the last checkpoint: starting a new run from "
                                 "fresh weights")
@@ -269,8 +288,29 @@ class Trainer:
         else:
             self.pos = Position()
             self.run = project.history.new_run(self._run_settings())
+        self._train_module = self.model
+        if self.dist is not None:
+            self._start_distributed()
         self._probe_batch = None
         self._is_setup = True
+
+    @property
+    def is_main(self) -> bool:
+        """True in a single process, and on rank 0 of a distributed run (the one that validates, probes, samples)."""
+        return self.dist is None or self.dist.rank == 0
+
+    def _start_distributed(self) -> None:
+        from workbench.core.distributed import rank_seed
+        dist = self.dist
+        if self._carry is not None:  # a checkpoint holds the whole batch's state: keep this process's rows
+            self._carry_global, self._carry_global_batch = self._carry, self._carry_batch
+            self._carry = dist.shard_state(self.model, self._carry)
+            total, r, n = self._carry_batch, dist.rank, dist.world_size
+            self._carry_batch = (r + 1) * total // n - r * total // n
+        if dist.rank > 0:
+            # every rank built the same initial weights from the seed; from here dropout masks must differ
+            torch.manual_seed(rank_seed(self.cfg.seed, dist.rank, self.pos.step))
+        self._train_module = dist.wrap(self.model)
 
     def _run_settings(self) -> dict[str, Any]:
         cells = sorted({str(n.params.get("cell")) for n in self.project.graph.nodes.values() if "cell" in n.params})
@@ -294,8 +334,11 @@ class Trainer:
         if torch.cuda.is_available():
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng/cuda/{i}"] = s
-        if self._carry is not None:
-            for k, v in flatten_state(self._carry).items():
+        carry, carry_batch = self._carry, self._carry_batch
+        if self.dist is not None:   # every process's rows of the carried state, so any world size can resume
+            carry, carry_batch = self._carry_global, self._carry_global_batch
+        if carry is not None:
+            for k, v in flatten_state(carry).items():
                 tensors[f"carry/{k}"] = v.detach().cpu().contiguous().clone()
         if self._best_weights is not None:
             for k, v in self._best_weights.items():
@@ -307,7 +350,7 @@ class Trainer:
             "plateau": dict(self._plateau),
             "best": dict(self.best),
             "run_id": self.run.id if self.run else None,
-            "carry_batch": int(self._carry_batch) if self._carry is not None else 0,
+            "carry_batch": int(carry_batch) if carry is not None else 0,
             "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
             "rng_numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "device": str(self.device),
@@ -319,6 +362,7 @@ class Trainer:
         return ckpt
 
     def _restore(self, ckpt: Checkpoint) -> None:
+        check_weights_fit(self.model, ckpt.weights)
         try:
             self.model.load_state_dict({k: v for k, v in ckpt.weights.items()}, strict=True)
         except RuntimeError as exc:
@@ -360,6 +404,9 @@ class Trainer:
                 self._carry = None
 
     # ---- events ------------------------------------------------------------------------------------------
+    def _data_progress(self, stage: str, done: int, total: int) -> None:
+        self._emit("on_data_progress", stage, int(done), int(total))
+
     def _emit(self, name: str, *args) -> None:
         for cb in self.callbacks:
             fn = getattr(cb, name, None)
@@ -432,7 +479,8 @@ class Trainer:
                     self.control.wait_while_paused()
                     if not self.control.stopped:
                         self._emit("on_resume")
-                if self.control.stopped:
+                # distributed: every rank stops after the same step (the stop flags travel with the loss)
+                if self.control.stopped if self.dist is None else self._stop_agreed:
                     status, message = "stopped", f"stopped by the user at step {self.pos.step}"
                     break
                 batch = next(batches)
@@ -458,9 +506,9 @@ class Trainer:
                 if cfg.eval_every and step % cfg.eval_every == 0:
                     self.evaluate_and_track()
                     last_eval_step = step
-                if cfg.probe_every and step % cfg.probe_every == 0:
+                if cfg.probe_every and step % cfg.probe_every == 0 and self.is_main:
                     self.probe()
-                if cfg.sample_every and step % cfg.sample_every == 0 and self.task.generative:
+                if cfg.sample_every and step % cfg.sample_every == 0 and self.task.generative and self.is_main:
                     self.sample()
             if final_eval and status == "finished" and last_eval_step != self.pos.step \
                     and self.pos.step > start_step:
@@ -483,7 +531,9 @@ class Trainer:
         if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
             return (f"out of memory at step {self.pos.step + 1} (batch_size {self.cfg.batch_size}, chunk_len "
                     f"{self.cfg.chunk_len}): try a smaller batch_size or chunk_len; the last checkpoint is kept")
-        return f"training failed at step {self.pos.step + 1}: {type(exc).__name__}: {text}"
+        culprit = plugin_at_fault(exc, self.project, self.registry)
+        where = f" in {culprit}" if culprit else ""
+        return f"training failed at step {self.pos.step + 1}{where}: {type(exc).__name__}: {text}"
 
     def _fail(self, err: BaseException, cause: BaseException | None = None) -> None:
         if self.run is not None:
@@ -494,6 +544,8 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, Any], scaler, use_amp: bool) -> StepEvent:
         cfg, model, opt = self.cfg, self.model, self.optimizer
+        if self.dist is not None:
+            batch = self.dist.shard(self.task, batch)
         batch = self._to_device(batch)
         B = batch[model.input_ports[0]].shape[1]
         if batch.get("reset") or not self.task.stateful or self._carry is None or self._carry_batch != B:
@@ -508,10 +560,17 @@ class Trainer:
             if cfg.bptt_k2 and cfg.bptt_k2 < batch[model.input_ports[0]].shape[0]:
                 outputs, new_state, batch = self._forward_k2(batch, state)
             else:
-                outputs, new_state = model(batch, state)
+                outputs, new_state = self._train_module(batch, state)
             loss = self.task.loss(outputs, batch)
         self._last_count = self.task.count(batch)
         loss_value = float(loss.detach())
+        if self.dist is not None:
+            # log the mean over the whole batch; weight this shard's mean by its share of the items, so that the
+            # gradients DDP averages are those of the whole batch's mean (and every rank agrees to skip or stop)
+            local = self._last_count
+            loss_value, self._last_count, self._stop_agreed = self.dist.reduce_step(loss_value, local,
+                                                                                    self.control.stopped)
+            loss = loss * self.dist.loss_weight(local, self._last_count)
         next_step = self.pos.step + 1
         skipped = False
         if not math.isfinite(loss_value):
@@ -560,9 +619,15 @@ class Trainer:
         if skipped:
             gn = gn_c = float("nan")
             groups = groups_c = {}
+            self.skipped_steps += 1
             self.notices.append(f"step {next_step}: non-finite loss or gradient, step skipped")
+            del self.notices[:-100]  # a long run that skips often must not grow without bound
+            self.run.log("train/skipped_steps", next_step, self.skipped_steps)
         self._carry = model.detach_state(new_state) if self.task.stateful else None
         self._carry_batch = B
+        if self.dist is not None and self._carry is not None:
+            self._carry_global = self.dist.gather_state(model, self._carry)
+            self._carry_global_batch = B * self.dist.world_size
         self.pos.step = next_step
         self.pos.batch += 1
         run = self.run
@@ -587,7 +652,7 @@ class Trainer:
         tail = {k: (v[T - k2:] if isinstance(v, torch.Tensor) and v.dim() >= 2 else v) for k, v in batch.items()}
         with torch.no_grad():
             _, state = model(head, state)
-        outputs, new_state = model(tail, model.detach_state(state))
+        outputs, new_state = self._train_module(tail, model.detach_state(state))
         return outputs, new_state, tail
 
     # ---- evaluation, probes, samples ---------------------------------------------------------------------
@@ -598,7 +663,12 @@ class Trainer:
                               self.device)
 
     def evaluate_and_track(self) -> dict[str, float]:
+        if self.dist is not None and not self.is_main:
+            return self._follow_evaluation()
         metrics = self.evaluate("valid")
+        if self.dist is not None:  # rank 0 validates; the others need its loss for the plateau schedule
+            loss = metrics.get("loss")
+            self.dist.broadcast_metric(float(loss) if isinstance(loss, (int, float)) else None)
         step = self.pos.step
         for k, v in metrics.items():
             if isinstance(v, (int, float)):
@@ -610,17 +680,31 @@ class Trainer:
             self._best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
             best = True
         if self.cfg.schedule == "plateau" and loss is not None:
-            pl = self._plateau
-            if pl.get("best") is None or loss < pl["best"] - 1e-9:
-                pl["best"], pl["bad"] = float(loss), 0
-            else:
-                pl["bad"] = int(pl.get("bad", 0)) + 1
-                if pl["bad"] > self.cfg.plateau_patience:
-                    current = pl.get("lr") or self.cfg.lr
-                    pl["lr"] = max(self.cfg.min_lr, current * self.cfg.decay_factor)
-                    pl["bad"] = 0
+            self._update_plateau(loss)
         self._emit("on_eval_end", EvalEvent(step, self.pos.epoch, "valid", metrics, best))
         return metrics
+
+    def _follow_evaluation(self) -> dict[str, float]:
+        """Ranks > 0: take rank 0's validation loss and keep the same best / plateau state (no weights kept)."""
+        loss = self.dist.broadcast_metric(None)
+        if loss is None:
+            return {}
+        if math.isfinite(loss) and (not self.best or loss < self.best["value"]):
+            self.best = {"metric": "valid/loss", "value": float(loss), "step": self.pos.step}
+        if self.cfg.schedule == "plateau":
+            self._update_plateau(loss)
+        return {"loss": loss}
+
+    def _update_plateau(self, loss: float) -> None:
+        pl = self._plateau
+        if pl.get("best") is None or loss < pl["best"] - 1e-9:
+            pl["best"], pl["bad"] = float(loss), 0
+        else:
+            pl["bad"] = int(pl.get("bad", 0)) + 1
+            if pl["bad"] > self.cfg.plateau_patience:
+                current = pl.get("lr") or self.cfg.lr
+                pl["lr"] = max(self.cfg.min_lr, current * self.cfg.decay_factor)
+                pl["bad"] = 0
 
     def probe_batch(self) -> dict[str, Any]:
         if self._probe_batch is None:
@@ -661,6 +745,112 @@ class Trainer:
         return ev
 
 
+# ---- faults: weights that do not fit, exceptions raised by plugin code ----------------------------------------
+
+def _progress_argument(task: Any, callback: Any) -> dict[str, Any]:
+    """``{"progress": callback}`` when the task's ``prepare`` takes it (the Task contract does; an older
+    third-party task may not)."""
+    import inspect
+    try:
+        parameters = inspect.signature(task.prepare).parameters
+    except (TypeError, ValueError):
+        return {}
+    accepts = "progress" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return {"progress": callback} if accepts else {}
+
+
+def _check_data_fits(project: Project, sizes: dict[str, int]) -> None:
+    """Raise :class:`DataError` when the data now read has another shape than the data the checkpoint was trained
+    on (say, images of another size for a captioning model, or features of another width)."""
+    from workbench.core.errors import DataError
+    before = (project.data or {}).get("sizes") if isinstance(project.data, dict) else None
+    if not isinstance(before, dict):
+        return
+    changed = [f"{name} is {new} (the model was trained with {before[name]})" for name, new in sizes.items()
+               if name in before and before[name] != new]
+    if changed:
+        raise DataError(f"the data do not fit the trained model: {'; '.join(changed)}; use data of the same shape, "
+                        f"or train a new run (--new-run)")
+
+
+def check_weights_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`TrainingError` naming the first tensor whose name, shape or kind does not fit ``model``.
+
+    ``load_state_dict`` would say only "Error(s) in loading state_dict" on its first line, and it silently casts
+    an integer tensor into a float parameter; a hand-made or damaged file gets a precise message instead.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
+        raise TrainingError(f"the saved weights do not fit this model: {'; '.join(parts)} (the file's weights "
+                            f"were made for a different graph)")
+    for name, want in expected.items():
+        got = weights[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise TrainingError(f"the saved weights do not fit this model: {name} has shape {list(got.shape)} "
+                                f"in the file, the model needs {list(want.shape)}")
+        if got.dtype.is_floating_point != want.dtype.is_floating_point or got.dtype.is_complex != want.dtype.is_complex:
+            raise TrainingError(f"the saved weights do not fit this model: {name} is {got.dtype} in the file, "
+                                f"the model needs {want.dtype}")
+
+
+def _used_specs(project: Project, registry: Any) -> list[tuple[str, Any]]:
+    """(kind, spec) of the task, the blocks, the cells and the decoder this project uses."""
+    wanted: list[tuple[str, str]] = [("task", project.task.id), ("decoder", project.decode.decoder)]
+    for node in project.graph.nodes.values():
+        wanted.append(("architecture", node.type))
+        for value in node.params.values():
+            if isinstance(value, str):
+                wanted.append(("cell", value))
+    out = []
+    for kind, spec_id in wanted:
+        try:
+            if registry.has(kind, spec_id):
+                out.append((kind, registry.get(kind, spec_id)))
+        except (LookupError, AttributeError):
+            continue
+    return out
+
+
+def plugin_at_fault(exc: BaseException, project: Project, registry: Any) -> str:
+    """Which plugin contribution raised ``exc``: "cell 'x' (plugin distribution 'd', entry point 'e')", or "".
+
+    The traceback is walked from the innermost frame outwards; the first frame whose module is the factory module
+    of a contribution this project uses (or a module of the same package, for a third-party plugin) decides.
+    Built-ins are plugins too, so a bug in one is reported the same way.
+    """
+    specs = _used_specs(project, registry)
+    by_module: dict[str, tuple[str, Any]] = {}
+    by_package: dict[str, tuple[str, Any]] = {}
+    for kind, spec in specs:
+        module = str(getattr(spec, "factory", "")).partition(":")[0]
+        if module:
+            by_module.setdefault(module, (kind, spec))
+            package = module.split(".")[0]
+            if package not in ("workbench", "workbench_plugins", "torch"):
+                by_package.setdefault(package, (kind, spec))
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    for name in reversed(frames):
+        hit = by_module.get(name) or by_package.get(name.split(".")[0])
+        if hit:
+            kind, spec = hit
+            dist = getattr(spec, "distribution", "") or "unknown distribution"
+            plugin = getattr(spec, "plugin", "")
+            return (f"{kind} {spec.id!r} (plugin distribution {dist!r}"
+                    + (f", entry point {plugin!r}" if plugin else "") + ")")
+    return ""
+
+
 # ---- inference without a run -------------------------------------------------------------------------------
 
 @dataclass
@@ -696,6 +886,7 @@ def load_for_inference(project: Project, registry: Any, base_dir: str | Path | N
         if best:
             best_w = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
             weights = best_w or weights
+        check_weights_fit(model, weights)
         try:
             model.load_state_dict(weights, strict=True)
         except RuntimeError as exc:

@@ -1,0 +1,129 @@
+"""Crash during save (issue 8): processes saving a large project are killed with SIGKILL at random points, many
+times; the file on disk is always the old complete version or the new complete version, and the backup is intact.
+
+A supervisor subprocess (it imports the project-file code but not torch, so that it can fork safely) forks one
+saver per kill.  Each saver saves the two versions in turn, without end; the supervisor kills it after a random
+delay of up to two save durations, reports where the kill landed (temp files left behind mean mid-save), and
+waits for this test to check the files before the next kill.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_subprocess_env
+from workbench.core.io import load_project, read_manifest
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL")
+
+KILLS = 25
+VALUES = 600_000  # a series of 600k int64 steps and 600k float64 values: a 9.6 MB project file
+
+SUPERVISOR = textwrap.dedent('''
+    import json, os, random, signal, sys, time
+    import numpy as np
+    from workbench.core.io import save_project
+    from workbench.core.graph import Graph
+    from workbench.core.project import History, Project, Series, TaskConfig
+
+    target, kills, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    assert "torch" not in sys.modules
+
+    def version(tag, scale):
+        history = History()
+        run = history.new_run({"version": tag})
+        # numpy arrays where the app keeps lists: the same bytes on disk, and little time spent before the
+        # temporary file is opened, so that most kills land while a file is being written
+        run.series["big"] = Series(step=np.arange(n, dtype=np.int64), value=np.arange(n, dtype=np.float64) * scale)
+        return Project(name=f"version {tag}", graph=Graph(), task=TaskConfig("char-lm", {}), history=history,
+                       notes=tag * 1000)
+
+    old, new = version("A", 1.0), version("B", 2.0)
+    save_project(old, target)          # the file ...
+    save_project(old, target)          # ... and its backup, both complete
+    scratch = target + ".timing.seqwb"
+    t0 = time.perf_counter()
+    save_project(new, scratch)
+    duration = time.perf_counter() - t0
+    os.remove(scratch)
+    print(json.dumps({"ready": True, "save_seconds": duration}), flush=True)
+
+    rng = random.Random(seed)
+    folder = os.path.dirname(target) or "."
+    for kill in range(kills):
+        pid = os.fork()
+        if pid == 0:  # the saver: B, A, B, ... (A, B, A, ... every other kill) until it is killed
+            first, second = (new, old) if kill % 2 == 0 else (old, new)
+            try:
+                while True:
+                    save_project(first, target)
+                    save_project(second, target)
+            finally:
+                os._exit(1)
+        delay = rng.uniform(0.0, 2.0 * duration)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        temps = sorted(f for f in os.listdir(folder) if f.startswith("."))
+        print(json.dumps({"kill": kill, "delay": delay, "temps": temps}), flush=True)
+        if sys.stdin.readline().strip() != "next":
+            break
+''')
+
+
+def _version_of(path: Path) -> str:
+    """Load ``path`` completely (every checksum verified) and say which version it is: "A" or "B"."""
+    project = load_project(path)
+    tag = project.history.runs[0].settings["version"]
+    series = project.history.runs[0].series["big"]
+    scale = {"A": 1.0, "B": 2.0}[tag]
+    assert project.name == f"version {tag}" and project.notes == tag * 1000
+    assert len(series.value) == VALUES and series.step[-1] == VALUES - 1
+    assert series.value[-1] == (VALUES - 1) * scale and series.value[12345] == 12345 * scale
+    manifest = read_manifest(path)
+    assert set(manifest["members"]) >= {"project.json", "history.json", "history.safetensors"}
+    return tag
+
+
+def test_sigkill_during_save_leaves_old_or_new_file_and_intact_backup(tmp_path):
+    target = tmp_path / "big.seqwb"
+    backup = tmp_path / "big.seqwb.bak"
+    proc = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(target), str(KILLS), str(VALUES), "8"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=make_subprocess_env())
+    try:
+        ready = json.loads(proc.stdout.readline() or "{}")
+        assert ready.get("ready"), proc.stderr.read()
+        assert target.stat().st_size > 9_000_000
+        outcomes = {"A": 0, "B": 0}
+        mid_save = 0
+        for kill in range(KILLS):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            report = json.loads(line)
+            assert report["kill"] == kill
+            outcomes[_version_of(target)] += 1
+            assert _version_of(backup) in ("A", "B")
+            if report["temps"]:
+                mid_save += 1
+                for name in report["temps"]:  # what a killed save leaves behind: never the file itself
+                    assert name.startswith(".big.seqwb.") and name.endswith(".tmp")
+                    (tmp_path / name).unlink()
+            proc.stdin.write("next\n")
+            proc.stdin.flush()
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(f"\n{KILLS} kills: file was version A {outcomes['A']} times, version B {outcomes['B']} times; "
+          f"{mid_save} kills landed while a temporary file existed (mid-save); backup intact every time")
+    assert sum(outcomes.values()) == KILLS
+    assert mid_save >= 5  # the kills really did land in the middle of saves
