@@ -105,9 +105,26 @@ def cmd_plugins(args) -> int:
         rows.append({"kind": kind, "id": spec.id, "title": spec.title, "version": spec.version,
                      "distribution": spec.distribution, "plugin": spec.plugin, "status": "ok", "error": ""})
     for f in reg.failures:
+        # "incompatible": its SEQWB_API range excludes this version's plugin API; it was not loaded
         rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
-                     "distribution": f.distribution, "plugin": f.entry_point, "status": "error",
+                     "distribution": f.distribution, "plugin": f.entry_point,
+                     "status": "incompatible" if f.category == "incompatible" else "error",
                      "error": f.error, "hook": f.hook})
+    if args.check:   # build every cell and run one trial step: wrong shapes are named here, before any project
+        from workbench.plugin_system.checks import check_cells
+        _checked, problems = check_cells(reg)
+        for f in problems:
+            rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
+                         "distribution": f.distribution, "plugin": f.entry_point, "status": "error",
+                         "error": f.error, "hook": f.hook})
+    for d in reg.disabled:
+        rows.append({"kind": "plugin", "id": d.entry_point, "title": "", "version": d.version,
+                     "distribution": d.distribution, "plugin": d.entry_point, "status": "disabled",
+                     "error": "", "reason": d.reason})
+    for n in reg.notes:
+        rows.append({"kind": "plugin", "id": n.entry_point, "title": "", "version": "",
+                     "distribution": n.distribution, "plugin": n.entry_point, "status": "note",
+                     "error": "", "note": n.note})
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -115,9 +132,26 @@ def cmd_plugins(args) -> int:
     for r in rows:
         if r["status"] == "ok":
             print(f"{r['kind']:<13} {r['id']:<{width}}  {r['title']}  [{r['distribution']} {r['version']}]")
-    for r in rows:
-        if r["status"] == "error":
-            print(f"FAILED        {r['id']:<{width}}  {r['distribution'] or '?'}: {r['error']}")
+    labels = {"error": "FAILED", "incompatible": "INCOMPATIBLE", "disabled": "DISABLED", "note": "NOTE"}
+    for status in ("error", "incompatible", "disabled", "note"):
+        for r in rows:
+            if r["status"] == status:
+                text = r.get("error") or r.get("reason") or r.get("note", "")
+                print(f"{labels[status]:<13} {r['id']:<{width}}  {r['distribution'] or '?'}: {text}")
+    return EXIT_OK
+
+
+def cmd_plugin_new(args) -> int:
+    from workbench.scaffold import scaffold
+    names, root, written = scaffold(args.name, args.dir)
+    if args.json:
+        _print_json({"distribution": names.distribution, "package": names.package, "cell": names.cell_id,
+                     "path": str(root), "files": [str(p.relative_to(root)) for p in written]})
+        return EXIT_OK
+    print(f"created {root} (distribution {names.distribution}, cell {names.cell_id!r}):")
+    for path in written:
+        print(f"  {path.relative_to(root)}")
+    print(f"next: pip install -e {root}  &&  seqwb plugins  &&  pytest {root}")
     return EXIT_OK
 
 
@@ -165,9 +199,29 @@ class _CLIReporter:
     def __init__(self, args, path: str, registry, project):
         self.args, self.path, self.registry, self.project = args, path, registry, project
         self.last_step_logged = -1
+        self._data_shown: dict[str, float] = {}
+
+    def on_data_progress(self, trainer, stage: str, done: int, total: int) -> None:
+        # at most one line per stage every 10% (and the last one): a 2 GB corpus shows its scan moving
+        if total < (1 << 20):  # small files are read in a blink: no progress lines for them
+            return
+        fraction = done / total
+        last = self._data_shown.get(stage)
+        if last is not None and fraction < 1.0 and fraction - last < 0.1:
+            return
+        if last is not None and last >= 1.0:
+            return
+        self._data_shown[stage] = fraction
+        if self.args.json:
+            _print_json({"event": "data", "stage": stage, "done_bytes": done, "total_bytes": total})
+        else:
+            _note(f"reading data: {stage} {fraction:4.0%} ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
 
     def on_step_end(self, trainer, ev) -> None:
         cfg = trainer.cfg
+        if ev.skipped:
+            _note(f"step {ev.step}: the loss or gradient is not finite (loss {ev.loss}); step skipped as "
+                  f"nan_policy=skip asks ({trainer.skipped_steps} skipped so far)")
         if ev.step % cfg.log_every == 0 or ev.progress >= 1.0:
             self._log(ev)
         if cfg.checkpoint_every and ev.step % cfg.checkpoint_every == 0:
@@ -208,7 +262,68 @@ class _CLIReporter:
 
 
 def cmd_train(args) -> int:
+    """``seqwb train``; under torchrun each process trains its shard of every batch (docs/scaling.md)."""
+    from workbench.core import distributed
+    from workbench.core.errors import TrainingError
+    try:
+        launch = distributed.torchrun_env()
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    if launch is None and args.distributed:
+        if not args.nproc:
+            raise UsageError(distributed.launch_hint(args.file))
+        if args.nproc < 1:
+            raise UsageError(f"--nproc {args.nproc}: start at least one process")
+        return _launch_distributed(args)
+    if launch is not None and args.nproc:
+        raise UsageError("--nproc starts torchrun; this process already runs under torchrun (drop --nproc)")
+    try:
+        return _train(args, launch)
+    finally:
+        if launch is not None:
+            distributed.leave()
+
+
+def _launch_distributed(args) -> int:
+    """``seqwb train FILE --distributed --nproc N``: run the same command in N local processes under torchrun."""
+    import subprocess
+
+    from workbench.core.distributed import launch_command
+    reg = _registry()
+    project = _open(args.file, reg)
+    _apply(project, args.set, reg)
+    if project.train.batch_size % args.nproc:   # say it once here, rather than once per process after the launch
+        raise UsageError(f"batch_size {project.train.batch_size} is not a multiple of --nproc {args.nproc}: every "
+                         f"process trains batch_size / {args.nproc} rows of each batch")
+    argv = ["train", args.file]
+    argv += ["--steps", str(args.steps)] if args.steps is not None else []
+    argv += ["--epochs", str(args.epochs)] if args.epochs is not None else []
+    argv += ["--device", args.device] if args.device else []
+    argv += ["--new-run"] if args.new_run else []
+    argv += ["--json"] if args.json else []
+    argv += ["--quiet"] if args.quiet else []
+    argv += ["--debug"] if getattr(args, "debug", False) else []
+    for item in args.set or []:
+        argv += ["--set", item]
+    proc = subprocess.Popen(launch_command(argv, args.nproc))
+    # SIGTERM to this process goes on to torchrun, which passes it to the workers: they stop after the same step
+    # and rank 0 saves.  Ctrl-C reaches torchrun and the workers directly (one process group); we wait for them.
+    forward = getattr(signal, "SIGTERM", None)
+    previous = signal.signal(forward, lambda signum, frame: proc.send_signal(signum)) if forward else None
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        if forward:
+            signal.signal(forward, previous)
+
+
+def _train(args, launch) -> int:
     from workbench.core.train import RunControl, Trainer
+    main_rank = launch is None or launch.rank == 0   # rank 0 alone prints and writes the project file
     reg = _registry()
     project = _open(args.file, reg)
     changed = _apply(project, args.set, reg)
@@ -220,45 +335,83 @@ def cmd_train(args) -> int:
             raise UsageError(str(exc)) from None
     control = RunControl()
     reporter = _CLIReporter(args, args.file, reg, project)
-    trainer = Trainer(project, reg, callbacks=[reporter], control=control,
-                      base_dir=Path(args.file).resolve().parent, new_run=args.new_run, device=args.device)
-    trainer.setup()  # data or model errors stop here, before anything is written
-    for n in trainer.notices:
+    trainer = Trainer(project, reg, callbacks=[reporter] if main_rank else [], control=control,
+                      base_dir=Path(args.file).resolve().parent, new_run=args.new_run, device=args.device,
+                      distributed=launch)
+
+    def quit_now(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM while the data is read: nothing to save yet, leave as Ctrl-C does
+
+    term_before = signal.signal(signal.SIGTERM, quit_now) if hasattr(signal, "SIGTERM") else None
+    try:
+        trainer.setup()  # data or model errors stop here, before anything is written
+    except Exception as exc:  # noqa: BLE001 - a bug in a plugin's code: name the plugin, not just the error
+        from workbench.core.errors import TrainingError, WorkbenchError
+        from workbench.core.train import plugin_at_fault
+        if isinstance(exc, WorkbenchError):
+            raise
+        culprit = plugin_at_fault(exc, project, reg)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise TrainingError(f"training could not start{' in ' + culprit if culprit else ''}: "
+                            f"{type(exc).__name__}: {text}") from exc
+    finally:
+        if term_before is not None:
+            signal.signal(signal.SIGTERM, term_before)
+    for n in trainer.notices if main_rank else ():
         _note(n)
-    if changed and not args.json:
+    if changed and not args.json and main_rank:
         print("settings: " + "; ".join(changed))
-    if not args.json:
+    if not args.json and main_rank:
         from workbench.core.device import describe_device
         params = sum(p.numel() for p in trainer.model.parameters())
-        print(f"training {project.name!r} on {describe_device(trainer.device)}: {params:,} parameters, "
+        where = describe_device(trainer.device)
+        if launch is not None:
+            where = f"{launch.world_size} processes ({trainer.dist.backend}; rank 0: {where})"
+        print(f"training {project.name!r} on {where}: {params:,} parameters, "
               f"from step {trainer.pos.step} ({trainer.run.id})", flush=True)
 
-    interrupted = {"n": 0}
+    interrupted: dict[str, Any] = {"n": 0, "by": ""}
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
+        # First Ctrl-C / SIGTERM: finish the current step, save a checkpoint, exit 0.  A second one: leave at
+        # once (KeyboardInterrupt, exit 130); the file on disk stays the last complete save (saves are atomic).
         interrupted["n"] += 1
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if interrupted["n"] > 1:
             raise KeyboardInterrupt
-        _note("stopping after this step and saving (Ctrl-C again to abort without saving)")
+        interrupted["by"] = name
+        _note(f"{name}: stopping after this step and saving a checkpoint (Ctrl-C again to quit at once without "
+              f"saving)")
         control.stop()
 
-    old = signal.signal(signal.SIGINT, on_sigint)
+    handled = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
         steps = args.steps
         end = trainer.fit(steps=steps, epochs=args.epochs)
     except Exception:
         # the run is marked failed; save the record, keep the last good checkpoint as it was
-        _save(project, args.file, reg)
+        if main_rank:
+            _save(project, args.file, reg)
         raise
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not main_rank:
+        return EXIT_OK
     trainer.checkpoint()
     _save(project, args.file, reg)
+    skipped = trainer.skipped_steps
     if args.json:
         _print_json({"event": "end", "status": end.status, "step": end.step, "message": end.message,
-                     "file": args.file, "best": trainer.best})
+                     "file": args.file, "best": trainer.best, "skipped_steps": skipped,
+                     "signal": interrupted["by"] or None})
     else:
-        print(f"{end.status} at step {end.step}; saved {args.file}")
+        extra = f" ({skipped} step(s) skipped: non-finite loss or gradient)" if skipped else ""
+        if end.status == "stopped" and interrupted["by"]:
+            print(f"stopped by {interrupted['by']} at step {end.step}; checkpoint saved to {args.file}{extra}")
+        else:
+            print(f"{end.status} at step {end.step}; saved {args.file}{extra}")
     return EXIT_OK
 
 
@@ -548,19 +701,21 @@ def cmd_record(args) -> int:
 
 def cmd_units(args) -> int:
     from workbench.core import inspect
-    _registry()          # plugins are imported now: the feature tracks they register become known
+    reg = _registry()    # the feature tracks of every plugin (seqwb_feature_tracks), built-ins included
     feature = args.feature
     if feature.startswith(inspect.REGEX_PREFIX):
         try:
             inspect.track_regex("", feature[len(inspect.REGEX_PREFIX):])
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    elif feature not in inspect.FEATURE_TRACKS:
-        raise UsageError(f"unknown feature {feature!r}; choose one of: "
-                         f"{', '.join([*inspect.FEATURE_TRACKS, 'regex:PATTERN'])}")
+    else:
+        try:
+            inspect.get_track(feature, reg)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     def check_text(text: str) -> None:
         from workbench.core.errors import DataError
-        track = inspect.compute_track(feature, text)
+        track = inspect.compute_track(feature, text, reg)
         if track.size < 2 or float(track.max() - track.min()) == 0.0:  # before spending time on the model
             raise DataError(inspect.constant_message(feature, float(track[0]) if track.size else 0.0))
 
@@ -575,13 +730,14 @@ def cmd_units(args) -> int:
     if not any(quantity in rec["layers"][layer] for layer in chosen):
         have = sorted({q for layer in chosen for q in rec["layers"][layer]})
         raise UsageError(f"no {quantity!r} in {', '.join(chosen)}; choose one of: {', '.join(have)}")
-    track = inspect.step_track(rec, feature)
+    track = inspect.step_track(rec, feature, reg)
     try:
-        rows = inspect.search_layers(rec, track, quantity, chosen, args.top)
+        rows = inspect.search_layers(rec, track, quantity, chosen, args.top, registry=reg)
     except ValueError as exc:
         from workbench.core.errors import DataError
-        raise DataError(str(exc).replace("the track", f"the feature “{inspect.feature_title(feature)}”")) from None
-    out = {"feature": feature, "title": inspect.feature_title(feature), "quantity": quantity, "layers": chosen,
+        raise DataError(str(exc).replace("the track", f"the feature “{inspect.feature_title(feature, reg)}”")) \
+            from None
+    out = {"feature": feature, "title": inspect.feature_title(feature, reg), "quantity": quantity, "layers": chosen,
            "steps": len(rec["tokens"]), "chars": len(rec["text"]), "fraction_nonzero": float((track != 0).mean()),
            "weights": rec["meta"]["weights"], "step": rec["meta"]["step"], "trained": rec["meta"]["trained"],
            "units": [{"layer": layer, "unit": unit, "r": r} for layer, unit, r in rows]}
@@ -632,6 +788,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--markdown", action="store_true",
                     help="print the reference of the built-in plugins with their parameters (docs/catalog.md)")
     sp.add_argument("--all", action="store_true", help="with --markdown: include third-party plugins")
+    sp.add_argument("--check", action="store_true",
+                    help="also build every cell and run a trial step (imports torch): names cells with wrong shapes")
+
+    sp = add("plugin", None, "plugin authoring: `seqwb plugin new NAME` scaffolds a plugin package")
+    plugin_sub = sp.add_subparsers(dest="plugin_command", parser_class=_Parser, metavar="ACTION", required=True)
+    sp = plugin_sub.add_parser("new", help="create a plugin package (pyproject, entry point, a working cell, tests)",
+                               description="create a plugin package (pyproject, entry point, a working cell, "
+                                           "tests using the contract checks, README)")
+    sp.set_defaults(func=cmd_plugin_new)
+    sp.add_argument("name", help="plugin name, e.g. my-cell (the distribution becomes seqwb-my-cell)")
+    sp.add_argument("--dir", default=".", help="folder to create the package in (default: the current one)")
+    sp.add_argument("--json", action="store_true")
 
     sp = add("templates", cmd_templates, "list the project templates")
     sp.add_argument("--json", action="store_true")
@@ -653,6 +821,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--new-run", action="store_true", help="start a new run from fresh weights")
     sp.add_argument("--json", action="store_true", help="one JSON object per log line")
     sp.add_argument("-q", "--quiet", action="store_true", help="no samples in the log")
+    sp.add_argument("--distributed", action="store_true",
+                    help="data-parallel training over processes: under torchrun it is automatic; without "
+                         "torchrun, --nproc N starts it (docs/scaling.md)")
+    sp.add_argument("--nproc", type=int, metavar="N",
+                    help="with --distributed: start N local processes with torchrun --standalone")
     sets(sp)
 
     sp = add("eval", cmd_eval, "evaluate the trained model on a split")
@@ -724,6 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layer", help="only this layer (default: every recurrent layer)")
     sp.add_argument("--quantity", default="h", help="h (default), c, or a gate (i, f, g, o; r, z, n)")
     sp.add_argument("--top", type=int, default=10, help="show the K best units (0: all; default 10)")
+
+    from workbench.export_cli import add_export_command
+    add_export_command(add)
     return p
 
 

@@ -43,7 +43,8 @@ class _FirstPaintProbe(QObject):
     def _report(self) -> None:
         self.marks["painted"] = time.time()
         print(json.dumps({"marks": self.marks, "torch_imported": "torch" in sys.modules,
-                          "title": self.window.windowTitle()}), flush=True)
+                          "title": self.window.windowTitle(),
+                          "window_icon": not self.window.windowIcon().isNull()}), flush=True)
         QApplication.instance().quit()
 
 
@@ -53,6 +54,9 @@ def run_app(path: str | None = None) -> int:
     app.setApplicationName(APPLICATION)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationVersion(__version__)
+    from workbench.gui.app_icon import application_icon
+    app.setWindowIcon(application_icon())
+    app.setDesktopFileName("seqwb")  # matches resources/seqwb.desktop (Wayland uses it to find the icon)
     marks["qapplication"] = time.time()
 
     from workbench.plugin_system import default_registry
@@ -81,6 +85,9 @@ def run_app(path: str | None = None) -> int:
         probe = _FirstPaintProbe(marks, win)
         win.installEventFilter(probe)
     win.show()
+    if not probing:     # copies of unsaved work that a crashed window left behind: Restore / Discard / Later
+        from workbench.gui.recovery import offer_recovery
+        QTimer.singleShot(0, lambda: offer_recovery(win))
     if error:
         QTimer.singleShot(0, lambda: QMessageBox.warning(win, "Cannot open project", error))
     exit_code = app.exec()

@@ -423,7 +423,13 @@ class TrainingDashboard(QWidget):
         self.delete_button.setToolTip("Delete the selected runs from the project's history (Edit ▸ Undo brings "
                                       "them back). The live run cannot be deleted.")
         self.delete_button.clicked.connect(self.delete_selected_runs)
-        side_layout.addWidget(self.delete_button, 0, Qt.AlignmentFlag.AlignLeft)
+        from workbench.gui.export_menu import add_dashboard_export_button
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.delete_button)
+        self.export_button = add_dashboard_export_button(self)
+        run_buttons.addWidget(self.export_button)
+        run_buttons.addStretch(1)
+        side_layout.addLayout(run_buttons)
         self.samples_title = samples_title = QLabel("Latest samples")
         samples_title.setFont(ui_font(1.0, bold=True))
         side_layout.addWidget(samples_title)

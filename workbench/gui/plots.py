@@ -349,6 +349,8 @@ class PlotPanel(QWidget):
         if self.legend_row is not None:
             layout.addWidget(self.legend_row)
         layout.addWidget(self.widget, 1)
+        from workbench.gui.plot_export import add_export_button
+        add_export_button(self)             # Export PNG / SVG / CSV
 
     def add_control(self, widget: QWidget) -> QWidget:
         self.header.addWidget(widget)
@@ -493,6 +495,7 @@ class HeatmapPanel(PlotPanel):
     def set_rows(self, rows: np.ndarray | None, steps: np.ndarray | None) -> None:
         """``rows`` [n, T] of log10 values for the training steps ``steps`` [n] (evenly spaced)."""
         self.updates += 1
+        self.row_steps = steps              # what Export CSV labels the rows with
         if rows is None or len(rows) == 0:
             self.image.clear()
             self.empty.setVisible(True)

@@ -1,0 +1,91 @@
+"""Render resources/seqwb.svg to PNGs in the freedesktop icon sizes, with Qt's SVG renderer (works offscreen).
+
+    python packaging/render_icons.py          # writes resources/icons/hicolor/NxN/apps/seqwb.png
+                                              # and the copies the app loads at run time (workbench/gui/icons/)
+    python packaging/render_icons.py --check  # exit 1 when a committed render is out of date with the SVG
+
+The window icon is package data of ``workbench.gui`` (so it is inside the wheel and the bundle); the SVG in
+resources/ is the one source, copied there byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "resources" / "seqwb.svg"
+HICOLOR = ROOT / "resources" / "icons" / "hicolor"
+RUNTIME = ROOT / "workbench" / "gui" / "icons"
+SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
+RUNTIME_SIZES = (16, 32, 48, 256)
+
+
+def render(svg: Path, size: int) -> bytes:
+    """PNG bytes of ``svg`` drawn into a transparent ``size`` x ``size`` image."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtSvg import QSvgRenderer
+
+    renderer = QSvgRenderer(str(svg))
+    if not renderer.isValid():
+        raise SystemExit(f"render_icons: {svg} is not a valid SVG")
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(0)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    renderer.render(painter)
+    painter.end()
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buf, "PNG")
+    buf.close()
+    return bytes(data.data())
+
+
+def targets() -> dict[Path, bytes]:
+    """Every file this script writes, with its contents."""
+    out: dict[Path, bytes] = {}
+    svg_bytes = SOURCE.read_bytes()
+    for size in SIZES:
+        png = render(SOURCE, size)
+        out[HICOLOR / f"{size}x{size}" / "apps" / "seqwb.png"] = png
+        if size in RUNTIME_SIZES:
+            out[RUNTIME / f"seqwb-{size}.png"] = png
+    out[HICOLOR / "scalable" / "apps" / "seqwb.svg"] = svg_bytes
+    out[RUNTIME / "seqwb.svg"] = svg_bytes
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check that the committed files are up to date")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QGuiApplication
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 - QImage/QPainter need it
+    sys.path.insert(0, str(ROOT))
+    from workbench.core.atomic import atomic_write
+    stale = []
+    for path, data in targets().items():
+        if path.exists() and path.read_bytes() == data:
+            continue
+        if args.check:
+            stale.append(path)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as fh:
+            fh.write(data)
+        print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print("out of date (run packaging/render_icons.py): " + ", ".join(str(p.relative_to(ROOT)) for p in stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

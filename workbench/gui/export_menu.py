@@ -1,0 +1,232 @@
+"""File ▸ Export: the trained model (ONNX / TorchScript), a run's metrics (CSV) and its samples (text).
+
+The model export runs :func:`workbench.core.export.export_model` in a worker thread (it builds, traces and checks
+the model: seconds) while a busy dialog keeps the window responsive; the GUI computes nothing itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
+
+from workbench.core.history_export import metrics_csv, samples_text, write_text
+
+MODEL_FILTERS = {"onnx": "ONNX model (*.onnx)", "torchscript": "TorchScript model (*.pt)"}
+MODEL_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() else "-" for c in text.lower())
+    return "-".join(p for p in keep.split("-") if p) or "project"
+
+
+def _start_dir(window: Any) -> Path:
+    return Path(window.doc.path).resolve().parent if window.doc.path else Path.home()
+
+
+def install_export(window: Any) -> QMenu:
+    """Add File ▸ Export (before Close) with its three actions; returns the sub-menu."""
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.menu() is not None)
+    menu = QMenu("&Export", window)
+    menu.setObjectName("exportMenu")
+    window.act_export_model = menu.addAction("&Model (ONNX or TorchScript)…", lambda: export_model_dialog(window))
+    window.act_export_model.setStatusTip("Export the trained model's forward pass, checked against the model")
+    window.act_export_metrics = menu.addAction("Run &Metrics (CSV)…", lambda: export_metrics_dialog(window))
+    window.act_export_metrics.setStatusTip("Every recorded series of the latest run (or of the runs selected in "
+                                           "the dashboard) as a CSV table")
+    window.act_export_samples = menu.addAction("Run &Samples (text)…", lambda: export_samples_dialog(window))
+    window.act_export_samples.setStatusTip("The generated samples of the latest run as a text file")
+    close = getattr(window, "act_close", None)
+    if close is not None and close in file_menu.actions():
+        file_menu.insertMenu(close, menu)
+        file_menu.insertSeparator(close)
+    else:
+        file_menu.addMenu(menu)
+    menu.aboutToShow.connect(lambda: _update(window))
+    window.export_menu = menu
+    return menu
+
+
+def _update(window: Any) -> None:
+    runs = window.doc.project.history.runs
+    window.act_export_metrics.setEnabled(bool(runs))
+    window.act_export_samples.setEnabled(any(r.samples for r in runs))
+
+
+# ---- the model ----------------------------------------------------------------------------------------------
+
+def export_model_dialog(window: Any) -> str | None:
+    project = window.doc.project
+    base = _start_dir(window) / _slug(project.name)
+    path, chosen = QFileDialog.getSaveFileName(window, "Export model", str(base) + ".onnx",
+                                               ";;".join(MODEL_FILTERS.values()), MODEL_FILTERS["onnx"])
+    if not path:
+        return None
+    fmt = next((f for f, flt in MODEL_FILTERS.items() if flt == chosen), None)
+    if fmt is None or Path(path).suffix.lower() in (".onnx", ".pt"):
+        fmt = "onnx" if Path(path).suffix.lower() == ".onnx" else (fmt or "torchscript")
+    if not Path(path).suffix:
+        path += MODEL_SUFFIX[fmt]
+    if not trained(project):
+        answer = QMessageBox.question(window, "Export untrained model?",
+                                      "This project has no trained weights for its graph: the export would hold "
+                                      "freshly initialised weights. Export anyway?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+    return export_model_to(window, path, fmt)
+
+
+def trained(project: Any) -> bool:
+    ckpt = project.checkpoint
+    return bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
+
+
+def export_model_to(window: Any, path: str, fmt: str, *, quiet: bool = False) -> str | None:
+    """Export in a worker thread with a busy dialog; the result (or the reason it failed) is shown.  Returns the
+    path written, or None.  ``quiet``: no message boxes (tests read ``window.last_export``)."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.core.export import export_model
+
+    project = window.doc.project
+    base_dir = Path(window.doc.path).resolve().parent if window.doc.path else None
+    threads = max(1, int(getattr(project.train, "threads", 0) or 1))
+
+    def work():
+        import torch
+        torch.set_num_threads(threads)
+        return export_model(project, window.registry, path, fmt, base_dir=base_dir)
+
+    busy = QProgressDialog(f"Exporting the model to {Path(path).name}…", "", 0, 0, window)
+    busy.setWindowTitle("Export model")
+    busy.setCancelButton(None)       # tracing cannot be interrupted half-way; it takes seconds
+    busy.setWindowModality(Qt.WindowModality.WindowModal)
+    busy.setMinimumDuration(300)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqwb-export") as pool:
+        future = pool.submit(work)
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(50)
+        timer.timeout.connect(lambda: loop.quit() if future.done() else None)
+        timer.start()
+        loop.exec()
+        timer.stop()
+    busy.close()
+    try:
+        result = future.result()
+    except (WorkbenchError, OSError, ValueError) as exc:
+        window.last_export = {"ok": False, "error": str(exc)}
+        if not quiet:
+            QMessageBox.warning(window, "Cannot export the model", str(exc))
+        window.show_message(f"Export failed: {str(exc).splitlines()[0]}")
+        return None
+    window.last_export = {"ok": True, **result.to_dict()}
+    shapes = "\n".join(f"  {r['name']}: {r['dtype']} [{', '.join(str(d) for d in r['shape'])}]"
+                       for r in result.inputs + result.outputs)
+    check = (f"Checked with {result.checked_with}: largest difference {result.max_abs_diff:.3g}."
+             if result.max_abs_diff is not None else result.checked_with)
+    notes = "".join(f"\n\n{n}" for n in result.notes)
+    window.show_message(f"Exported the model to {path}")
+    if not quiet:
+        QMessageBox.information(window, "Model exported",
+                                f"Wrote {path} ({fmt}).\n\nInputs and outputs (time-major):\n{shapes}\n\n{check}"
+                                f"{notes}")
+    return path
+
+
+# ---- metrics and samples ------------------------------------------------------------------------------------
+
+def runs_for_export(history: Any, selected_ids: list[str]) -> list[Any]:
+    """The runs selected in the dashboard's list, or else the latest run."""
+    chosen = [r for r in history.runs if r.id in set(selected_ids)]
+    return chosen or ([history.current] if history.current is not None else [])
+
+
+def _selected(window: Any) -> list[str]:
+    dashboard = getattr(window, "dashboard", None)
+    return dashboard.selected_run_ids() if dashboard is not None else []
+
+
+def _ask_path(parent: QWidget, title: str, start: Path, name: str, flt: str, suffix: str) -> str | None:
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(start / name), flt)
+    if not path:
+        return None
+    return path if Path(path).suffix else path + suffix
+
+
+def export_metrics_dialog(window: Any) -> str | None:
+    return ask_and_export_metrics(window, window.doc, _selected(window), window.show_message)
+
+
+def export_samples_dialog(window: Any) -> str | None:
+    return ask_and_export_samples(window, window.doc, _selected(window), window.show_message)
+
+
+def ask_and_export_metrics(parent: QWidget, doc: Any, selected_ids: list[str], report=None) -> str | None:
+    runs = runs_for_export(doc.project.history, selected_ids)
+    if not runs:
+        QMessageBox.information(parent, "Nothing to export", "This project has no training runs yet.")
+        return None
+    start = Path(doc.path).resolve().parent if doc.path else Path.home()
+    name = f"{_slug(doc.project.name)}-{'-'.join(r.id for r in runs)}-metrics.csv"
+    path = _ask_path(parent, "Export run metrics", start, name, "CSV table (*.csv)", ".csv")
+    return export_metrics_to(parent, path, runs, report) if path else None
+
+
+def ask_and_export_samples(parent: QWidget, doc: Any, selected_ids: list[str], report=None) -> str | None:
+    runs = [r for r in runs_for_export(doc.project.history, selected_ids) if r.samples]
+    if not runs:
+        QMessageBox.information(parent, "Nothing to export", "The run has no generated samples.")
+        return None
+    start = Path(doc.path).resolve().parent if doc.path else Path.home()
+    name = f"{_slug(doc.project.name)}-{runs[0].id}-samples.txt"
+    path = _ask_path(parent, "Export samples", start, name, "Text file (*.txt)", ".txt")
+    return export_samples_to(parent, path, runs[0], report) if path else None
+
+
+def export_metrics_to(parent: QWidget, path: str, runs: list[Any], report=None) -> str | None:
+    """Write every series of ``runs`` to ``path`` (CSV); a failure is shown, not raised."""
+    try:
+        write_text(path, metrics_csv(runs))
+    except OSError as exc:
+        QMessageBox.warning(parent, "Cannot export metrics", f"Could not write {path}:\n{exc}")
+        return None
+    if report is not None:
+        report(f"Wrote the metrics of {', '.join(r.id for r in runs)} to {path}")
+    return path
+
+
+def export_samples_to(parent: QWidget, path: str, run: Any, report=None) -> str | None:
+    """Write the samples of ``run`` to ``path`` (text); a failure is shown, not raised."""
+    try:
+        write_text(path, samples_text(run))
+    except OSError as exc:
+        QMessageBox.warning(parent, "Cannot export samples", f"Could not write {path}:\n{exc}")
+        return None
+    if report is not None:
+        report(f"Wrote the samples of {run.id} to {path}")
+    return path
+
+
+def add_dashboard_export_button(dashboard: Any) -> Any:
+    """The dashboard's "Export" button (under the runs list): metrics and samples of the selected runs."""
+    from PySide6.QtWidgets import QToolButton
+    button = QToolButton(dashboard)
+    button.setObjectName("runsExport")
+    button.setText("Export")
+    button.setToolTip("Export the metrics (CSV) or samples (text) of the selected runs, or of the latest run")
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    metrics = menu.addAction("Metrics (CSV)…", lambda: ask_and_export_metrics(
+        dashboard, dashboard.doc, dashboard.selected_run_ids()))
+    metrics.setObjectName("runsExport:metrics")
+    samples = menu.addAction("Samples (text)…", lambda: ask_and_export_samples(
+        dashboard, dashboard.doc, dashboard.selected_run_ids()))
+    samples.setObjectName("runsExport:samples")
+    button.setMenu(menu)
+    return button
