@@ -4,8 +4,15 @@ Model: embedding 64 -> 2 x LSTM 256 -> linear (the char-LM template), batch 32, 
 on the Python standard library's source.  Runs alternate (A, B, A, B, ...) so that drift in the machine's speed
 hits both sides alike; each prints tokens per second, then the ratio of medians.
 
-    python benchmarks/train_throughput.py                 # full: 5 rounds x 30 steps
-    python benchmarks/train_throughput.py --rounds 1 --steps 3 --hidden 32   # smoke
+The workbench side is the Trainer that ``seqwb train`` runs (workbench/cli.py builds a ``Trainer`` and calls
+``fit``), without the CLI's log-line printer.  A probe fires when the step count reaches a multiple of
+``probe_every`` (100 by default), so the full mode times runs of at least 100 steps; the overhead of the
+gradient-through-time probe is also timed directly (one probe against the 100 steps it is amortised over).
+
+    python benchmarks/train_throughput.py                 # full: 5 rounds x 100 steps per side
+    python benchmarks/train_throughput.py --quick         # 3 rounds x 15 steps (< 2 minutes; the probe overhead
+                                                          #   comes from the direct timing only)
+    python benchmarks/train_throughput.py --smoke         # 1 round x 3 steps, hidden 32: checks that it runs
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ import time
 import torch
 from torch import nn
 
-from workbench.core.project import Project
 from workbench.core.settings import template_project
 from workbench.core.train import Trainer
 from workbench.plugin_system import discover
@@ -69,7 +75,8 @@ def plain_loop(task, args):
 
 
 def workbench_trainer(registry, args, probe_every: int):
-    settings = {"hidden_size": str(args.hidden), "layers": str(args.layers), "embed_size": str(args.embed)}
+    settings = {"hidden_size": str(args.hidden), "layers": str(args.layers), "embed_size": str(args.embed),
+                "task.max_chars": str(args.max_chars)}
     project, _ = template_project(registry.template("char-lm"), settings, registry)
     project.train = dataclasses.replace(project.train, batch_size=args.batch, chunk_len=args.chunk,
                                         eval_every=0, sample_every=0, probe_every=probe_every, steps=10 ** 9,
@@ -85,7 +92,7 @@ def workbench_trainer(registry, args, probe_every: int):
     return trainer, run
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=30, help="steps per timed run")
@@ -95,7 +102,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--chunk", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0, help="0: all cores (as the headless CLI)")
-    args = ap.parse_args()
+    ap.add_argument("--max-chars", type=int, default=3_000_000, help="characters of the corpus to read")
+    ap.add_argument("--quick", action="store_true", help="3 rounds x 15 steps (under 2 minutes)")
+    ap.add_argument("--smoke", action="store_true", help="1 round x 3 steps, hidden 32: checks that it runs")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 3, 15
+    if args.smoke:
+        args.rounds, args.steps, args.hidden, args.embed, args.batch, args.chunk = 1, 3, 32, 16, 4, 20
+        args.threads, args.max_chars = 1, 50_000
 
     registry = discover()
     from workbench.core.project import TrainConfig
@@ -113,7 +128,7 @@ def main() -> None:
 
     results: dict[str, list[float]] = {"plain": [], "workbench": [], "workbench_no_probes": []}
     # the probe runs once every `probe_default` steps: time enough steps for it to be sampled fairly
-    probe_steps = max(args.steps, probe_default) if args.steps >= 10 else args.steps
+    probe_steps = max(args.steps, probe_default) if args.steps >= 10 and not args.quick else args.steps
     for r in range(args.rounds):
         for name, run, steps in (("plain", plain, probe_steps), ("workbench", wb, probe_steps),
                                  ("workbench_no_probes", wb_noprobe, probe_steps)):

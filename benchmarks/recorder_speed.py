@@ -1,0 +1,144 @@
+"""The hidden-unit recorder: characters per second, 20,000 characters through a layer of 512 LSTM units.
+
+What is timed is :meth:`workbench.core.inspect.Recorder.record` — what the window's Record button runs on its worker
+thread and what ``seqwb record`` runs: the character LM (embedding 64 -> 1 x LSTM ``--units`` -> linear, untrained:
+the values do not change the work) reads the validation text one character at a time through its per-step path,
+keeping h, c and the four gates of every step (``[T, 512]`` float32 each, 6 x 41 MB at 20,000 characters), then
+labels the tokens.  One intra-op thread, as the recorder sets it.
+
+Two references, alternated with it round by round:
+
+- **plain loop**: the same sizes written by hand — embedding row, two matrix products, the gate nonlinearities, the
+  head — storing the same six quantities into preallocated buffers: the floor for a per-step recorder in PyTorch;
+- **fused forward**: ``torch.nn.LSTM`` over the whole text in one call, keeping only h: how fast the model reads
+  when nothing per step is kept (what a recorder cannot do, since it needs every gate).
+
+    python benchmarks/recorder_speed.py              # full: 20,000 characters x 512 units, 3 rounds
+    python benchmarks/recorder_speed.py --quick      # 3,000 characters x 512 units, 3 rounds (under 2 minutes)
+    python benchmarks/recorder_speed.py --smoke      # 300 characters x 32 units, 1 round: checks that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+
+class PlainRecorder:
+    """A hand-written LSTM LM stepping one character at a time and keeping h, c, i, f, g, o of every step."""
+
+    def __init__(self, vocab: int, embed: int, hidden: int):
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.randn(vocab, embed, generator=g) * 0.1
+        self.w_ih = torch.randn(4 * hidden, embed, generator=g) * 0.05
+        self.w_hh = torch.randn(4 * hidden, hidden, generator=g) * 0.05
+        self.b = torch.zeros(4 * hidden)
+        self.w_out = torch.randn(vocab, hidden, generator=g) * 0.05
+        self.b_out = torch.zeros(vocab)
+        self.hidden = hidden
+
+    @torch.no_grad()
+    def record(self, ids: list[int]) -> dict[str, torch.Tensor]:
+        T, H = len(ids), self.hidden
+        bufs = {q: torch.empty(T, H) for q in ("h", "c", "i", "f", "g", "o")}
+        h, c = torch.zeros(1, H), torch.zeros(1, H)
+        xp = torch.nn.functional.linear(self.emb[torch.tensor(ids)], self.w_ih, self.b)  # all inputs at once
+        for t, x_t in enumerate(xp.unbind(0)):
+            z = torch.addmm(x_t.unsqueeze(0), h, self.w_hh.t())
+            i, f, g, o = z.chunk(4, 1)
+            i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            torch.addmm(self.b_out, h, self.w_out.t())        # the head's logits, as the model's step computes
+            for q, v in (("h", h), ("c", c), ("i", i), ("f", f), ("g", g), ("o", o)):
+                bufs[q][t].copy_(v[0])
+        return bufs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3,000 characters (under 2 minutes)")
+    ap.add_argument("--smoke", action="store_true", help="300 characters x 32 units, 1 round: checks that it runs")
+    ap.add_argument("--chars", type=int, default=20000)
+    ap.add_argument("--units", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    chars, units, rounds = args.chars, args.units, args.rounds
+    if args.quick:
+        chars = 3000
+    if args.smoke:
+        chars, units, rounds = 300, 32, 1
+    torch.set_num_threads(1)
+
+    from workbench.core import inspect as core
+    from workbench.core.settings import template_project
+    from workbench.plugin_system import discover
+    reg = discover()
+    project, _ = template_project(reg.template("char-lm"), {
+        "hidden_size": str(units), "layers": "1", "task.max_chars": str(max(20_000, 25 * chars)),
+        "task.valid_fraction": "0.2"}, reg)
+    recorder = core.Recorder(reg)
+    text = recorder.sample_text(project, ROOT, chars)
+    loaded = recorder.load(project, ROOT)           # build once, as the window's first Record does
+    task = loaded.task
+    ids = task.encode(text)
+    embed = int(project.graph.nodes["embed"].params.get("embed_size", 64))
+    plain = PlainRecorder(task.sizes["vocab"], embed, units)
+    fused = torch.nn.LSTM(embed, units)
+    emb = torch.nn.Embedding(task.sizes["vocab"], embed)
+
+    def run_recorder():
+        rec = recorder.record(project, text, ROOT)
+        assert rec["layers"]["rnn.0"]["h"].shape == (len(ids), units)
+
+    def run_plain():
+        plain.record(ids)
+
+    @torch.no_grad()
+    def run_fused():
+        x = emb(torch.tensor(ids).view(-1, 1))
+        fused(x)
+
+    sides = [("recorder (Recorder.record)", run_recorder), ("plain per-step loop", run_plain),
+             ("fused nn.LSTM, nothing kept", run_fused)]
+    times: dict[str, list[float]] = {name: [] for name, _ in sides}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
+    for _ in range(rounds):
+        for name, fn in sides:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[name].append(time.thread_time() - c0)
+            times[name].append(time.perf_counter() - t0)
+    res = {"chars": len(text), "steps": len(ids), "units": units, "rounds": rounds,
+           "seconds": {k: statistics.median(v) for k, v in times.items()},
+           "cpu_seconds": {k: statistics.median(v) for k, v in cpu.items()}}
+    res["chars_per_s"] = {k: len(text) / v for k, v in res["seconds"].items()}
+    res["cpu_chars_per_s"] = {k: len(text) / v for k, v in res["cpu_seconds"].items()}
+    if args.json:
+        print(json.dumps(res, indent=1))
+        return 0
+    mb = 6 * len(ids) * units * 4 / 1e6
+    print(f"torch {torch.__version__}, 1 thread; {len(text):,} characters x {units} units (1 LSTM layer; "
+          f"{mb:,.0f} MB of h, c and gates); median of {rounds} alternating rounds")
+    print(f"  {'':<30} {'wall s':>8} {'chars/s':>10}   {'CPU s':>8} {'chars/s':>10}")
+    for name, _ in sides:
+        print(f"  {name:<30} {res['seconds'][name]:8.2f} {res['chars_per_s'][name]:10,.0f}   "
+              f"{res['cpu_seconds'][name]:8.2f} {res['cpu_chars_per_s'][name]:10,.0f}")
+    r, p = res["seconds"]["recorder (Recorder.record)"], res["seconds"]["plain per-step loop"]
+    print(f"  recorder / plain loop time: {r / p:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
