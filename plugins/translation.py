@@ -23,7 +23,7 @@ import os
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch

@@ -13,9 +13,9 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -456,7 +456,7 @@ class Trainer:
         done_at_start = self.pos.step if target_step is not None else self.pos.epoch * n_per_epoch + self.pos.batch
         self.run.status = "running"
         self._emit("on_train_start")
-        model, opt = self.model, self.optimizer
+        model = self.model
         model.train()
         status, message = "finished", ""
         t_start = time.perf_counter()
