@@ -64,6 +64,8 @@ class DecodeWorker(QObject):
         self._session: Any = None
         self._thread: Optional[threading.Thread] = None
         self.busy = 0
+        self._pending = 0                   # jobs queued or running (the worker thread counts them down)
+        self._pending_lock = threading.Lock()
 
     def submit(self, fn: Callable[[Any], Any]) -> int:
         """Queue ``fn(session)``; returns the job id its answer will carry."""
@@ -72,8 +74,18 @@ class DecodeWorker(QObject):
             self._thread.start()
         job = next(self._ids)
         self.busy += 1
+        with self._pending_lock:
+            self._pending += 1
+        # no automatic garbage collection in the worker thread while it works (it would free Qt objects there)
+        from workbench.gui.worker_gc import worker_gc
+        worker_gc().hold_until("decoder", self._is_idle)
         self._queue.put((job, fn))
         return job
+
+    def _is_idle(self) -> bool:
+        """Every queued job has run (the thread is back waiting, or about to be)."""
+        with self._pending_lock:
+            return self._pending == 0
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -94,6 +106,9 @@ class DecodeWorker(QObject):
                 self._emit(self.failed, job, message)
             else:
                 self._emit(self.finished, job, result)
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
 
     def _emit(self, signal: Any, job: int, value: Any) -> None:
         try:

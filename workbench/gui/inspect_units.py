@@ -473,7 +473,7 @@ class HiddenUnitsPanel(QWidget):
         self.feature_combo.blockSignals(True)
         current = self.feature_combo.currentData()
         self.feature_combo.clear()
-        for track in core.feature_tracks():
+        for track in core.feature_tracks(self.registry):
             self.feature_combo.addItem(track.title, track.name)
             self.feature_combo.setItemData(self.feature_combo.count() - 1, track.description,
                                            Qt.ItemDataRole.ToolTipRole)
@@ -541,8 +541,16 @@ class HiddenUnitsPanel(QWidget):
         self.progress.setRange(0, 0)
         self.progress.show()
         self._say("Loading the model and the data…" if source == "valid" else "Loading the model…")
-        self._pool.start(job)
+        self._start_job(job, "hidden-unit recorder")
         return True
+
+    def _start_job(self, job: QRunnable, name: str) -> None:
+        """Run ``job`` in the worker pool; Python's cyclic collector runs only in the GUI thread until the pool is
+        idle again (a collection in the worker could free Qt objects there: see :mod:`workbench.gui.worker_gc`)."""
+        from workbench.gui.worker_gc import worker_gc
+        pool = self._pool
+        worker_gc().hold_until(name, lambda: pool.activeThreadCount() == 0)   # before the job can allocate
+        pool.start(job)
 
     def cancel(self) -> None:
         if self._cancel is not None:
@@ -802,18 +810,18 @@ class HiddenUnitsPanel(QWidget):
             self.search_note.setText("Type a regular expression.")
             return []
         try:
-            track = core.step_track(self.recording, feature)
+            track = core.step_track(self.recording, feature, self.registry)
             layers = core.layer_names(self.recording) if self.all_layers.isChecked() else [self.layer]
             rows = core.search_layers(self.recording, track, self.quantity, layers)
         except ValueError as exc:
-            msg = str(exc).replace("the track", f"the feature “{core.feature_title(feature)}”")
+            msg = str(exc).replace("the track", f"the feature “{core.feature_title(feature, self.registry)}”")
             self.search_note.setText(msg)
             self._track, self._track_name = None, ""
             self._show_unit()
             return []
-        self._track, self._track_name = track, core.feature_title(feature)
+        self._track, self._track_name = track, core.feature_title(feature, self.registry)
         share = float((track != 0).mean()) * 100
-        self.search_note.setText(f"{core.feature_title(feature)}: non-zero on {share:.1f} % of the text. "
+        self.search_note.setText(f"{core.feature_title(feature, self.registry)}: non-zero on {share:.1f} % of the text. "
                                  f"{self.quantity} of {', '.join(layers)}, ranked by |r|; click a unit to show it.")
         self.results.setUpdatesEnabled(False)
         for i, (layer, unit, r) in enumerate(rows[:500], 1):
@@ -994,7 +1002,7 @@ class HiddenUnitsPanel(QWidget):
         signals.failed.connect(lambda msg: QMessageBox.warning(self, "Export failed",
                                                                f"Could not write {path}:\n{msg}"))
         self._say(f"Writing {path}…")
-        self._pool.start(_ExportJob(fn, signals))
+        self._start_job(_ExportJob(fn, signals), "hidden-unit export")
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

@@ -73,7 +73,11 @@ class _DeviceProbe(QObject):
     devices = Signal(list)       # [(value, label)] for the dashboard's device chooser
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name="seqwb-device-probe").start()
+        thread = threading.Thread(target=self._run, name="seqwb-device-probe")
+        # importing torch allocates a great deal: no automatic garbage collection in that thread meanwhile
+        from workbench.gui.worker_gc import worker_gc
+        worker_gc().hold_until("device probe", lambda: not thread.is_alive())
+        thread.start()
 
     def _run(self) -> None:
         devices: list[tuple[str, str]] = []
@@ -194,6 +198,8 @@ class MainWindow(QMainWindow):
         # the Decoding tab (beam-search trees, attention) and its Inspect menu entry; built when first shown
         from workbench.gui.inspect_decode import install as install_decoding
         install_decoding(self)
+        from workbench.gui.export_menu import install_export
+        install_export(self)                # File ▸ Export: model, run metrics, samples
 
         self.doc.undo_stack.cleanChanged.connect(self._update_title)
         self.doc.settingsChanged.connect(self._on_settings_changed)
@@ -207,6 +213,9 @@ class MainWindow(QMainWindow):
         self.view.selectionChanged.connect(self._on_selection)
         self.view.message.connect(self.show_message)
         self.problems.nodeActivated.connect(lambda nid: self.view.select_node(nid, center=True))
+        # autosave while modified (after the bridge's connections above: a checkpoint is merged before it is saved)
+        from workbench.gui.recovery import RecoveryManager
+        self.recovery = RecoveryManager(self)
 
         self._restore_window()
         self._update_title()
@@ -936,12 +945,14 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.save_window_state()
+            self.recovery.close_clean()
             event.accept()
             return
         if not self.maybe_save():
             event.ignore()
             return
         self.save_window_state()
+        self.recovery.close_clean()     # saved or discarded by the user: no copy to recover
         event.accept()
 
     # ---- dialogs -------------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import gc
 import threading
 import time
 import traceback
@@ -310,50 +309,40 @@ class GuiThreadCollector(QObject):
 
     Left automatic, a collection runs in whichever thread happens to allocate: the training thread, most of the
     time.  There it may free a cycle that holds a Qt widget (a closed window's, a plot's menu) and so destroy the
-    widget outside the GUI thread, which crashes Qt; and a full collection holds the GIL for 100-150 ms.  So,
-    as pyqtgraph's ``GarbageCollector`` does: automatic collection is off while the run is live, and a timer in the
-    GUI thread collects each generation when the counts say it is due.  Once the run has started (torch, the data
-    and the model loaded), the objects there are then are frozen (``gc.freeze``): the full passes during training
-    no longer walk them.  Everything returns to normal when the run ends (and its thread has been joined).
+    widget outside the GUI thread, which crashes Qt; and a full collection holds the GIL for 100-150 ms.  So
+    automatic collection is off while the run is live and a timer in the GUI thread collects each generation when
+    the counts say it is due: this is one holder of the process's shared, reference-counted
+    :class:`~workbench.gui.worker_gc.WorkerGcManager` (which the hidden-unit recorder, the decoder and the autosave
+    writer hold too), so the end of a run never turns automatic collection back on while another worker runs.
+    Once the run has started (torch, the data and the model loaded), the objects there are then are frozen
+    (``gc.freeze``) until the last holder ends.  The hold ends when the run ends (and its thread has been joined).
     """
 
-    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+    def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.timer = QTimer(self)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.check)
-        self._was_enabled = False
-        self.active = False
+        self._token: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._token is not None
 
     def start(self) -> None:
-        if self.active:
-            return
-        self.active = True
-        self._was_enabled = gc.isenabled()
-        gc.disable()
-        gc.collect()
-        self.timer.start()
+        if self._token is None:
+            from workbench.gui.worker_gc import worker_gc
+            self._token = worker_gc().acquire("training run")
 
     def settle(self) -> None:
         """The run has started: freeze what is there.  No collection first (a full one takes ~200 ms here, just
         as the first steps arrive): what set-up left behind waits, frozen, until the run ends."""
-        if self.active:
-            gc.freeze()
-
-    def check(self) -> None:
-        counts, limits = gc.get_count(), gc.get_threshold()
-        if counts[0] > limits[0]:
-            generation = 2 if counts[2] > limits[2] else 1 if counts[1] > limits[1] else 0
-            gc.collect(generation)
+        if self._token is not None:
+            from workbench.gui.worker_gc import worker_gc
+            worker_gc().freeze()
 
     def stop(self) -> None:
-        if not self.active:
-            return
-        self.active = False
-        self.timer.stop()
-        gc.unfreeze()                  # nothing of this run outlives it
-        if self._was_enabled:
-            gc.enable()
+        if self._token is not None:
+            from workbench.gui.worker_gc import worker_gc
+            token, self._token = self._token, None
+            worker_gc().release(token)
 
 
 # ---- the bridge (GUI thread) ---------------------------------------------------------------------------------
