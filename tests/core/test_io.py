@@ -670,8 +670,8 @@ def test_newer_format_version(saved: Path) -> None:
         doc["members"] = "a layout this version cannot understand"
 
     rewrite(saved, manifest=newer)
-    assert _error_of(saved) == (f"{saved} was made by a newer version of Sequence Workbench (file format 7, "
-                                f"this version reads up to 1; app version 9.9)")
+    assert _error_of(saved) == (f"{saved} was made by a newer version: Sequence Workbench 9.9 (file format 7; "
+                                f"this version, {workbench.__version__}, reads formats up to 1)")
     assert io.read_manifest(saved)["format_version"] == 7  # still readable for `seqwb info`
 
 

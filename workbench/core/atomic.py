@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator
+
+#: A temporary file of a save that nobody has written to for this long is left over from a save that was killed
+#: (an active save writes continuously; its fsync takes seconds, not minutes).
+STALE_TEMP_SECONDS = 15 * 60
+#: A temporary file whose writer (the pid in its name) is no longer running is stale once untouched this long
+#: (the pause guards against a writer on another machine sharing the folder, whose pid means nothing here).
+DEAD_WRITER_TEMP_SECONDS = 30
 
 
 @contextlib.contextmanager
@@ -14,7 +23,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Write ``path`` all or nothing: readers see the old file or the complete new one, never a part."""
     target = Path(path)
     folder = target.resolve().parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    remove_stale_temps(folder, target.name)
+    # The pid in the name lets a later save tell a killed save's leftover from a save in progress.
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -40,3 +51,58 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _temp_pattern(name: str) -> re.Pattern[str]:
+    # ".<name>.<pid>.<random>[.bak].tmp" (and ".<name>.<random>[.bak].tmp" from versions without the pid): the
+    # temporary files of atomic_write and of workbench.core.io's project saves.
+    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{6,16}}(?:\.bak)?\.tmp")
+
+
+def _writer_is_gone(pid: int) -> bool:
+    """True only if no process ``pid`` runs on this machine (never guessed: any doubt counts as alive)."""
+    if os.name != "posix" or pid <= 0 or pid == os.getpid():
+        return False  # on Windows os.kill(pid, 0) would terminate the process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # e.g. PermissionError: it exists, it is someone else's
+    return False
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str, *, now: float | None = None) -> list[Path]:
+    """Delete the temporary files that killed saves of ``folder/name`` left behind; returns what was deleted.
+
+    A temporary file counts as stale when its writer (the pid in its name) is not running and it was not touched
+    for :data:`DEAD_WRITER_TEMP_SECONDS`, or when it was not touched for :data:`STALE_TEMP_SECONDS` at all.  Files
+    being written by a live save are never touched; nothing else in the folder is.  Best effort: errors are
+    ignored (a save must not fail because a leftover could not be removed).
+    """
+    pattern = _temp_pattern(name)
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid = match.group(1)
+        dead = pid is not None and age >= DEAD_WRITER_TEMP_SECONDS and _writer_is_gone(int(pid))
+        if dead or age >= STALE_TEMP_SECONDS:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
