@@ -56,6 +56,13 @@ def source_lengths(inputs: dict[str, Any], T: int) -> Optional[Tensor]:
     return lengths
 
 
+def _per_row(layer: nn.Module, memory: Tensor) -> Tensor:
+    """``layer(memory)``; for a memory broadcast from one row, computed on that row and broadcast alike."""
+    if memory.stride(0) == 0:
+        return layer(memory[:1]).expand(memory.shape[0], -1, -1)
+    return layer(memory)
+
+
 def source_mask(inputs: dict[str, Any], S: int, B: int, device) -> Optional[Tensor]:
     """``[B, S]`` boolean mask of real source positions, or None when all are real."""
     src = inputs.get("source")
@@ -254,11 +261,15 @@ class AttentionDecoderBlock(Block):
         st: dict[str, Any] = {"cells": self._initial_cells(inputs.get("init"), B, device)}
         if self.attention != "none":
             memory = inputs["memory"].transpose(0, 1)  # [B, S, M], batch first so beams can reorder it
+            if B > 1 and not torch.is_grad_enabled() and torch.equal(memory, memory[:1].expand_as(memory)):
+                # one source for every row (the beams of one example): keep a single copy, broadcast, so that
+                # the keys are computed once and each step attends with one product instead of B (see _scores)
+                memory = memory[:1].expand_as(memory)
             st["memory"] = memory
             if self.attention == "general":
-                st["keys"] = self.w_a(memory)           # Luong et al. 2015: score = h_t^T W_a h_s
+                st["keys"] = _per_row(self.w_a, memory)   # Luong et al. 2015: score = h_t^T W_a h_s
             elif self.attention == "additive":
-                st["keys"] = self.w_k(memory)           # Bahdanau et al. 2015: U_a h_j, computed once
+                st["keys"] = _per_row(self.w_k, memory)   # Bahdanau et al. 2015: U_a h_j, computed once
             mask = source_mask(inputs, memory.shape[1], B, memory.device)
             if mask is not None:
                 st["mask"] = mask
@@ -273,6 +284,8 @@ class AttentionDecoderBlock(Block):
             # Bahdanau et al. 2015: e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j)
             return self.v_a(torch.tanh(st["keys"] + self.w_q(query).unsqueeze(1))).squeeze(-1)
         keys = st["memory"] if self.attention == "dot" else st["keys"]
+        if keys.stride(0) == 0:   # every row attends over the same source: [B, H] x [H, S] in one product
+            return query @ keys[0].t()
         return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)  # Luong et al. 2015: dot / general
 
     @staticmethod
@@ -283,7 +296,10 @@ class AttentionDecoderBlock(Block):
 
     def _attend(self, query: Tensor, st: dict[str, Any]) -> tuple[Tensor, Tensor]:
         alpha = self._normalise(self._scores(query, st), st.get("mask"))
-        context = torch.bmm(alpha.unsqueeze(1), st["memory"]).squeeze(1)  # c_t = sum_s alpha_ts h_s
+        memory = st["memory"]
+        if memory.stride(0) == 0:   # a source shared by every row (see _start)
+            return alpha, alpha @ memory[0]                                # c_t = sum_s alpha_ts h_s
+        context = torch.bmm(alpha.unsqueeze(1), memory).squeeze(1)
         return alpha, context
 
     # ---- one step --------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def test_beam_speed_smoke(capsys):
     assert [r["model"] for r in results] == ["char-LM (smoke)", "seq2seq (smoke)"]
     for r in results:
         sides = set(r["ms_per_step"])
-        assert {"greedy", "beam 1", "beam 5", "beam 10", "beam 10, topk 0", "naive beam 10"} == sides
+        assert {"greedy", "beam 1", "beam 5", "beam 10", "beam 10, topk 0", "beam 10 + tree",
+                "naive beam 10"} == sides
         assert all(v > 0 and math.isfinite(v) for v in r["ms_per_step"].values())
         assert all(v > 0 for v in r["cpu_ms_per_step"].values())
         assert r["beam10_over_greedy"] > 0 and r["naive10_over_beam10"] > 0

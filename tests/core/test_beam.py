@@ -12,7 +12,7 @@ import torch
 
 from tests.helpers import small_project, write_corpus
 from workbench.core.build import build_model
-from workbench.core.decode import run_decoder
+from workbench.core.decode import SearchTree, run_decoder
 from workbench.core.settings import template_project
 from workbench.plugin_system import discover
 from workbench.plugin_system.params import ParamError, params_from_dict
@@ -258,3 +258,215 @@ def test_cli_decode_beam_prints_the_tree(tmp_path, subprocess_env):
     assert tree[0]["parent"] is None and {"id", "parent", "token", "logprob", "score", "step", "status",
                                           "label"} <= set(tree[1])
     assert sum(1 for n in tree if n["step"] == 0 and n["status"] == "kept") == 3
+
+
+# ---- the batched search grows the tree a straightforward search grows ----------------------------------------
+
+class _TinyRNN(torch.nn.Module):
+    """A hand-made recurrent scorer: beams diverge, and an encoder-like ``memory`` rides along in the state."""
+
+    def __init__(self, vocab: int, seed: int, masked: int | None = None):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.E = torch.randn(vocab, 6, generator=g)
+        self.U = torch.randn(6, 6, generator=g) * 0.5
+        self.O = torch.randn(6, vocab, generator=g) * 2
+        self.masked = masked
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    def step(self, tokens, state, port=None, out_port="logits"):
+        h = torch.tanh(self.E[tokens] + state["dec"]["h"] @ self.U + state["dec"]["memory"])
+        logits = h @ self.O
+        if self.masked is not None:
+            logits[:, self.masked] = float("-inf")   # a token the model never allows
+        return logits, {"dec": {"h": h, "memory": state["dec"]["memory"]}}
+
+
+class _TinyTask:
+    def __init__(self, eos):
+        self.eos_id = eos
+
+    def prime(self, model, prompt, device, batch_size=1):
+        state = {"dec": {"h": torch.zeros(batch_size, 6), "memory": torch.full((batch_size, 6), 0.1)}}
+        return model.step(torch.zeros(batch_size, dtype=torch.long), state)[0], state, [0]
+
+    def input_port(self):
+        return "x"
+
+    def output_port(self):
+        return "logits"
+
+    def decode(self, tokens):
+        return " ".join(map(str, tokens))
+
+
+def reference_tree(model, task, K, n_best, max_len, alpha, topk):
+    """The tree by the letter of the beam module's docstring: one hypothesis at a time, every continuation
+    scored in Python, the top 2K of each step recorded in rank order (no ties with these random weights)."""
+    eos = task.eos_id
+    nodes = [dict(id=0, parent=None, token=0, logprob=0.0, score=0.0, step=-1, status="kept", label="<start>",
+                  normalized=None)]
+    logits, state, _ = task.prime(model, "", None, 1)
+    beams = [(0, torch.zeros(1), state, logits)]        # (node, score as a float32 tensor, state, logits)
+    finished = []
+    for step in range(max_len):
+        cands = []
+        for node, score, st, lg in beams:
+            logp = torch.log_softmax(lg[0], -1)
+            if topk:
+                vals, toks = logp.topk(min(max(2 * K, topk), logp.shape[-1]))
+                nodes[node]["topk"] = [{"token": t, "label": str(t) if t != eos else "<eos>", "prob": math.exp(v)}
+                                       for t, v in zip(toks.tolist()[:topk], vals.tolist()[:topk])]
+            for tok, (s, lp) in enumerate(zip((logp + score).tolist(), logp.tolist())):
+                if math.isfinite(s):
+                    cands.append((s, node, tok, lp, st))
+        cands.sort(key=lambda c: -c[0])
+        new_beams = []
+        for rank, (s, parent, tok, lp, st) in enumerate(cands[:2 * K]):
+            nid = len(nodes)
+            nd = dict(id=nid, parent=parent, token=tok, logprob=lp, score=s, step=step, status="pruned",
+                      label="<eos>" if tok == eos else str(tok), normalized=None)
+            nodes.append(nd)
+            if tok == eos:
+                if rank < K:
+                    nd.update(status="finished", normalized=s / length_penalty(step + 1, alpha))
+                    finished.append(nd["normalized"])
+            elif len(new_beams) < K:
+                nd["status"] = "kept"
+                new_beams.append((nid, torch.tensor([s]), st, tok))
+        if not new_beams or step == max_len - 1:
+            break
+        if eos is not None and len(finished) >= n_best:
+            if max(b[1].item() for b in new_beams) / length_penalty(max_len, alpha) <= \
+                    sorted(finished, reverse=True)[n_best - 1]:
+                break
+        beams = []
+        for nid, score, st, tok in new_beams:
+            lg, st = model.step(torch.tensor([tok]), st)
+            beams.append((nid, score, st, lg))
+    return nodes
+
+
+@pytest.mark.parametrize("vocab,width,eos,masked", [(12, 4, None, None), (12, 4, 3, None), (7, 3, 0, 5),
+                                                    (3, 5, 1, None), (12, 1, 2, None)])
+def test_batched_tree_equals_the_straightforward_search(reg, vocab, width, eos, masked):
+    for seed in range(3):
+        model, task = _TinyRNN(vocab, seed, masked), _TinyTask(eos)
+        settings = dict(width=width, n_best=min(2, width), max_len=8, alpha=0.6, topk=3)
+        result = decode(reg, model, task, "beam", "", **settings)
+        assert result.tree._nodes is None, "nothing builds the tree before it is read"
+        want = reference_tree(model, task, width, settings["n_best"], settings["max_len"], 0.6, 3)
+        got = result.tree.to_json()
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert {k: g.get(k) for k in w if k not in ("logprob", "score", "normalized", "topk")} == \
+                   {k: w[k] for k in w if k not in ("logprob", "score", "normalized", "topk")}, (seed, g, w)
+            assert g["score"] == pytest.approx(w["score"], abs=1e-5)
+            assert g["logprob"] == pytest.approx(w["logprob"], abs=1e-5)
+            assert (g["normalized"] is None) == (w["normalized"] is None)
+            assert [t["token"] for t in g.get("topk", [])] == [t["token"] for t in w.get("topk", [])]
+        # the hypotheses point at their tree nodes, whose paths are their tokens
+        for alt in result.alternatives:
+            path = result.tree.path(alt["node"])
+            assert alt["tokens"] == (path[:-1] if alt["finished"] else path)
+        # a built tree is an ordinary one: it survives JSON and compares equal to its copy
+        copy = SearchTree.from_json(got, result.tree.meta)
+        assert result.tree == copy and copy == result.tree
+
+
+def test_reorder_state_passes_on_row_constant_tensors_the_step_left_alone():
+    from workbench_plugins.beam import _row_constant
+    memory = torch.ones(3, 4)
+    h = torch.arange(3.0).view(3, 1)
+    state = {"dec": {"h": h, "memory": memory}}
+    shared = _row_constant(state, 3)
+    out = reorder_state(state, torch.tensor([2, 2, 0]), shared)
+    assert out["dec"]["memory"] is memory, "equal rows need no reordering"
+    assert out["dec"]["h"].view(-1).tolist() == [2.0, 2.0, 0.0]
+    memory[0] += 1.0   # changed in place: the rows differ now, and the tensor is reordered like any other
+    out = reorder_state(state, torch.tensor([1, 1, 0]), shared)
+    assert out["dec"]["memory"] is not memory and out["dec"]["memory"][:, 0].tolist() == [1.0, 1.0, 2.0]
+
+
+def test_lstm_decode_step_follows_the_weights():
+    """The no-gradient step (cached transposed weights) gives the training step's numbers, also after the weights
+    change in place (an optimizer step), are loaded, or the cell runs with gradients again."""
+    from types import SimpleNamespace
+
+    from workbench_plugins.lstm import LSTMCell
+    torch.manual_seed(0)
+    cell = LSTMCell(5, 8, SimpleNamespace(forget_bias=1.0, fused=True))
+    x, state = torch.randn(3, 5), (torch.randn(3, 8), torch.randn(3, 8))   # several rows: the cached path
+
+    def check():
+        with torch.no_grad():
+            h, (h2, c) = cell.step(x, state)
+            ref_h, (_, ref_c) = cell.step_projected(cell.input_projection(x), state)
+        assert torch.allclose(h, ref_h, atol=1e-6) and torch.allclose(c, ref_c, atol=1e-6) and h2 is h
+
+    check()
+    opt = torch.optim.SGD(cell.parameters(), lr=0.5)
+    cell.step(x, state)[0].sum().backward()          # with gradients: autograd reaches the parameters
+    assert cell.rnn.weight_hh_l0.grad is not None and cell.rnn.weight_ih_l0.grad.abs().sum() > 0
+    with torch.no_grad():
+        before = cell.step(x, state)[0]
+    opt.step()
+    check()
+    with torch.no_grad():
+        assert not torch.allclose(cell.step(x, state)[0], before), "the step saw the updated weights"
+    other = LSTMCell(5, 8, SimpleNamespace(forget_bias=1.0, fused=True))
+    cell.load_state_dict(other.state_dict())
+    check()
+
+
+def test_attention_decoder_shares_one_source_across_beams(seq2seq):
+    """Beams of one example share the encoder memory (kept once, broadcast); each step then attends with one
+    product.  The numbers are those of the per-row path."""
+    model, task = seq2seq
+    source = task.pairs("valid")[0][0]
+    with torch.no_grad():
+        logits1, _, _ = task.prime(model, source, None, 1)
+        logits, state, _ = task.prime(model, source, None, 3)
+        dec = next(v for k, v in state.items() if k != "__context__" and isinstance(v, dict) and "memory" in v)
+        assert dec["memory"].stride(0) == 0 and dec["keys"].stride(0) == 0
+        assert torch.allclose(logits, logits1.expand(3, -1), atol=1e-5)
+        tokens = torch.tensor([4, 5, 6])
+        shared_out, _ = model.step(tokens, state, task.input_port(), task.output_port())
+        per_row = {k: v for k, v in state.items()}
+        key = next(k for k, v in state.items() if v is dec)
+        per_row[key] = {**dec, "memory": dec["memory"].contiguous(), "keys": dec["keys"].contiguous()}
+        row_out, _ = model.step(tokens, per_row, task.input_port(), task.output_port())
+    assert torch.allclose(shared_out, row_out, atol=1e-5)
+    assert not torch.allclose(shared_out[0], shared_out[1]), "the rows took different tokens"
+
+
+def test_start_encodes_one_example_once_for_all_beams(seq2seq):
+    """A context broadcast to every row (what task.prime gives the beams of one input) is encoded on one row and
+    broadcast back, when decoding; the values are those of encoding every row."""
+    model, task = seq2seq
+    ids = task.encode(task.pairs("valid")[0][0])
+    column = torch.tensor(ids, dtype=torch.long).view(-1, 1)
+    with torch.no_grad():
+        shared = model.start(4, {"source": column.expand(-1, 4)})["__context__"]
+        full = model.start(4, {"source": column.repeat(1, 4)})["__context__"]   # real copies: encoded per row
+    assert shared.keys() == full.keys()
+    broadcast = 0
+    for key, value in shared.items():
+        d = model.batch_dims[key]
+        flat_s, flat_f = map_state_list(value), map_state_list(full[key])
+        for s, f in zip(flat_s, flat_f):
+            assert s.shape == f.shape and torch.allclose(s, f, atol=1e-6), key
+            broadcast += s.stride(d if s.dim() > d else 0) == 0
+    assert broadcast >= 2, "the encoder's outputs are broadcast, not copied"
+    with torch.enable_grad():   # training never takes the shortcut
+        ctx = model.start(4, {"source": column.expand(-1, 4)})["__context__"]
+    assert all(t.stride(model.batch_dims[k]) != 0 for k, t in ctx.items() if isinstance(t, torch.Tensor)
+               and k[0] != model.in_node)
+
+
+def map_state_list(value):
+    from workbench.core.blocks import flatten_state
+    return list(flatten_state(value).values()) if not isinstance(value, torch.Tensor) else [value]

@@ -61,11 +61,19 @@ class SequenceModel(nn.Module):
                                   f"set it in the node's parameters"])
             from workbench.core.graph import split_nested_params
             ctx = BuildContext(registry, task_sizes, nid, split_nested_params(spec.params, node.params)[1])
-            block = spec.load()(report.params[nid], ins, outs, ctx)
+            from workbench.plugin_system.checks import PluginCodeError, call_factory, plugin_label
+            block = call_factory("block", spec, report.params[nid], ins, outs, ctx)  # failures name the plugin
             if not isinstance(block, Block):
-                raise TypeError(f"block {node.type!r} factory returned {type(block).__name__}, not a Block")
+                raise PluginCodeError(f"block {node.type!r} from {plugin_label(spec)}: the factory returned "
+                                      f"{type(block).__name__}, not a Block")
             self.blocks[nid] = block
         self.stateful_nodes = [nid for nid in self.order if self.blocks[nid].stateful]
+        # the batch dimension of each task input and context-node output: sequences ("...[T]") are time-major
+        self.batch_dims: dict[tuple[str, str], int] = {(self.in_node, p.name): _batch_dim(p.type)
+                                                       for p in task_spec.inputs}
+        for nid in self.context_order:
+            for p in registry.block(graph.nodes[nid].type).outputs:
+                self.batch_dims[(nid, p.name)] = _batch_dim(p.type)
 
     # ---- state -------------------------------------------------------------------------------------------
     def init_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, Any]:
@@ -128,7 +136,9 @@ class SequenceModel(nn.Module):
 
         State convention: every block state tensor has the batch on dim 0, so decoders can reorder beams with
         ``index_select(0, ...)``; the context (time-major values shared by all beams of an example) is kept
-        under ``state["__context__"]`` and must be expanded, not reordered.
+        under ``state["__context__"]`` and must be expanded, not reordered.  A context that is one example
+        broadcast to every row (``expand``, as ``task.prime`` gives the beams of one input) is run on one row and
+        its results broadcast back, when decoding (no gradients).
         """
         state: dict[str, Any] = {nid: self.blocks[nid].init_state(batch_size, self.device)
                                  for nid in self.stateful_nodes if nid in self.stepped_order}
@@ -137,17 +147,63 @@ class SequenceModel(nn.Module):
         if not context:
             raise ValueError(f"this model needs its context ({', '.join(self.context_ports)}) to start decoding")
         values: dict[tuple[str, str], Tensor] = {(self.in_node, p): context[p] for p in self.context_ports}
-        for nid in self.context_order:
-            ins = {port: values[src] for port, src in self.wiring[nid].items()}
-            out, _ = self.blocks[nid](ins, None)
-            for port, v in out.items():
-                values[(nid, port)] = v
+        one = self._one_example(values, batch_size)
+        shared = self._broadcast_context(self._run_context(one), context, batch_size) if one is not None else None
+        values = shared if shared is not None else self._run_context(values)
         # stepped blocks fed by the context (e.g. a decoder initialised from the encoder's state) start from it
         for nid in self.stepped_order:
             if any(src[0] in self.context_order for src in self.wiring[nid].values()):
                 state[nid] = None
         state[self.CONTEXT] = values
         return state
+
+    def _one_example(self, values: dict[tuple[str, str], Tensor], batch: int
+                     ) -> Optional[dict[tuple[str, str], Tensor]]:
+        """When decoding (no gradients) a context whose every tensor is one example broadcast to ``batch`` rows
+        (``expand``: stride 0 along its batch dimension, as ``task.prime`` hands the beams of one input), that
+        context cut to its first row; otherwise None.  The encoder then runs once instead of ``batch`` times.
+        This relies on the batch conventions decoders already rely on (time-major ``[T]`` values, everything else
+        batch-first, block states with the batch on dim 0) and on context blocks treating rows independently."""
+        if batch < 2 or torch.is_grad_enabled() or not values:
+            return None
+        one = {}
+        for key, t in values.items():
+            d = self.batch_dims.get(key)
+            if d is None or not isinstance(t, Tensor) or t.dim() <= d or t.shape[d] != batch or t.stride(d) != 0:
+                return None
+            one[key] = t.narrow(d, 0, 1)
+        return one
+
+    def _run_context(self, values: dict[tuple[str, str], Any]) -> dict[tuple[str, str], Any]:
+        """``values`` (the task's context inputs) with every context node's outputs added."""
+        values = dict(values)
+        for nid in self.context_order:
+            ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            out, _ = self.blocks[nid](ins, None)
+            for port, v in out.items():
+                values[(nid, port)] = v
+        return values
+
+    def _broadcast_context(self, values: dict[tuple[str, str], Any], context: dict[str, Tensor], batch: int
+                           ) -> Optional[dict[tuple[str, str], Any]]:
+        """The context computed on one row, broadcast back to ``batch`` rows along each value's batch dimension
+        (a block state on dim 0, by the state convention), the task inputs as they were given; None if some value
+        has no batch dimension of size 1 where its port type says (the caller then runs the full batch)."""
+        out: dict[tuple[str, str], Any] = {(self.in_node, p): context[p] for p in self.context_ports}
+        odd: list[bool] = []
+        for key, v in values.items():
+            if key[0] == self.in_node:
+                continue
+            d = self.batch_dims.get(key, 0)
+
+            def widen(t: Tensor, d: int = d) -> Tensor:
+                if t.dim() <= d or t.shape[d] != 1:
+                    odd.append(True)
+                    return t
+                return t.expand(*t.shape[:d], batch, *t.shape[d + 1:])
+
+            out[key] = map_state(v, widen)
+        return None if odd else out
 
     def step(self, tokens: Tensor, state: dict[str, Any], port: str | None = None,
              out_port: str = "logits") -> tuple[Tensor, dict[str, Any]]:
@@ -196,6 +252,11 @@ class SequenceModel(nn.Module):
             return
         for nid in self.order:
             self.blocks[nid].init_weights(scheme, scale)
+
+
+def _batch_dim(port_type: str) -> int:
+    """Where the batch is in a value of this port type: dim 1 for time-major sequences (``[T, B, ...]``), else 0."""
+    return 1 if port_type.endswith("[T]") else 0
 
 
 def build_model(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]) -> SequenceModel:

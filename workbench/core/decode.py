@@ -86,6 +86,39 @@ class SearchTree:
         return tree
 
 
+class LazySearchTree(SearchTree):
+    """A :class:`SearchTree` whose nodes are built by ``build()`` the first time anything reads them.
+
+    A search can keep what it needs for its tree as a few tensors per step and leave the Python objects (one
+    :class:`TreeNode` per candidate, the top-k dicts) until something reads them (``to_json``, the search
+    document that ``seqwb decode`` and the decoding view make): a decode whose tree nobody reads (BLEU over a
+    test set through :func:`run_decoder`) then never pays for them.  Once built it is an ordinary tree, equal to
+    an eager one with the same nodes and meta.
+    """
+
+    def __init__(self, meta: dict[str, Any], build):
+        self.meta = meta
+        self._build = build
+        self._nodes: list[TreeNode] | None = None
+
+    @property
+    def nodes(self) -> list[TreeNode]:
+        if self._nodes is None:
+            self._nodes, self._build = self._build(), None
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, value: list[TreeNode]) -> None:
+        self._nodes, self._build = value, None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SearchTree):
+            return NotImplemented
+        return self.nodes == other.nodes and self.meta == other.meta
+
+    __hash__ = None   # mutable, like the dataclass it extends
+
+
 @dataclass
 class DecodeResult:
     text: str
