@@ -28,7 +28,10 @@ def idle_manager(qtbot):
     """The process's manager, once the workers of earlier tests (an autosave, say) have let go of it: its timer
     only ticks while the event loop runs, which it does not between tests."""
     manager = worker_gc()
-    qtbot.waitUntil(lambda: not manager.active, timeout=10000)
+    try:
+        qtbot.waitUntil(lambda: not manager.active, timeout=10000)
+    except qtbot.TimeoutError:
+        raise AssertionError(f"a worker is still holding: {manager.holders()}") from None
     assert gc.isenabled(), f"a worker is still holding: {manager.holders()}"
     yield manager
     qtbot.waitUntil(lambda: not manager.active, timeout=10000)
@@ -107,6 +110,27 @@ def test_decoder_jobs_run_with_the_collector_off_and_a_run_ending_does_not_turn_
     qtbot.waitUntil(lambda: answers == ["done"], timeout=10000)
     qtbot.waitUntil(gc.isenabled, timeout=5000)     # back to automatic once the thread is idle
     assert not idle_manager.active
+    worker.stop()
+
+
+def test_a_decoder_stopped_with_jobs_queued_lets_go_of_the_collector(qtbot, reg, idle_manager):
+    """A view closed while jobs are queued stops its worker: the jobs behind the stop never run, and the hold must
+    still end (it used to wait for them forever, leaving automatic collection off for the rest of the session)."""
+    worker = DecodeWorker(reg)
+    go = threading.Event()
+    worker.submit(lambda _s: go.wait(30))
+    worker.stop()
+    worker.submit(lambda _s: "never runs")          # queued behind the stop
+    assert not gc.isenabled() and "decoder" in idle_manager.holders()
+    go.set()
+    qtbot.waitUntil(lambda: not worker._thread.is_alive(), timeout=10000)
+    qtbot.waitUntil(gc.isenabled, timeout=5000)
+    assert not idle_manager.active
+    # the worker starts a fresh thread for the next request
+    answers = []
+    worker.finished.connect(lambda j, result: answers.append(result))
+    worker.submit(lambda _s: "again")
+    qtbot.waitUntil(lambda: answers == ["again"], timeout=10000)
     worker.stop()
 
 

@@ -69,7 +69,11 @@ class DecodeWorker(QObject):
 
     def submit(self, fn: Callable[[Any], Any]) -> int:
         """Queue ``fn(session)``; returns the job id its answer will carry."""
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
+            if self._thread is not None:    # stopped: the jobs left behind the stop are dropped, never run
+                self._queue = queue.Queue()
+                with self._pending_lock:
+                    self._pending = 0
             self._thread = threading.Thread(target=self._run, name="seqwb-decode", daemon=True)
             self._thread.start()
         job = next(self._ids)
@@ -83,9 +87,13 @@ class DecodeWorker(QObject):
         return job
 
     def _is_idle(self) -> bool:
-        """Every queued job has run (the thread is back waiting, or about to be)."""
+        """Every queued job has run (the thread is back waiting, or about to be), or the thread has ended (stopped
+        with jobs still queued behind the stop: they will never run)."""
         with self._pending_lock:
-            return self._pending == 0
+            if self._pending == 0:
+                return True
+        thread = self._thread
+        return thread is not None and not thread.is_alive()
 
     def stop(self) -> None:
         self._queue.put(None)
