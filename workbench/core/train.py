@@ -144,7 +144,8 @@ def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         idx, k = key.split("/", 1)
-        state.setdefault(int(idx), {})[k] = v
+        # a copy: the optimizer updates its state in place, and the checkpoint these came from must not change
+        state.setdefault(int(idx), {})[k] = v.clone()
     for idx, st in (meta.get("plain") or {}).items():
         state.setdefault(int(idx), {}).update(st)
     groups = meta.get("param_groups") or opt.state_dict()["param_groups"]
