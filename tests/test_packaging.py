@@ -86,7 +86,8 @@ def test_mime_type_is_a_zip_matched_by_glob_and_by_magic(tmp_path):
     assert mt.get("type") == "application/x-seqwb-project"
     assert mt.find(f"{MIME_NS}sub-class-of").get("type") == "application/zip"
     assert mt.find(f"{MIME_NS}glob").get("pattern") == "*.seqwb"
-    # the magic recognises a project file as the app writes it (manifest.json is the zip's first member)
+    # the magic recognises a project file as the app writes it (project.json is the zip's first member on disk;
+    # files from before 0.1's streaming writer have manifest.json there, and the magic accepts both)
     from tests.helpers import small_project
     from workbench.core.io import save_project
     from workbench.plugin_system import discover
