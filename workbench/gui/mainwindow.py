@@ -82,8 +82,14 @@ class _DeviceProbe(QObject):
     def _run(self) -> None:
         devices: list[tuple[str, str]] = []
         try:
-            from workbench.core.device import available_devices, describe_device, resolve_device
-            text = describe_device(resolve_device("auto"))
+            from workbench.core.device import (available_devices, cpu_count, default_threads, describe_device,
+                                               resolve_device)
+            device = resolve_device("auto")
+            if device.type == "cpu":    # what a run started here will use (cores - 1 by default), not torch's own count
+                n = default_threads(True)
+                text = f"CPU (trains on {n} of {cpu_count()} cores by default)"
+            else:
+                text = describe_device(device)
             for name in available_devices():
                 if name.startswith("cuda:"):
                     import torch
