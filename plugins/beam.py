@@ -256,7 +256,8 @@ def beam_search(model, task, params, *, prompt: str = "", device=None, generator
             n_rec = n_cand
         else:
             n_rec = next((r for r, s in enumerate(top_l) if not math.isfinite(s)), n_cand)
-        tok_l = row_tok.take(pos).tolist() if eos is not None else None   # each candidate's token
+        cand_tok = row_tok.take(pos) if eos is not None else None          # each candidate's token
+        tok_l = cand_tok.tolist() if cand_tok is not None else None
         first_id = next_id
         next_id += n_rec
         rec = _Step(step, top, pos, row_lp, row_tok, n_rec, live_rows, beam_ids, first_id)
@@ -304,7 +305,11 @@ def beam_search(model, task, params, *, prompt: str = "", device=None, generator
             chosen = pos.index_select(0, pick)
         # a place in the [K, m] top-k table: its row is the beam it extends, its entry the next token
         state = reorder_state(state, chosen.div(m, rounding_mode="floor"), shared)
-        logits, state = model.step(row_tok.take(chosen), state, in_port, out_port)
+        if cand_tok is None:
+            next_tok = row_tok.take(chosen)
+        else:           # the candidates' tokens were read already (for <eos>): no second gather
+            next_tok = cand_tok[:K] if kept is None else cand_tok.index_select(0, pick)
+        logits, state = model.step(next_tok, state, in_port, out_port)
 
     tree = LazySearchTree(meta, lambda: _grow_tree(head.nodes, steps, K, m, eos, params.alpha, topk, labels))
     pool = [(norm, raw, nid, True) for norm, raw, nid in finished]

@@ -73,12 +73,13 @@ class Block(nn.Module):
 
 def map_state(state: Any, fn) -> Any:
     """Apply ``fn`` to every tensor of a nested state (tuples, lists, dicts)."""
-    if state is None:
-        return None
+    # (called for every beam-search step: list comprehensions, not generators, and the common case first)
     if isinstance(state, Tensor):
         return fn(state)
+    if state is None:
+        return None
     if isinstance(state, tuple):
-        return tuple(map_state(s, fn) for s in state)
+        return tuple([map_state(s, fn) for s in state])
     if isinstance(state, list):
         return [map_state(s, fn) for s in state]
     if isinstance(state, dict):
