@@ -14,8 +14,7 @@ on a quiet 2-core machine (~0.12-0.15 s per step with 2 threads).
     python benchmarks/charlm_budget.py --json out.json     # also write the figures as JSON (atomically)
 
 Validation is the whole validation split (the 5 % of the corpus after the training text), read in 32 streams of
-100-character chunks with the state carried, on both sides.  The two sides start from different random weights
-The two sides are seeded alike and build the same layers in the same order, so they start from the same weights
+100-character chunks with the state carried, on both sides.  The two sides are seeded alike and build the same layers in the same order, so they start from the same weights
 (the script checks this and prints it); what is left between their figures is the loop itself plus floating-point
 differences (the workbench runs each layer as its own single-layer ``nn.LSTM``), which grow over thousands of steps.
 """
@@ -130,11 +129,14 @@ def workbench_train(reg, cfg: dict, steps: int, seed: int, threads: int):
     t0 = time.perf_counter()
     trainer.fit(steps=steps, final_eval=False)
     seconds = time.perf_counter() - t0
+    trainer.checkpoint()    # project.checkpoint: the trained weights, which unit search records (else: untrained)
     return project, trainer, seconds, initial
 
 
 def best_units(project, reg, text: str) -> dict[str, dict]:
     """The best-correlated unit of every recurrent layer's h for each feature (unit search, as ``seqwb units``)."""
+    if project.checkpoint is None:   # the recorder would fall back to untrained (seeded) weights
+        raise SystemExit("no trained weights to record: the project has no checkpoint")
     rec = wb_inspect.record(project, reg, text)
     out = {}
     for feature in FEATURES:
