@@ -37,6 +37,8 @@ from workbench.core.settings import template_project
 from workbench.core.train import Trainer
 from workbench.plugin_system import discover
 
+import train_throughput  # noqa: E402 - its neighbour in benchmarks/ (on sys.path when run as a script)
+
 MODES = {
     # mode: steps, hidden, layers, embed, max corpus characters, characters recorded for unit search
     "full": dict(steps=4000, hidden=256, layers=2, embed=64, max_chars=3_000_000, record=10_000),
@@ -47,22 +49,16 @@ FEATURES = ("quotes", "comment", "indent")
 BATCH, CHUNK, LR, CLIP, FORGET_BIAS = 32, 100, 2e-3, 5.0, 1.0
 
 
-class PlainCharLSTM(nn.Module):
-    """Embedding -> nn.LSTM(num_layers) -> linear: what anyone would write."""
+class PlainCharLSTM(train_throughput.PlainCharLSTM):
+    """train_throughput's plain model (embedding -> nn.LSTM(num_layers) -> linear), started as the workbench starts
+    its LSTM: forget-gate bias 1 (Gers et al. 2000)."""
 
     def __init__(self, vocab: int, embed: int, hidden: int, layers: int):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, num_layers=layers)
-        self.head = nn.Linear(hidden, vocab)
-        with torch.no_grad():  # the workbench's LSTM starts with forget-gate bias 1 (Gers et al. 2000); so does this
+        super().__init__(vocab, embed, hidden, layers)
+        with torch.no_grad():
             for layer in range(layers):
                 getattr(self.lstm, f"bias_ih_l{layer}")[hidden:2 * hidden].fill_(FORGET_BIAS)
                 getattr(self.lstm, f"bias_hh_l{layer}")[hidden:2 * hidden].zero_()
-
-    def forward(self, x, state):
-        y, state = self.lstm(self.embed(x), state)
-        return self.head(y), state
 
 
 def same_weights(plain: PlainCharLSTM, wb_initial: dict[str, torch.Tensor]) -> bool:

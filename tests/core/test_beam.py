@@ -14,7 +14,6 @@ from tests.helpers import small_project, write_corpus
 from workbench.core.build import build_model
 from workbench.core.decode import SearchTree, run_decoder
 from workbench.core.settings import template_project
-from workbench.plugin_system import discover
 from workbench.plugin_system.params import ParamError, params_from_dict
 from workbench_plugins.beam import length_penalty, reorder_state
 
@@ -22,17 +21,7 @@ SEQ2SEQ_TINY = {"task.demo_train": "200", "task.demo_valid": "10", "task.demo_te
                 "embed_size": "8", "threads": "1"}
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

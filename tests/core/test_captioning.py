@@ -12,7 +12,6 @@ from workbench.core.errors import DataError
 from workbench.core.graph import analyze
 from workbench.core.settings import template_project
 from workbench.core.train import Trainer
-from workbench.plugin_system import discover
 from workbench.plugin_system.params import params_from_dict
 from workbench_plugins.captioning import COLOURS, render_shapes
 
@@ -22,17 +21,7 @@ TINY = {"task.shapes_train": "120", "task.shapes_valid": "16", "task.shapes_test
         "eval_batches": "1", "threads": "1"}
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(reg, tmp_path=None, seed=0, **settings):

@@ -10,25 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.plugin_system import discover
 from workbench.plugin_system.params import field_info
 from workbench.testing.contracts import check_cell_spec, check_step_matches_sequence
 
 CATALOG = ("rnn", "irnn", "lstm", "peephole-lstm", "gru", "mut1", "mut2", "mut3")
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from a second thread, and OpenMP's spinning costs a lot on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(reg, cell_id, input_size, hidden_size, dtype=torch.float32, **params):

@@ -19,24 +19,13 @@ from workbench.core.search import (DecodeSession, available_weights, check_docum
                                    prefix_of, read_document)
 from workbench.core.settings import template_project
 from workbench.core.train import Trainer
-from workbench.plugin_system import discover
 
 TINY = {"task.demo_train": "300", "task.demo_valid": "16", "task.demo_test": "16", "task.bleu_sentences": "4",
         "hidden_size": "16", "embed_size": "8", "batch_size": "16", "eval_every": "20", "sample_every": "0",
         "probe_every": "0", "eval_batches": "1", "threads": "1"}
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

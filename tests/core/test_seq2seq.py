@@ -12,28 +12,16 @@ from workbench.core.errors import DataError
 from workbench.core.graph import analyze
 from workbench.core.settings import template_project
 from workbench.core.train import Trainer, evaluate_model
-from workbench.plugin_system import discover
 from workbench.plugin_system.params import params_from_dict
 from workbench_plugins import translation
-from workbench_plugins.translation import BOS, EOS, PAD, Seq2SeqTask, generate_dates
+from workbench_plugins.translation import BOS, EOS, PAD, generate_dates
 
 TINY = {"task.demo_train": "300", "task.demo_valid": "20", "task.demo_test": "20", "task.bleu_sentences": "12",
         "hidden_size": "16", "embed_size": "8", "batch_size": "8", "eval_every": "0", "sample_every": "0",
         "probe_every": "0", "eval_batches": "2", "threads": "1"}
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny models: a second intra-op thread only adds waiting on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_task(reg, tmp_path=None, **params):

@@ -24,23 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from workbench.core.cells import Cell
-from workbench.plugin_system import discover
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _make(reg, cell_id, input_size, hidden_size, **params):

@@ -54,6 +54,8 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
+from workbench.core.project import available_weights  # noqa: F401 - re-exported
+
 NPZ_FORMAT = 1
 
 # ---- feature tracks -------------------------------------------------------------------------------------------
@@ -683,22 +685,6 @@ class LoadedForRecording:
     trained: bool
     step: int
     weights: str
-
-
-def available_weights(project: Any) -> dict[str, dict[str, Any]]:
-    """The weights a project can be recorded at: ``{"current": {...}, "best": {...}}`` (best only when saved).
-
-    Each entry says the step and whether the weights belong to the current graph (``trained``).  Torch-free: it
-    reads the checkpoint's metadata and tensor names only.
-    """
-    ckpt = project.checkpoint
-    fits = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
-    out = {"current": {"step": ckpt.step if ckpt else 0, "trained": fits}}
-    if fits and any(k.startswith("best/") for k in (ckpt.tensors or {})):
-        best = dict((ckpt.trainer_state or {}).get("best") or {})
-        out["best"] = {"step": best.get("step"), "trained": True, "metric": best.get("metric"),
-                       "value": best.get("value")}
-    return out
 
 
 class Recorder:

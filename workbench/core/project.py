@@ -196,3 +196,17 @@ class Project:
     def copy_without_state(self) -> "Project":
         """The same design (graph, task, configs) with no weights and no history."""
         return dataclasses.replace(Project.from_json(self.to_json()), vocab=self.vocab)
+
+
+def available_weights(project: Project) -> dict[str, dict[str, Any]]:
+    """``{"current": {...}, "best": {...}}``: the weights a project can be recorded or decoded at (best only once a
+    validation kept them).  Each entry has the ``step`` and whether the weights fit the current graph
+    (``trained``).  Torch-free: only the checkpoint's metadata and tensor names are read."""
+    ckpt = project.checkpoint
+    fits = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
+    out: dict[str, dict[str, Any]] = {"current": {"step": ckpt.step if ckpt else 0, "trained": fits}}
+    if fits and any(k.startswith("best/") for k in (ckpt.tensors or {})):
+        best = dict((ckpt.trainer_state or {}).get("best") or {})
+        out["best"] = {"step": best.get("step"), "trained": True, "metric": best.get("metric"),
+                       "value": best.get("value")}
+    return out

@@ -27,28 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from workbench.core.project import available_weights  # noqa: F401 - re-exported
+
 FORMAT = "seqwb-search-tree"
 FORMAT_VERSION = 1
 WEIGHTS = ("current", "best")
 
 #: node kinds of a laid-out tree, from the most to the least prominent
 KINDS = ("root", "forced", "best", "nbest", "finished", "kept", "dead", "pruned")
-
-
-# ---- weights ------------------------------------------------------------------------------------------------
-
-def available_weights(project: Any) -> dict[str, dict[str, Any]]:
-    """``{"current": {...}, "best": {...}}``: the weights a project can decode with (best only once a validation
-    kept them).  Each entry has the ``step`` and whether the weights fit the current graph (``trained``).
-    Torch-free: only the checkpoint's metadata and tensor names are read."""
-    ckpt = project.checkpoint
-    fits = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
-    out: dict[str, dict[str, Any]] = {"current": {"step": ckpt.step if ckpt else 0, "trained": fits}}
-    if fits and any(k.startswith("best/") for k in (ckpt.tensors or {})):
-        best = dict((ckpt.trainer_state or {}).get("best") or {})
-        out["best"] = {"step": best.get("step"), "trained": True, "metric": best.get("metric"),
-                       "value": best.get("value")}
-    return out
 
 
 # ---- following one hypothesis -------------------------------------------------------------------------------

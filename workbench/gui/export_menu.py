@@ -191,25 +191,25 @@ def ask_and_export_samples(parent: QWidget, doc: Any, selected_ids: list[str], r
 
 def export_metrics_to(parent: QWidget, path: str, runs: list[Any], report=None) -> str | None:
     """Write every series of ``runs`` to ``path`` (CSV); a failure is shown, not raised."""
-    try:
-        write_text(path, metrics_csv(runs))
-    except OSError as exc:
-        QMessageBox.warning(parent, "Cannot export metrics", f"Could not write {path}:\n{exc}")
-        return None
-    if report is not None:
-        report(f"Wrote the metrics of {', '.join(r.id for r in runs)} to {path}")
-    return path
+    return _write_shown(parent, path, metrics_csv(runs), "metrics",
+                        f"Wrote the metrics of {', '.join(r.id for r in runs)} to {path}", report)
 
 
 def export_samples_to(parent: QWidget, path: str, run: Any, report=None) -> str | None:
     """Write the samples of ``run`` to ``path`` (text); a failure is shown, not raised."""
+    return _write_shown(parent, path, samples_text(run), "samples", f"Wrote the samples of {run.id} to {path}",
+                        report)
+
+
+def _write_shown(parent: QWidget, path: str, text: str, what: str, done: str, report) -> str | None:
+    """``write_text`` with a failure shown in a message box; ``report(done)`` after a success."""
     try:
-        write_text(path, samples_text(run))
+        write_text(path, text)
     except OSError as exc:
-        QMessageBox.warning(parent, "Cannot export samples", f"Could not write {path}:\n{exc}")
+        QMessageBox.warning(parent, f"Cannot export {what}", f"Could not write {path}:\n{exc}")
         return None
     if report is not None:
-        report(f"Wrote the samples of {run.id} to {path}")
+        report(done)
     return path
 
 
