@@ -17,7 +17,10 @@ make a search document); a script that only wants the text (BLEU over a test set
 
 The naive baseline (:func:`naive_beam_search`) is the beam search one writes first: every hypothesis carries its own
 batch-1 state, and every step calls the model once per hypothesis, takes each one's top-K tokens, sorts the K x K
-candidates in Python and keeps the best K.  It returns the same best hypothesis as the batched search (checked).
+candidates in Python and keeps the best K.  It returns the same best hypothesis as the batched search (checked),
+unless two candidates tie exactly in float32 somewhere: an untrained model's near-uniform scores do that now and
+then, the two searches may then keep different ones of the pair, and their best scores differ in the fifth or
+sixth digit (the script says which happened).
 
 Sides alternate (greedy, beam 1, beam 5, beam 10, naive 10, greedy, ...) so that a change in the machine's load hits
 all of them alike; the figures are medians over ``--rounds``.
@@ -131,10 +134,14 @@ def bench_model(reg, name: str, template: str, settings: dict[str, str], steps: 
     # the naive loop finds the batched search's best hypothesis (same scores; ties aside)
     batched = beam(naive_width)()
     naive_tokens, naive_score = naive()
-    same = naive_tokens == batched.tokens
-    if not same:
-        print(f"  note: naive and batched best hypotheses differ (scores {naive_score:.4f} vs "
-              f"{batched.score:.4f})")
+    if naive_tokens == batched.tokens:
+        check = "same best hypothesis"
+    elif abs(naive_score - batched.score) <= 1e-4 * abs(naive_score):
+        check = (f"best hypotheses differ after a float32 tie (scores {naive_score:.4f} vs "
+                 f"{batched.score:.4f})")
+    else:
+        check = f"MISMATCH: best scores {naive_score:.4f} (naive) vs {batched.score:.4f} (batched)"
+        print(f"  {check}")
     for _, fn in sides:   # warm-up: oneDNN primitives, allocator
         fn()
     wall: dict[str, list[float]] = {label: [] for label, _ in sides}
@@ -150,7 +157,7 @@ def bench_model(reg, name: str, template: str, settings: dict[str, str], steps: 
     top = max(widths)
     out = {"model": name, "params": n_params, "vocab": task.sizes.get("vocab") or task.sizes.get("target_vocab"),
            "steps": steps, "rounds": rounds, "ms_per_step": med, "cpu_ms_per_step": med_cpu,
-           "naive_matches": same}
+           "naive_check": check}
     for kind, m in (("", med), ("cpu_", med_cpu)):
         out[f"{kind}beam{top}_over_greedy"] = m[f"beam {top}"] / m["greedy"]
         out[f"{kind}beam{top}_topk0_over_greedy"] = m[f"beam {top}, topk 0"] / m["greedy"]
@@ -205,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{res['cpu_beam10_topk0_over_greedy']:.2f}; tree built: {res['beam10_tree_over_greedy']:.2f} / "
               f"{res['cpu_beam10_tree_over_greedy']:.2f})")
         print(f"  naive 10 / beam 10:         {res['naive10_over_beam10']:.2f} wall, "
-              f"{res['cpu_naive10_over_beam10']:.2f} CPU  (target >= 5)"
-              f"{'' if res['naive_matches'] else '  (best hypotheses differ: ties)'}")
+              f"{res['cpu_naive10_over_beam10']:.2f} CPU  (target >= 5; naive vs batched: {res['naive_check']})")
     return 0
 
 

@@ -157,7 +157,9 @@ class LSTMCell(Cell):
         # real decode, so a single row keeps the plain step (torch 2.13 CPU, H = 256, see docs/benchmarks.md).
         w_ih_t, w_hh_t, bias = self._decode_weights()
         h, c = state
-        return self._gates(torch.addmm(torch.addmm(bias, x_t, w_ih_t), h, w_hh_t), c, gates)
+        # the recurrent product accumulates into the input product's fresh result (addmm_ rather than a second
+        # addmm, which would first copy that result into a new tensor)
+        return self._gates(torch.addmm(bias, x_t, w_ih_t).addmm_(h, w_hh_t), c, gates)
 
     def _decode_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(W_ih^T, W_hh^T, b_ih + b_hh)`` as contiguous copies, remade whenever a weight changed (training
