@@ -19,6 +19,7 @@ and of the medians.
     python benchmarks/gui_latency.py                          # 3 rounds x 40 steps, offscreen
     DISPLAY=:96 python benchmarks/gui_latency.py --platform xcb
     python benchmarks/gui_latency.py --pairs 1 --steps 6 --hidden 32     # smoke
+    python benchmarks/gui_latency.py --window-threads 2       # the window on 2 threads instead of cores - 1
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_project(path: Path, steps: int, hidden: int) -> None:
+def make_project(path: Path, steps: int, hidden: int, threads: int = 0) -> None:
     from workbench.core.io import project_plugins_used, save_project
     from workbench.core.settings import template_project
     from workbench.plugin_system import discover
@@ -46,7 +47,8 @@ def make_project(path: Path, steps: int, hidden: int) -> None:
     project, _ = template_project(reg.template("char-lm"), {
         "hidden_size": str(hidden), "steps": str(steps), "log_every": "1", "device": "cpu",
         "eval_every": str(every), "eval_batches": "5", "probe_every": str(max(2, steps // 8)),
-        "sample_every": str(every), "sample_len": "100", "task.max_chars": "400000"}, reg)
+        "sample_every": str(every), "sample_len": "100", "task.max_chars": "400000",
+        **({"threads": str(threads)} if threads else {})}, reg)
     save_project(project, path, plugins_used=project_plugins_used(project, reg))
 
 
@@ -83,7 +85,7 @@ def window_child(path: str) -> None:
 
     lateness: list[float] = []
     points: list[tuple[int, float]] = []
-    state = {"last": None, "measuring": False, "end": None}
+    state = {"last": None, "measuring": False, "end": None, "cpu0": 0.0, "cpu1": 0.0, "wall0": 0.0, "wall1": 0.0}
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(10)
@@ -101,9 +103,11 @@ def window_child(path: str) -> None:
                 if not state["measuring"]:      # from the first step: set-up (torch, data, model) is not measured
                     state["measuring"] = True
                     state["last"] = None
+                    state["cpu0"], state["wall0"] = time.thread_time(), time.perf_counter()
 
     def on_end(end) -> None:
         state["measuring"] = False
+        state["cpu1"], state["wall1"] = time.thread_time(), time.perf_counter()
         state["end"] = end
         win.doc.undo_stack.setClean()         # quit() closes the window: nothing to ask
         QTimer.singleShot(0, app.quit)
@@ -121,7 +125,9 @@ def window_child(path: str) -> None:
            "p99_ms": ms[min(len(ms) - 1, int(0.99 * len(ms)))] if ms else None, "max_ms": ms[-1] if ms else None,
            "tokens_per_s": throughput(points[1:], cfg.batch_size * cfg.chunk_len) if len(points) > 2 else None,
            "steps": points[-1][0] if points else 0, "redraws": win.dashboard.redraws,
-           "threads": win.dashboard.status.text()}
+           "threads": win.dashboard.status.text(),
+           # the GUI thread's own CPU time over the measured part of the run, as a share of one core
+           "gui_cpu": (state["cpu1"] - state["cpu0"]) / max(state["wall1"] - state["wall0"], 1e-9)}
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -156,6 +162,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="training steps per run")
     parser.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (256: the template)")
     parser.add_argument("--platform", default=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    parser.add_argument("--window-threads", type=int, default=0,
+                        help="threads for the window's runs (saved in its project; 0: the window's default, "
+                             "cores - 1); the third kind of run then uses as many")
     parser.add_argument("--child-window", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_window:
@@ -166,23 +175,28 @@ def main() -> int:
     template = folder / "template.seqwb"
     sys.path.insert(0, str(ROOT))
     make_project(template, args.steps, args.hidden)
+    window_template = template
+    if args.window_threads:
+        window_template = folder / "window-template.seqwb"
+        make_project(window_template, args.steps, args.hidden, args.window_threads)
     tokens_per_step = 32 * 100
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"char-LM 2 x LSTM {args.hidden}, batch 32, chunk 100, {args.steps} steps per run, CPU with {cores} "
           f"cores; platform {args.platform}")
-    window_threads = max(1, cores - 1)
+    window_threads = args.window_threads or max(1, cores - 1)
     windows, headless, same, loads = [], [], [], []
     for i in range(args.pairs):
         for kind in ("window", "headless", "same"):
             path = folder / f"{kind}-{i}.seqwb"
-            shutil.copy(template, path)
+            shutil.copy(window_template if kind == "window" else template, path)
             loads.append(os.getloadavg()[0])
             if kind == "window":
                 r = run_window(path, args.platform)
                 windows.append(r)
                 print(f"window   {i + 1}: lateness p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max "
                       f"{r['max_ms']:.1f} ms over {r['ticks']} ticks; {r['tokens_per_s']:,.0f} tokens/s "
-                      f"({r['threads']}; {r['redraws']} redraws; {r['status']})", flush=True)
+                      f"({r['threads']}; {r['redraws']} redraws; GUI thread {100 * r['gui_cpu']:.0f} % of a core; "
+                      f"{r['status']})", flush=True)
             elif kind == "headless":
                 r = run_headless(path, args.steps, tokens_per_step, args.platform)
                 headless.append(r)
