@@ -2,16 +2,23 @@
 
 What is timed is :meth:`workbench.core.inspect.Recorder.record` — what the window's Record button runs on its worker
 thread and what ``seqwb record`` runs: the character LM (embedding 64 -> 1 x LSTM ``--units`` -> linear, untrained:
-the values do not change the work) reads the validation text one character at a time through its per-step path,
-keeping h, c and the four gates of every step (``[T, 512]`` float32 each, 6 x 41 MB at 20,000 characters), then
-labels the tokens.  One intra-op thread, as the recorder sets it.
+the values do not change the work) reads the validation text, keeping h, c and the four gates of every step
+(``[T, 512]`` float32 each, 6 x 41 MB at 20,000 characters), then labels the tokens.  One intra-op thread, as the
+recorder sets it.  By default the recorder reads the text in chunks of 256 characters: ``torch.nn.LSTM`` gives every
+h_t of a chunk in one call, and the gates and c_t are recomputed from x_t and h_{t-1} for the whole chunk at once.
 
-Two references, alternated with it round by round:
+Three references, alternated with it round by round:
 
+- **per-step recorder**: the same ``Recorder.record`` with ``path="steps"``: one character at a time through the
+  model's per-step path (``step_graph`` with a trace), the recorder before the whole-chunk path, which it still
+  uses for models whose blocks cannot run a chunk at once;
 - **plain loop**: the same sizes written by hand — embedding row, two matrix products, the gate nonlinearities, the
   head — storing the same six quantities into preallocated buffers: the floor for a per-step recorder in PyTorch;
 - **fused forward**: ``torch.nn.LSTM`` over the whole text in one call, keeping only h: how fast the model reads
-  when nothing per step is kept (what a recorder cannot do, since it needs every gate).
+  when nothing per step is kept.
+
+The two recorder sides record the same weights; the script checks that their recordings agree (the largest
+difference of any value is printed, and must stay under 1e-5).
 
     python benchmarks/recorder_speed.py              # full: 20,000 characters x 512 units, 3 rounds
     python benchmarks/recorder_speed.py --quick      # 3,000 characters x 512 units, 3 rounds (under 2 minutes)
@@ -98,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     fused = torch.nn.LSTM(embed, units)
     emb = torch.nn.Embedding(task.sizes["vocab"], embed)
 
-    def run_recorder():
-        rec = recorder.record(project, text, ROOT)
-        assert rec["layers"]["rnn.0"]["h"].shape == (len(ids), units)
+    recordings: dict[str, dict] = {}
+
+    def run_recorder(path: str):
+        def run():
+            rec = recorder.record(project, text, ROOT, path=path)
+            assert rec["layers"]["rnn.0"]["h"].shape == (len(ids), units)
+            recordings[path] = rec["layers"]
+        return run
 
     def run_plain():
         plain.record(ids)
@@ -110,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         x = emb(torch.tensor(ids).view(-1, 1))
         fused(x)
 
-    sides = [("recorder (Recorder.record)", run_recorder), ("plain per-step loop", run_plain),
-             ("fused nn.LSTM, nothing kept", run_fused)]
+    sides = [("recorder (Recorder.record)", run_recorder("auto")),
+             ("per-step recorder (path=steps)", run_recorder("steps")),
+             ("plain per-step loop", run_plain), ("fused nn.LSTM, nothing kept", run_fused)]
     times: dict[str, list[float]] = {name: [] for name, _ in sides}
     cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
     for _ in range(rounds):
@@ -125,18 +138,27 @@ def main(argv: list[str] | None = None) -> int:
            "cpu_seconds": {k: statistics.median(v) for k, v in cpu.items()}}
     res["chars_per_s"] = {k: len(text) / v for k, v in res["seconds"].items()}
     res["cpu_chars_per_s"] = {k: len(text) / v for k, v in res["cpu_seconds"].items()}
+    res["max_abs_diff"] = max(float(abs(recordings["auto"][layer][q] - values).max())
+                              for layer, qs in recordings["steps"].items() for q, values in qs.items())
+    if res["max_abs_diff"] > 1e-5:
+        print(f"the two recorder paths disagree by {res['max_abs_diff']:.3g}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(res, indent=1))
         return 0
     mb = 6 * len(ids) * units * 4 / 1e6
     print(f"torch {torch.__version__}, 1 thread; {len(text):,} characters x {units} units (1 LSTM layer; "
           f"{mb:,.0f} MB of h, c and gates); median of {rounds} alternating rounds")
-    print(f"  {'':<30} {'wall s':>8} {'chars/s':>10}   {'CPU s':>8} {'chars/s':>10}")
+    print(f"  {'':<32} {'wall s':>8} {'chars/s':>10}   {'CPU s':>8} {'chars/s':>10}")
     for name, _ in sides:
-        print(f"  {name:<30} {res['seconds'][name]:8.2f} {res['chars_per_s'][name]:10,.0f}   "
+        print(f"  {name:<32} {res['seconds'][name]:8.2f} {res['chars_per_s'][name]:10,.0f}   "
               f"{res['cpu_seconds'][name]:8.2f} {res['cpu_chars_per_s'][name]:10,.0f}")
-    r, p = res["seconds"]["recorder (Recorder.record)"], res["seconds"]["plain per-step loop"]
-    print(f"  recorder / plain loop time: {r / p:.2f}")
+    sec = res["seconds"]
+    r = sec["recorder (Recorder.record)"]
+    print(f"  recorder / per-step recorder time: {r / sec['per-step recorder (path=steps)']:.2f}")
+    print(f"  recorder / plain loop time: {r / sec['plain per-step loop']:.2f}")
+    print(f"  recorder / fused nn.LSTM time: {r / sec['fused nn.LSTM, nothing kept']:.2f}")
+    print(f"  largest difference between the two recorder paths: {res['max_abs_diff']:.2g}")
     return 0
 
 

@@ -11,7 +11,15 @@ from torch import Tensor, nn
 from workbench.core.blocks import Block, BuildContext
 
 
-class EmbeddingBlock(Block):
+class PerTimestepBlock(Block):
+    """A stateless block whose every output timestep depends only on the same timestep of its inputs: a chunk of
+    steps is its ``forward`` on the chunk (no trace to write)."""
+
+    def sequence_traced(self, inputs, state=None, trace=None):
+        return self.forward(inputs, state)
+
+
+class EmbeddingBlock(PerTimestepBlock):
     def __init__(self, params, in_sizes: dict, out_sizes: dict, ctx: BuildContext):
         super().__init__()
         vocab = in_sizes.get("x")
@@ -26,7 +34,9 @@ class EmbeddingBlock(Block):
         return {"y": self.embed(inputs["x"])}, None
 
 
-class DropoutBlock(Block):
+class DropoutBlock(PerTimestepBlock):
+    # (a chunk while training draws its dropout masks in another order than single steps would; the recorder and
+    # the other users of sequence_traced run in eval mode, where both are the identity)
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.p = params.p
@@ -97,8 +107,29 @@ class PoolBlock(Block):
         best = x if state is None else torch.maximum(state[0], x)
         return {"y": best}, (best,)
 
+    def sequence_traced(self, inputs, state=None, trace=None):
+        # the running pool of step() over a chunk [T, B, F]: the same state before and after, so chunks and
+        # single steps follow each other
+        x = inputs["x"]
+        if self.mode == "last":
+            return {"y": x}, (x[-1].clone(),)
+        if self.mode == "mean":
+            T = x.shape[0]
+            steps = torch.arange(1, T + 1, dtype=x.dtype, device=x.device).view(T, 1, 1)
+            if state is None:
+                total, count = torch.cumsum(x, 0), steps.expand(T, x.shape[1], 1)
+            else:
+                # the carried total first, so the sums are taken in the order single steps take them
+                total = torch.cumsum(torch.cat([state[0].unsqueeze(0), x], 0), 0)[1:]
+                count = state[1].unsqueeze(0) + steps
+            return {"y": total / count}, (total[-1], count[-1].clone())
+        best = torch.cummax(x, 0).values
+        if state is not None:
+            best = torch.maximum(best, state[0].unsqueeze(0))
+        return {"y": best}, (best[-1].clone(),)
 
-class ConcatBlock(Block):
+
+class ConcatBlock(PerTimestepBlock):
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
 
@@ -109,7 +140,7 @@ class ConcatBlock(Block):
         return self.forward(inputs, state)
 
 
-class ClassifierBlock(Block):
+class ClassifierBlock(PerTimestepBlock):
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
@@ -121,7 +152,7 @@ class ClassifierBlock(Block):
         return self.forward(inputs, state)
 
 
-class LinearBlock(Block):
+class LinearBlock(PerTimestepBlock):
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
@@ -240,6 +271,26 @@ class RNNBlock(Block):
                 trace[f"{self.node_id}.{layer}"] = entry
             x = h + x if (self.residual and layer > 0 and h.shape == x.shape) else h
             new.append(s)
+        return {"y": x}, tuple(new)
+
+    def sequence_traced(self, inputs, state=None, trace: Optional[dict] = None):
+        """A chunk ``[T, B, I]`` as ``T`` calls of :meth:`step`: every layer's cell runs the whole chunk (its fused
+        kernel where it has one) and reports its states and gates for every step (``Cell.sequence_traced``)."""
+        if self.bidirectional:
+            return NotImplemented      # no per-step path either: step() says why
+        x = inputs["x"]
+        if state is None:
+            state = self.init_state(x.shape[1], x.device)
+        new = []
+        for layer, cell in enumerate(self.cells):
+            inp = self._between(layer, x)
+            if trace is None:
+                y, s = cell.sequence(inp, state[layer])
+            else:
+                y, s, quantities = cell.sequence_traced(inp, state[layer])
+                trace[f"{self.node_id}.{layer}"] = quantities
+            x = y + x if (self.residual and layer > 0 and y.shape == x.shape) else y
+            new.append(tuple(s))
         return {"y": x}, tuple(new)
 
     def layers(self):

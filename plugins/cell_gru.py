@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from workbench.core.cells import Cell, State
-from workbench_plugins.lstm import no_steps, previous_h_grad_weight, sigmoid_backward, tanh_backward
+from workbench.core.cells import Cell, State, defines_own
+from workbench_plugins.lstm import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states, sigmoid_backward,
+                                    tanh_backward)
 
 
 class GRUSequence(torch.autograd.Function):
@@ -135,6 +136,25 @@ class GRUCell(Cell):
             return out, (out[-1],)
         out, h = self.rnn(x, h0.unsqueeze(0).contiguous())
         return out, (h[0],)
+
+    def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
+        # torch.nn.GRU is the step path's function (reset gate after the recurrent product, as in
+        # step_projected), so with the fused path on it gives every h_t in one call; the gates follow from x_t
+        # and h_{t-1} without stepping.
+        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
+                or not defines_own(self, GRUCell, ("input_projection", "step_projected", "step", "sequence"))):
+            return super().sequence_traced(x, state)
+        H = self.hidden_size
+        with torch.no_grad():
+            out, final = self.sequence(x, state)
+            xp = self.input_projection(x)                                       # W_ih x_t + b_ih, [T, B, 3H]
+            hp = F.linear(previous_states(out, state[0]), self.rnn.weight_hh_l0, self.rnn.bias_hh_l0)
+            # Cho et al. 2014 (torch/cuDNN form): r, z = sigma(W_i x + b_i + W_h h + b_h), n = tanh(x_n + r * (W_hn
+            # h + b_hn)); h_t itself is the kernel's
+            rz = torch.sigmoid(xp[..., :2 * H] + hp[..., :2 * H])
+            r, z = rz[..., :H], rz[..., H:]
+            n = torch.tanh(torch.addcmul(xp[..., 2 * H:], r, hp[..., 2 * H:]))
+        return out, final, {"h": out, "r": r, "z": z, "n": n}
 
     def recurrent_weights(self) -> dict[str, Tensor]:
         return dict(zip(("W_hr", "W_hz", "W_hn"), self.rnn.weight_hh_l0.chunk(3, 0)))

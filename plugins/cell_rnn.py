@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.core.cells import Cell, State
-from workbench_plugins.lstm import no_steps
+from workbench.core.cells import Cell, State, defines_own
+from workbench_plugins.lstm import KERNEL_DTYPES, no_steps
 
 
 class RNNCell(Cell):
@@ -45,6 +45,16 @@ class RNNCell(Cell):
             return self.sequence_steps(x, state)
         out, h = self.rnn(x, state[0].unsqueeze(0).contiguous())
         return out, (h[0],)
+
+    def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
+        # no gates: the only thing to keep is h_t, which torch.nn.RNN (same nonlinearity, same two biases as
+        # step_projected) gives for every step in one call
+        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
+                or not defines_own(self, RNNCell, ("input_projection", "step_projected", "step", "sequence"))):
+            return super().sequence_traced(x, state)
+        with torch.no_grad():
+            out, final = self.sequence(x, state)
+        return out, final, {"h": out}
 
     def recurrent_weights(self) -> dict[str, Tensor]:
         return {"W_hh": self.rnn.weight_hh_l0}

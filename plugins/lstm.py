@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from workbench.core.cells import Cell, State
+from workbench.core.cells import Cell, State, defines_own
 
 # The derivative kernels autograd itself uses: grad * y * (1 - y) and grad * (1 - y^2) in one pass, written to out.
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
@@ -24,6 +24,16 @@ tanh_backward = torch.ops.aten.tanh_backward.grad_input
 def no_steps(x: Tensor, state: State, hidden_size: int) -> tuple[Tensor, State]:
     """A zero-length sequence: no outputs, the state unchanged (torch's fused kernels refuse T = 0)."""
     return x.new_zeros(0, x.shape[1], hidden_size), tuple(state)
+
+
+#: dtypes for which a torch kernel computes what the cells' per-step paths compute (to rounding); in others (half
+#: precision) the kernels accumulate differently, so the recorder steps the cell instead
+KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def previous_states(out: Tensor, h0: Tensor) -> Tensor:
+    """``[h_0, h_1, .., h_{T-1}]``: the state each step of ``out = [h_1 .. h_T]`` started from, ``[T, B, H]``."""
+    return torch.cat([h0.unsqueeze(0).to(out.dtype), out[:-1]], 0)
 
 
 def previous_h_grad_weight(d_pre: Tensor, h0: Tensor, out: Tensor) -> Tensor:
@@ -198,6 +208,36 @@ class LSTMCell(Cell):
             return out, (out[-1], c)
         out, (h, c) = self.rnn(x, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
         return out, (h[0], c[0])
+
+    def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
+        # torch.nn.LSTM computes the step path's function (same gate order, both biases), so with the fused path
+        # on, it gives every h_t in one call and the gates follow from x_t and h_{t-1} without stepping.
+        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
+                or not defines_own(self, LSTMCell, ("input_projection", "step_projected", "step", "_gates",
+                                                       "sequence"))):
+            return super().sequence_traced(x, state)
+        H = self.hidden_size
+        with torch.no_grad():
+            out, (h_T, c_T) = self.sequence(x, state)
+            h0, c0 = state
+            # all pre-activations at once: W_ih x_t + b (input_projection) + W_hh h_{t-1}, [T, B, 4H]
+            z = self.input_projection(x)
+            z.view(-1, 4 * H).addmm_(previous_states(out, h0).reshape(-1, H), self.rnn.weight_hh_l0.t())
+            # Hochreiter & Schmidhuber 1997 with forget gate (Gers et al. 2000): i,f,o = sigma(.), g = tanh(.)
+            i, f, g, o = z.chunk(4, -1)
+            i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+            g = torch.tanh(g)
+            # c_t = f_t * c_{t-1} + i_t * g_t: a linear recurrence, a few microseconds a step in this loop (a
+            # parallel scan is no faster here); the same two roundings as the step's f * c + i * g
+            ig = i * g
+            cells = torch.empty_like(out)
+            C, Fg, IG = cells.unbind(0), f.unbind(0), ig.unbind(0)
+            c = c0.to(out.dtype)
+            for t in range(x.shape[0]):
+                torch.mul(Fg[t], c, out=C[t])
+                c = C[t].add_(IG[t])
+        # the final state is the kernel's own, so that chunks follow each other as one long fused call would
+        return out, (h_T, c_T), {"h": out, "c": cells, "i": i, "f": f, "g": g, "o": o}
 
     def recurrent_weights(self) -> dict[str, Tensor]:
         return dict(zip(("W_hi", "W_hf", "W_hg", "W_ho"), self.rnn.weight_hh_l0.chunk(4, 0)))

@@ -83,9 +83,11 @@ def test_project_io_smoke(capsys):
 def test_recorder_speed_smoke(capsys):
     res = run_json(capsys, "recorder_speed")
     assert res["chars"] == 300 and res["steps"] == 300 and res["units"] == 32
-    assert set(res["chars_per_s"]) == {"recorder (Recorder.record)", "plain per-step loop",
-                                       "fused nn.LSTM, nothing kept"}
+    assert set(res["chars_per_s"]) == {"recorder (Recorder.record)", "per-step recorder (path=steps)",
+                                       "plain per-step loop", "fused nn.LSTM, nothing kept"}
     assert all(v > 0 for v in res["chars_per_s"].values())
+    # the default (whole chunks) and the per-step path recorded the same values
+    assert 0 <= res["max_abs_diff"] < 1e-5
 
 
 def test_train_throughput_smoke(capsys):

@@ -2,7 +2,9 @@
 
 Tensors are time-major: a sequence port carries ``[T, B, F]`` (tokens ``[T, B]``), a per-example port ``[B, F]``.
 ``forward`` runs a whole sequence (fused kernels where there are any); ``step`` runs one timestep (inputs without
-the time dimension) and is what decoders and probes use.  Stateless blocks ignore ``state``.
+the time dimension) and is what decoders and probes use.  Stateless blocks ignore ``state``.  ``sequence_traced``
+(optional) runs a chunk of timesteps exactly as that many ``step`` calls would, traces included: the hidden-unit
+recorder uses it when every stepped block of a model has it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,24 @@ class Block(nn.Module):
         seq = {k: v.unsqueeze(0) for k, v in inputs.items()}
         out, state = self.forward(seq, state)
         return {k: v.squeeze(0) for k, v in out.items()}, state
+
+    def sequence_traced(self, inputs: dict[str, Tensor], state: Any = None,
+                        trace: Optional[dict] = None) -> tuple[dict[str, Tensor], Any]:
+        """A chunk of timesteps at once: what ``T`` calls of :meth:`step` give, or ``NotImplemented``.
+
+        ``inputs`` are time-major ``[T, B, ...]`` (what :meth:`step` would get at each step, stacked); return the
+        outputs of every step stacked the same way and the state after the last step, in :meth:`step`'s state
+        convention, so that chunks and single steps can follow each other.  With a ``trace`` dict, write what
+        :meth:`step` writes at every step, each value stacked over the chunk (``trace[layer] = {"h": [T, B, H],
+        ..}``).  Return ``NotImplemented`` when the block cannot (decide from the block's configuration, not from
+        the inputs): the recorder then runs the whole model through :meth:`step`.
+
+        The default runs :meth:`forward` for a stateless block that keeps the default :meth:`step` (which is that
+        same ``forward`` on a length-1 sequence and writes no trace), and declines for every other block.
+        """
+        if self.stateful or type(self).step is not Block.step:
+            return NotImplemented
+        return self.forward(inputs, state)
 
     def layers(self) -> list[tuple[str, Any]]:
         """Recurrent layers as ``(name, cell)`` for probes; empty for non-recurrent blocks."""

@@ -3,7 +3,8 @@
 ``forward(batch, state)`` runs whole sequences through every block (fused kernels where a cell has one) and is
 what training uses.  ``start``/``step`` run one timestep at a time through the blocks' per-step paths and are all a
 decoder needs.  ``step_graph(..., trace=dict)`` is the same with every recurrent layer's hidden state, cell state
-and gates written into ``trace`` (probes and the recorder).
+and gates written into ``trace`` (probes and the recorder); ``sequence_graph`` runs a chunk of timesteps of the
+stepped nodes at once with the same trace and state (the recorder's fast path, where every stepped block has one).
 """
 
 from __future__ import annotations
@@ -128,6 +129,46 @@ class SequenceModel(nn.Module):
                 new_state[nid] = s
             for port, v in out.items():
                 values[(nid, port)] = v
+        return {port: values[src] for port, src in self.outputs_map.items()}, new_state
+
+    def sequence_graph(self, inputs: dict[str, Tensor], state: Optional[dict[str, Any]],
+                       trace: Optional[dict] = None) -> Any:
+        """A chunk of timesteps of the stepped nodes: what ``T`` calls of :meth:`step_graph` give, or
+        ``NotImplemented``.
+
+        ``inputs[step_port]`` is ``[T, B]`` (the stepped inputs of ``T`` steps); returns ``(outputs, new_state)``
+        with every output stacked over the chunk (``[T, B, ...]``) and the state of :meth:`step_graph` after the
+        last step, so chunks and single steps can follow each other from :meth:`start`.  ``trace`` gets what every
+        step's trace would hold, each value stacked over the chunk (``trace[layer][q]`` is ``[T, B, H]``).
+        ``NotImplemented`` when some stepped block declines (``Block.sequence_traced``), or when a stepped block
+        or an output reads a context value (an encoder's output: per example, not per step); ``state`` is then
+        untouched and ``trace`` empty, and the caller steps.
+        """
+        stepped = set(self.stepped_order)
+        step_src = (self.in_node, self.step_port)
+        sources = [src for nid in self.stepped_order for src in self.wiring[nid].values()]
+        if any(src != step_src and src[0] not in stepped for src in [*sources, *self.outputs_map.values()]):
+            return NotImplemented
+        ctx = (state or {}).get(self.CONTEXT) or {}
+        values: dict[tuple[str, str], Tensor] = {step_src: inputs[self.step_port]}
+        new_state: dict[str, Any] = {self.CONTEXT: ctx} if ctx else {}
+        # blocks write into a scratch trace, handed over only when the whole chunk ran
+        scratch: Optional[dict] = {} if trace is not None else None
+        for nid in self.stepped_order:
+            block = self.blocks[nid]
+            ins = {port: values[src] for port, src in self.wiring[nid].items()}
+            result = block.sequence_traced(ins, state.get(nid) if state else None, scratch)
+            if result is NotImplemented:
+                # nothing has changed (blocks return new states, they never update the given one in place): the
+                # caller steps this chunk from the same state
+                return NotImplemented
+            out, s = result
+            if block.stateful:
+                new_state[nid] = s
+            for port, v in out.items():
+                values[(nid, port)] = v
+        if trace is not None:
+            trace.update(scratch)
         return {port: values[src] for port, src in self.outputs_map.items()}, new_state
 
     def start(self, batch_size: int = 1, context: Optional[dict[str, Tensor]] = None) -> dict[str, Any]:

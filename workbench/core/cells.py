@@ -7,6 +7,10 @@ For a fast Python-stepped cell, split the step in two: :meth:`input_projection` 
 input in one matrix product (``[T, B, I] -> [T, B, G]``) and :meth:`step_projected` does the recurrent part.
 The default :meth:`sequence` then loops over ``unbind(0)`` slices (indexing ``x[t]`` in the loop makes every
 backward step zero-fill a full-size gradient).
+
+For the hidden-unit recorder, :meth:`Cell.sequence_traced` runs a chunk of timesteps and returns every state and
+gate of every step, ``[T, B, H]`` each.  The default is the per-step path in a loop; a cell with a fused kernel may
+override it (run the kernel for all h_t, then recompute the gates of all timesteps from x_t and h_{t-1} at once).
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ State = tuple[Tensor, ...]
 
 def _overrides(cell: "Cell", name: str) -> bool:
     return getattr(type(cell), name) is not getattr(Cell, name)
+
+
+def defines_own(cell: "Cell", cls: type, names: tuple[str, ...]) -> bool:
+    """True if ``cell`` uses ``cls``'s own ``names`` (no subclass below ``cls`` redefines any of them).
+
+    A cell class whose :meth:`Cell.sequence_traced` shortcut relies on its step being a known function (a fused
+    kernel's equations) checks this, so that a third-party subclass that changes the step gets the generic loop
+    rather than the parent's kernel."""
+    return isinstance(cell, cls) and all(getattr(type(cell), n) is getattr(cls, n) for n in names)
 
 
 class Cell(nn.Module):
@@ -90,6 +103,43 @@ class Cell(nn.Module):
         if not outs:
             return xs.new_zeros(0, xs.shape[1], self.hidden_size), tuple(state)
         return torch.stack(outs, 0), tuple(state)
+
+    # ---- whole chunk with every state and gate (the hidden-unit recorder) -------------------------------------
+    def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
+        """``x [T, B, I]`` -> ``(outputs [T, B, H], final_state, {name: [T, B, H]})`` without autograd.
+
+        The dict holds what stepping the cell with a ``gates`` dict reports at every step: each state by
+        :attr:`state_names` (``h`` first), then each gate the step puts in ``gates``, in that order; entry ``t``
+        along the first dimension is step ``t``'s value.  It is what the hidden-unit recorder keeps, so it must
+        equal stepping (to rounding).  The default steps the cell (the inputs projected once, as in
+        :meth:`sequence_steps`) and writes every step into buffers allocated at the first step.  A cell with a
+        fused kernel can override it: run the kernel once for every h_t, then recompute the gates of all
+        timesteps at once from x_t and h_{t-1}.
+        """
+        T, B = x.shape[0], x.shape[1]
+        with torch.no_grad():
+            splits = self._splits_step()
+            xs = self.input_projection(x) if splits else x
+            one_step = self.step_projected if splits else self.step
+            out: Optional[Tensor] = None
+            bufs: dict[str, Tensor] = {}
+            for t, x_t in enumerate(xs.unbind(0)):
+                gates: dict = {}
+                h, state = one_step(x_t, state, gates)
+                if out is None:
+                    out = h.new_empty((T, *h.shape))
+                out[t].copy_(h)
+                # the same entry, in the same order, as a recurrent block's per-step trace
+                for name, v in (*zip(self.state_names, state), *gates.items()):
+                    buf = bufs.get(name)
+                    if buf is None:
+                        buf = bufs[name] = v.new_empty((T, *v.shape))
+                    buf[t].copy_(v)
+            if out is None:
+                # no steps: nothing to report, the state unchanged
+                empty = x.new_zeros(0, B, self.hidden_size)
+                return empty, tuple(state), {n: empty for n in (*self.state_names, *self.gate_names)}
+        return out, tuple(state), bufs
 
     def _splits_step(self) -> bool:
         """True if the cell uses the two-part step (its own :meth:`step_projected`)."""

@@ -768,11 +768,13 @@ class Recorder:
 
     def record(self, project: Any, text: str, base_dir: str | Path | None = None, weights: str = "current",
                device: Any = None, progress: Optional[Callable[[int, int], None]] = None,
-               threads: int | None = 1) -> dict[str, Any]:
-        """Record ``text`` at the chosen weights: an annotated recording (see the module docstring)."""
+               threads: int | None = 1, path: str = "auto") -> dict[str, Any]:
+        """Record ``text`` at the chosen weights: an annotated recording (see the module docstring).  ``path``:
+        ``"auto"`` (whole chunks through the fused kernels where the model allows it) or ``"steps"`` (see
+        :func:`workbench.core.probes.record_activations`)."""
         loaded = self.load(project, base_dir, weights, device)
         return record_loaded(loaded, text, progress=progress, project_name=getattr(project, "name", ""),
-                             threads=threads)
+                             threads=threads, path=path)
 
 
 #: refuse recordings that would hold more than this many bytes of activations (the views keep all of them)
@@ -789,8 +791,8 @@ def recording_bytes(model: Any, steps: int) -> int:
 
 
 def record_loaded(loaded: LoadedForRecording, text: str, progress: Optional[Callable[[int, int], None]] = None,
-                  project_name: str = "", threads: int | None = 1) -> dict[str, Any]:
-    """Run the recorder on a loaded model.
+                  project_name: str = "", threads: int | None = 1, path: str = "auto") -> dict[str, Any]:
+    """Run the recorder on a loaded model (``path``: see :func:`workbench.core.probes.record_activations`).
 
     ``threads``: torch's intra-op threads while recording on a CPU (None: leave as is).  One step of one sequence
     is a few small matrix products that more threads cannot speed up, and on a busy machine every step's
@@ -821,7 +823,7 @@ def record_loaded(loaded: LoadedForRecording, text: str, progress: Optional[Call
     if change:
         torch.set_num_threads(int(threads))
     try:
-        rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress)
+        rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress, path=path)
     except NotImplementedError as exc:    # a block without a per-step path (a bidirectional layer)
         raise DataError("the recorder runs the model one step at a time, and "
                         + (str(exc) or "a block of this model cannot")) from None

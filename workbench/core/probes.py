@@ -4,7 +4,8 @@
 - :class:`GradientThroughTimeProbe` — ``||dL_T/dh_t||`` (loss at the last step only, so vanishing shows) and
   ``||dL/dh_t||`` (whole loss) for every timestep and recurrent layer, through the per-step path.
 - :func:`spectral_norms` — largest singular value of each recurrent matrix (vanishing < 1 < exploding).
-- :func:`record_activations` — hidden states, cell states and gates over a given input.
+- :func:`record_activations` — hidden states, cell states and gates over a given input (in chunks of steps through
+  the recurrent layers' fused kernels where the model allows it, else one step at a time).
 """
 
 from __future__ import annotations
@@ -123,14 +124,30 @@ def _norms(gs: list) -> list[float]:
     return torch.stack(vals).cpu().tolist() if vals else []
 
 
-@torch.no_grad()
-def record_activations(model, task, text: str, device=None, progress=None) -> dict[str, Any]:
-    """Run ``text`` through the per-step path and return ``{"text", "tokens", "layers": {layer: {q: [T, H]}}}``.
+#: timesteps per chunk of the recorder's whole-chunk path: the progress callback (and so the window's Cancel) is
+#: called between chunks as often as the per-step path calls it, and a chunk's gate pre-activations stay small
+#: (256 x 4 x 512 float32 is 2 MB for an LSTM of 512 units); longer chunks were no faster
+RECORD_CHUNK = 256
+#: the per-step path calls ``progress`` every this many steps
+PROGRESS_EVERY = 256
+RECORD_PATHS = ("auto", "steps")
 
-    ``q`` is each state (``h``, ``c``...) and each gate the cell reports.  ``progress(done, total)``, when given,
-    is called every few hundred steps and at the end; an exception it raises stops the recording (the window's
-    Cancel).  :mod:`workbench.core.inspect` adds token labels, offsets and kinds to the result.
+
+@torch.no_grad()
+def record_activations(model, task, text: str, device=None, progress=None, path: str = "auto",
+                       chunk: int = RECORD_CHUNK) -> dict[str, Any]:
+    """Run ``text`` through the model and return ``{"text", "tokens", "layers": {layer: {q: [T, H]}}}``.
+
+    ``q`` is each state (``h``, ``c``...) and each gate the cell reports, exactly what the per-step path
+    (``model.step_graph`` with a trace) gives at every step.  ``path="auto"`` runs ``chunk`` steps at a time
+    through ``model.sequence_graph`` (every recurrent layer's fused kernel where its cell has one) when every
+    stepped block supports it, and steps otherwise; ``path="steps"`` always steps (the reference the whole-chunk
+    path is tested against).  ``progress(done, total)``, when given, is called every few hundred steps and at
+    the end; an exception it raises stops the recording (the window's Cancel).  :mod:`workbench.core.inspect`
+    adds token labels, offsets and kinds to the result.
     """
+    if path not in RECORD_PATHS:
+        raise ValueError(f"path must be one of {', '.join(RECORD_PATHS)}, not {path!r}")
     device = device or model.device
     ids = task.encode(text)
     if not ids:
@@ -138,25 +155,48 @@ def record_activations(model, task, text: str, device=None, progress=None) -> di
     was_training = model.training
     model.eval()
     T = len(ids)
-    # One preallocated [T, H] buffer per quantity, filled step by step: a list of T small tensors stacked at the
-    # end would hold every value twice (20,000 steps x 512 units x 6 quantities is 250 MB once).
+    # One preallocated [T, H] buffer per quantity, filled step by step or chunk by chunk: a list of T small tensors
+    # stacked at the end would hold every value twice (20,000 steps x 512 units x 6 quantities is 250 MB once).
     layers: dict[str, dict[str, Tensor]] = {}
+
+    def keep(start: int, trace: dict, time_dim: bool) -> None:
+        """Copy batch row 0 of ``trace`` into the buffers from step ``start`` on (one step, or a chunk)."""
+        for layer, entry in trace.items():
+            slot = layers.setdefault(layer, {})
+            for q, v in entry.items():
+                rows = v[:, 0] if time_dim else v[0:1]          # [steps, ...] either way
+                buf = slot.get(q)
+                if buf is None:
+                    buf = slot[q] = torch.zeros((T, *rows.shape[1:]), dtype=torch.float32)
+                buf[start:start + rows.shape[0]].copy_(rows)
+
     try:
         state = model.start(1)
         port = task.input_port()
         tokens = torch.tensor(ids, dtype=torch.long, device=device)
-        for t in range(T):
-            trace: dict = {}
+        chunked = path == "auto" and hasattr(model, "sequence_graph")
+        size = max(1, int(chunk))
+        t = 0
+        while t < T:
+            if chunked:
+                n = min(size, T - t)
+                trace: dict = {}
+                result = model.sequence_graph({port: tokens[t:t + n].view(n, 1)}, state, trace)
+                if result is NotImplemented:
+                    chunked = False     # some block can only step: the rest of the text is stepped
+                    continue
+                _, state = result
+                keep(t, trace, True)
+                t += n
+                if progress is not None and t < T:
+                    progress(t, T)
+                continue
+            trace = {}
             _, state = model.step_graph({port: tokens[t:t + 1]}, state, trace)
-            for layer, entry in trace.items():
-                slot = layers.setdefault(layer, {})
-                for q, v in entry.items():
-                    buf = slot.get(q)
-                    if buf is None:
-                        buf = slot[q] = torch.zeros((T, *v.shape[1:]), dtype=torch.float32)
-                    buf[t].copy_(v[0])
-            if progress is not None and (t % 256 == 255):
+            keep(t, trace, False)
+            if progress is not None and (t % PROGRESS_EVERY == PROGRESS_EVERY - 1):
                 progress(t + 1, T)
+            t += 1
     finally:
         model.train(was_training)
     if progress is not None:

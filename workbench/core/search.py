@@ -8,9 +8,11 @@ module computes; nothing here imports Qt):
   the settings, the result, the n-best list and the search tree (see :func:`search_document`).  A decoder that
   grows no tree (greedy, sampling) gets a one-path tree whose log-probabilities and top-k lists come from
   re-running the model along its output (:func:`follow_path`), so every decoder can be drawn.
-- :func:`follow_path` re-runs the model's per-step path along one hypothesis with a trace, collecting each
-  token's log-probability, the top-k next tokens and, for models with attention, the attention weights:
-  ``[target_len, source_len]``, one row per generated token (the ``<eos>`` of a finished hypothesis included).
+- :func:`follow_path` re-runs the model along one hypothesis, collecting each token's log-probability, the top-k
+  next tokens and, for models with attention, the attention weights: ``[target_len, source_len]``, one row per
+  generated token (the ``<eos>`` of a finished hypothesis included).  A model whose stepped blocks can all run a
+  chunk at once (a language model) reads the hypothesis through ``sequence_graph``, 256 tokens a call; the others
+  (attention decoders) step with a trace.
 - :func:`layout_tree` places a document's tree left to right for drawing: one column per step, and in every
   column the nodes ordered by their parent's row, then by score, so edges between neighbouring columns never
   cross and the height is at most the number of candidates a step records (2 x width for beam search).
@@ -32,6 +34,10 @@ from workbench.core.project import available_weights  # noqa: F401 - re-exported
 FORMAT = "seqwb-search-tree"
 FORMAT_VERSION = 1
 WEIGHTS = ("current", "best")
+
+#: tokens per chunk when :func:`follow_path` reads a hypothesis through ``sequence_graph`` (bounds the logits held
+#: at once: a chunk of a 10,000-word vocabulary is 10 MB)
+FOLLOW_CHUNK = 256
 
 #: node kinds of a laid-out tree, from the most to the least prominent
 KINDS = ("root", "forced", "best", "nbest", "finished", "kept", "dead", "pruned")
@@ -72,9 +78,10 @@ class PathTrace:
 
 def follow_path(model: Any, task: Any, prompt: str, tokens: list[int], *, finished: bool = False, topk: int = 0,
                 device: Any = None) -> PathTrace:
-    """Re-run ``model`` along ``tokens`` after ``prompt`` (through ``task.prime`` and ``model.step``, as decoders
-    do), with a trace: each token's log-probability, the ``topk`` next tokens before it, and the attention weights
-    of every attention block, one row per scored token.  ``finished`` adds the ``<eos>`` after the tokens."""
+    """Re-run ``model`` along ``tokens`` after ``prompt`` (through ``task.prime``, then ``model.sequence_graph`` or
+    else ``model.step`` with a trace): each token's log-probability, the ``topk`` next tokens before it, and the
+    attention weights of every attention block, one row per scored token.  ``finished`` adds the ``<eos>`` after
+    the tokens."""
     import numpy as np
     import torch
 
@@ -89,8 +96,10 @@ def follow_path(model: Any, task: Any, prompt: str, tokens: list[int], *, finish
     try:
         with torch.no_grad():
             logits, state, source_ids = task.prime(traced, prompt, device, 1)
-            for i, tok in enumerate(scored):
-                logp = torch.log_softmax(logits.float(), -1)[0]
+
+            def score(tok: int, row: Any) -> None:
+                """Token ``tok`` against the logits ``row [V]`` the model gave before it."""
+                logp = torch.log_softmax(row.float(), -1)
                 logprobs.append(float(logp[tok]))
                 if topk > 0:
                     vals, idx = logp.topk(min(topk, logp.shape[-1]))
@@ -98,9 +107,32 @@ def follow_path(model: Any, task: Any, prompt: str, tokens: list[int], *, finish
                                  for t, p in zip(idx.tolist(), vals.exp().tolist())])
                 else:
                     tops.append([])
-                if i < len(scored) - 1:
-                    logits, state = traced.step(torch.tensor([tok], dtype=torch.long, device=logits.device), state,
-                                                task.input_port(), task.output_port())
+
+            if scored:
+                score(scored[0], logits[0])
+            # then token i is scored against the logits after token i - 1: a chunk at a time where the model can
+            # (a language model: its recurrent layers' fused kernels), else one step at a time with a trace.  The
+            # trace only serves the attention maps, and a model with an attention block always steps (the block
+            # reads its encoder's context, so sequence_graph declines)
+            chunked = hasattr(model, "sequence_graph")
+            i = 1
+            while i < len(scored):
+                if chunked:
+                    n = min(FOLLOW_CHUNK, len(scored) - i)
+                    fed = torch.tensor(scored[i - 1:i - 1 + n], dtype=torch.long, device=logits.device).view(n, 1)
+                    result = model.sequence_graph({task.input_port(): fed}, state)
+                    if result is NotImplemented:
+                        chunked = False
+                        continue
+                    out, state = result
+                    for tok, row in zip(scored[i:i + n], out[task.output_port()][:, 0].unbind(0)):
+                        score(tok, row)
+                    i += n
+                    continue
+                logits, state = traced.step(torch.tensor([scored[i - 1]], dtype=torch.long, device=logits.device),
+                                            state, task.input_port(), task.output_port())
+                score(scored[i], logits[0])
+                i += 1
     finally:
         model.train(was_training)
     attention: dict[str, Any] = {}
