@@ -436,3 +436,35 @@ def test_every_cell_learns_a_tiny_memory_task(reg, cell_id, params):
         losses.append(loss.item())
     factor = 0.75 if cell_id == "irnn" else 0.25
     assert losses[-1] < factor * losses[0], f"{cell_id}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+@pytest.mark.parametrize("cell_id,params", [("lstm", {"fused": True}), ("gru", {"fused": True}),
+                                            ("rnn", {"fused": True}), ("peephole-lstm", {})])
+def test_the_contract_checks_the_recorders_traced_path(reg, cell_id, params):
+    """check_traced_matches_steps passes for the cells' own sequence_traced and catches a wrong one (a gate off by
+    a little, the quantities in another order, one missing)."""
+    from workbench.testing.contracts import check_traced_matches_steps
+    spec = reg.cell(cell_id)
+    factory, p = spec.load(), spec.params(**params)
+    check_traced_matches_steps(factory, p)
+
+    def broken(change):
+        def make_cell(i, h, q):
+            cell = factory(i, h, q)
+            original = cell.sequence_traced
+
+            def traced(x, state):
+                out, final, quantities = original(x, state)
+                return out, final, change(dict(quantities))
+            cell.sequence_traced = traced
+            return cell
+        return make_cell
+
+    last = list(spec.state_names + spec.gates)[-1]
+    with pytest.raises(AssertionError, match="differs by"):
+        check_traced_matches_steps(broken(lambda q: {**q, last: q[last] + 1e-3}), p)
+    with pytest.raises(AssertionError, match="names and order"):
+        check_traced_matches_steps(broken(lambda q: dict(reversed(list(q.items())))) if len(spec.state_names
+                                   + spec.gates) > 1 else broken(lambda q: {**q, "extra": q[last]}), p)
+    with pytest.raises(AssertionError, match="names and order"):
+        check_traced_matches_steps(broken(lambda q: {k: v for k, v in q.items() if k != last}), p)

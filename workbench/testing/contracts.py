@@ -2,7 +2,8 @@
 
 ``check_cell(factory, params)`` builds the cell and checks: state shapes; the per-step path over a sequence
 equals :meth:`Cell.sequence` (the fused path, if any), outputs, final state and gradients; gate shapes; the
-recurrent matrices are square; and ``torch.autograd.gradcheck`` passes in float64.  Each check raises
+recorder's :meth:`Cell.sequence_traced` reports what stepping reports (every state and gate, same names and order,
+same values); the recurrent matrices are square; and ``torch.autograd.gradcheck`` passes in float64.  Each check raises
 ``AssertionError`` with a message saying what differs.
 """
 
@@ -66,6 +67,38 @@ def check_step_matches_sequence(factory: Callable, params: Any, input_size: int 
         assert d < tol, f"gradient of {name!r} differs by {d:.3g} between sequence() and step()"
 
 
+def check_traced_matches_steps(factory: Callable, params: Any, input_size: int = 5, hidden_size: int = 7,
+                               T: int = 6, batch: int = 3, tol: float = 1e-5, seed: int = 0) -> None:
+    """:meth:`Cell.sequence_traced` (what the hidden-unit recorder reads) equals stepping the cell with a ``gates``
+    dict: outputs, final state, and per step every state (``state_names``) then every reported gate, in that
+    order.  Matters for a cell that overrides ``sequence_traced`` (a fused shortcut); the default steps."""
+    torch.manual_seed(seed)
+    cell = _make(factory, input_size, hidden_size, params, torch.float64)
+    x = torch.randn(T, batch, input_size, dtype=torch.float64)
+    state0 = tuple(torch.randn(batch, hidden_size, dtype=torch.float64) * 0.5 for _ in cell.state_names)
+    with torch.no_grad():
+        out, final, traced = cell.sequence_traced(x, state0)
+        state, outs, steps = state0, [], []
+        for t in range(T):
+            gates: dict = {}
+            h, state = cell.step(x[t], state, gates)
+            outs.append(h)
+            steps.append({**dict(zip(cell.state_names, state)), **gates})
+    assert out.shape == (T, batch, hidden_size), f"sequence_traced() output has shape {tuple(out.shape)}"
+    diff = (out - torch.stack(outs)).abs().max().item()
+    assert diff < tol, f"sequence_traced() and step() outputs differ by {diff:.3g}"
+    for name, a, b in zip(cell.state_names, final, state):
+        d = (a - b).abs().max().item()
+        assert d < tol, f"final state {name!r} differs by {d:.3g} between sequence_traced() and step()"
+    assert list(traced) == list(steps[0]), \
+        f"sequence_traced() reports {list(traced)}, stepping reports {list(steps[0])} (names and order must match)"
+    for name, values in traced.items():
+        want = torch.stack([step[name] for step in steps])
+        assert values.shape == want.shape, f"{name!r} has shape {tuple(values.shape)}, stepping {tuple(want.shape)}"
+        d = (values - want).abs().max().item()
+        assert d < tol, f"{name!r} differs by {d:.3g} between sequence_traced() and step()"
+
+
 def check_gradcheck(factory: Callable, params: Any, input_size: int = 3, hidden_size: int = 4, T: int = 3,
                     batch: int = 2, seed: int = 0) -> None:
     torch.manual_seed(seed)
@@ -97,6 +130,7 @@ def check_cell(factory: Callable, params: Any) -> None:
     check_state(cell)
     check_recurrent_weights(cell)
     check_step_matches_sequence(factory, params)
+    check_traced_matches_steps(factory, params)
     check_gradcheck(factory, params)
 
 
