@@ -4,8 +4,8 @@ Builds an (untrained: the values do not matter for timing) character LM with one
 units, records ``--chars`` characters of its validation text with the same :class:`Recorder` the window uses,
 and shows the recording in the hidden-units panel (offscreen by default):
 
-- **record**: the per-step run over the text (what the worker thread does; the window stays responsive
-  meanwhile, this is how long the progress bar runs);
+- **record**: the run over the text, in chunks where the model allows (what the worker thread does; the window
+  stays responsive meanwhile, this is how long the progress bar runs);
 - **show recording**: ``set_recording`` — heatmap image, text layout, saturation scatter, levels;
 - **switch quantity**: choosing another quantity (a new heatmap image, a new unit trace);
 - **switch unit**: one ↓ in the text view (text colours, unit band, trace);
