@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -285,7 +286,7 @@ def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path: Pat
     target = tmp_path / "p.seqwb"
     # a real saver process that dies (no clean-up: os._exit) after creating its temporary file, as a kill would
     code = ("import os, sys; from pathlib import Path; from workbench.core import io; "
-            "tmp, fd = io._create_temp(Path(sys.argv[1]), 'p.seqwb', '.tmp'); os.write(fd, b'PK half'); "
+            "tmp, fd = io.create_temp(Path(sys.argv[1]), 'p.seqwb', '.tmp'); os.write(fd, b'PK half'); "
             "print(tmp.name, flush=True); os._exit(9)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2], timeout=120)
@@ -332,3 +333,27 @@ def test_atomic_write_cleans_up_after_killed_writes_too(tmp_path: Path) -> None:
     assert target.read_text() == "{}" and not leftover.exists() and fresh.exists()
     assert atomic.remove_stale_temps(tmp_path, "settings.json", now=time.time() + atomic.STALE_TEMP_SECONDS + 5) \
         == [fresh]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_gives_new_files_the_umask_default_and_keeps_a_replaced_files_mode(tmp_path: Path) -> None:
+    """A tree, a recording or settings written by the CLI are readable like any new file (tempfile.mkstemp would
+    leave them 0600), and a file the user made private stays private when it is written again."""
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "tree.json"
+        with atomic.atomic_write(target, "w") as fh:
+            fh.write("{}")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        target.chmod(0o600)
+        with atomic.atomic_write(target, "w") as fh:
+            fh.write("[]")
+        assert target.read_text() == "[]" and stat.S_IMODE(target.stat().st_mode) == 0o600
+        os.umask(0o077)
+        private = tmp_path / "acts.npz"
+        with atomic.atomic_write(private) as fh:
+            fh.write(b"x")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
+import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import IO, Iterator
@@ -20,23 +21,53 @@ DEAD_WRITER_TEMP_SECONDS = 30
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Write ``path`` all or nothing: readers see the old file or the complete new one, never a part."""
+    """Write ``path`` all or nothing: readers see the old file or the complete new one, never a part.
+
+    A new file gets the permissions of any newly created file (``0o666`` less the umask); a replaced one keeps
+    its own."""
     target = Path(path)
     folder = target.resolve().parent
     remove_stale_temps(folder, target.name)
-    # The pid in the name lets a later save tell a killed save's leftover from a save in progress.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    tmp, fd = create_temp(folder, target.name, ".tmp")
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        copy_mode(target, tmp)
         os.replace(tmp, target)
         fsync_dir(folder)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def temp_name(directory: Path, stem: str, suffix: str) -> Path:
+    """A temporary name beside ``directory/stem`` that :func:`remove_stale_temps` recognises."""
+    # Hidden (".") so file browsers do not show it; random so that two saves never share a temp file; with the
+    # pid, so that a later save can tell the leftover of a killed save (remove_stale_temps).
+    return directory / f".{stem}.{os.getpid()}.{secrets.token_hex(6)}{suffix}"
+
+
+def create_temp(directory: Path, stem: str, suffix: str) -> tuple[Path, int]:
+    """Create a new temporary file for ``directory/stem`` and open it for writing: ``(path, fd)``."""
+    while True:
+        tmp = temp_name(directory, stem, suffix)
+        try:
+            # 0o666 & ~umask, like a normally created file (tempfile.mkstemp would give 0o600: files only their
+            # owner could read, which a user who shares a folder does not expect of a saved tree or recording)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        return tmp, fd
+
+
+def copy_mode(target: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permissions of the file it replaces, if there is one (a user's chmod survives a save)."""
+    if target.exists():
+        with contextlib.suppress(OSError):
+            shutil.copymode(target, tmp)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import secrets
 import shutil
 import sys
 import time
@@ -52,7 +51,7 @@ import numpy as np
 import safetensors.numpy
 
 from workbench import __version__
-from workbench.core.atomic import fsync_dir, remove_stale_temps
+from workbench.core.atomic import copy_mode, create_temp, fsync_dir, remove_stale_temps, temp_name
 from workbench.core.errors import MissingPluginError, ProjectFileError
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
 from workbench.core.project import Checkpoint, History, Project, Run, Series
@@ -391,13 +390,13 @@ def _write_atomically(target: Path, members: list[_Member], manifest: Callable[[
                       backup: bool) -> None:
     directory = target.parent
     remove_stale_temps(directory, target.name)  # what saves of this file that were killed left behind
-    tmp, fd = _create_temp(directory, target.name, ".tmp")
+    tmp, fd = create_temp(directory, target.name, ".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             _write_zip(fh, members, manifest)
             fh.flush()
             os.fsync(fh.fileno())
-        _copy_mode(target, tmp)
+        copy_mode(target, tmp)
         if backup and target.exists():
             _keep_backup(target)
         os.replace(tmp, target)
@@ -405,23 +404,6 @@ def _write_atomically(target: Path, members: list[_Member], manifest: Callable[[
         _remove_quietly(tmp)
         raise
     _fsync_directory(directory)
-
-
-def _temp_name(directory: Path, stem: str, suffix: str) -> Path:
-    # Hidden (".") so file browsers do not show it; random so that two saves never share a temp file; with the
-    # pid, so that a later save can tell the leftover of a killed save (atomic.remove_stale_temps).
-    return directory / f".{stem}.{os.getpid()}.{secrets.token_hex(6)}{suffix}"
-
-
-def _create_temp(directory: Path, stem: str, suffix: str) -> tuple[Path, int]:
-    while True:
-        tmp = _temp_name(directory, stem, suffix)
-        try:
-            # 0o666 & ~umask, like a normally created file (mkstemp would give 0o600).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        return tmp, fd
 
 
 def _write_zip(fh: IO[bytes], members: list[_Member], manifest: Callable[[dict[str, str]], _Member]) -> None:
@@ -453,17 +435,10 @@ def _write_zip(fh: IO[bytes], members: list[_Member], manifest: Callable[[dict[s
         zf.filelist.insert(0, zf.filelist.pop())
 
 
-def _copy_mode(target: Path, tmp: Path) -> None:
-    # Keep the permissions the user gave the project file.
-    if target.exists():
-        with contextlib.suppress(OSError):
-            shutil.copymode(target, tmp)
-
-
 def _keep_backup(target: Path) -> None:
     """Make ``<name>.bak`` a copy of ``target`` without ever moving ``target`` away."""
     backup = target.with_name(target.name + ".bak")
-    tmp = _temp_name(target.parent, target.name, ".bak.tmp")
+    tmp = temp_name(target.parent, target.name, ".bak.tmp")
     try:
         try:
             os.link(target, tmp)  # instant, and the old contents stay reachable after target is replaced
