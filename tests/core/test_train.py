@@ -265,11 +265,38 @@ def test_device_auto_and_cpu(reg):
 
 def test_threads_leave_a_core_for_the_window(reg, monkeypatch):
     from workbench.core import device
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device, "cpu_count", lambda: 8)
     assert device.default_threads(behind_window=True) == 7
     assert device.default_threads(behind_window=False) == 8
     monkeypatch.setattr(device, "cpu_count", lambda: 1)
     assert device.default_threads(behind_window=True) == 1
+
+
+def test_omp_num_threads_caps_the_default_threads(reg, monkeypatch, tmp_path):
+    """OMP_NUM_THREADS, when a user or a scheduler sets it, caps the default (the trainer used to override it with
+    every core); the project's own threads setting still wins."""
+    from workbench.core import device
+    monkeypatch.setattr(device, "cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert device.default_threads(behind_window=False) == 2 and device.default_threads(behind_window=True) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")
+    assert device.default_threads(behind_window=False) == 8 and device.default_threads(behind_window=True) == 7
+    for junk in ("", "0", "-3", "two", "4,2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", junk)
+        assert device.default_threads(behind_window=False) == 8, junk
+    # through a real (headless) run: the trainer sets what the variable asks for
+    import torch
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        project = small_project(reg)
+        project.train.threads = 0
+        Trainer(project, reg).fit(steps=2)
+        assert torch.get_num_threads() == 1
+        assert device.describe_device(torch.device("cpu")) == "CPU (1 thread)"
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_best_checkpoint_tracking(reg):

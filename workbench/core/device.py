@@ -49,7 +49,8 @@ def describe_device(dev: torch.device) -> str:
         return f"CUDA: {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
 def cpu_count() -> int:
@@ -59,7 +60,23 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def env_threads() -> int | None:
+    """The thread count ``OMP_NUM_THREADS`` asks for (a positive integer), else None.
+
+    Torch reads it at start-up, but the trainer sets its own count afterwards; a user or a job scheduler that sets
+    the variable (to share a machine) means it for this program too."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def default_threads(behind_window: bool) -> int:
-    """All cores headless; behind the window leave one core for the GUI (at least 1 thread)."""
+    """All cores headless; behind the window leave one core for the GUI (at least 1 thread).  ``OMP_NUM_THREADS``,
+    when set, caps both (the project's own ``threads`` setting still wins over either)."""
     n = cpu_count()
-    return max(1, n - 1) if behind_window else n
+    n = max(1, n - 1) if behind_window else n
+    env = env_threads()
+    return min(n, env) if env is not None else n

@@ -65,7 +65,7 @@ class RunStart:
     run_id: str
     step: int                      # the step the run starts (or continues) from
     resumed: bool
-    device: str                    # "CPU (1 threads)", "CUDA: ..."
+    device: str                    # "CPU (1 thread)", "CUDA: ..."
     parameters: int
     total: str                     # "1000 steps" | "3 epochs"
     notices: list[str]
