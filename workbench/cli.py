@@ -496,16 +496,18 @@ def cmd_decode(args) -> int:
     return EXIT_OK
 
 
-def _graph_summary(project, reg) -> list[dict[str, Any]]:
-    from workbench.plugin_system.params import params_from_dict
+def _graph_summary(project, reg, report=None) -> list[dict[str, Any]]:
+    """Each node with the one-line summary its card on the canvas shows (sizes found by ``report``'s analysis)."""
+    from workbench.core.graph import node_summary
     rows = []
     for node in project.graph.nodes.values():
         summary = ""
         if reg.has("architecture", node.type):
-            spec = reg.block(node.type)
+            def inferred(node=node) -> int | None:
+                outs = report.ports.get(node.id, ((), ()))[1] if report is not None else ()
+                return report.sizes.get((node.id, outs[0].name)) if outs else None
             try:
-                p = params_from_dict(spec.params, node.params, node.id, ignore_unknown=True)
-                summary = spec.summary.format(**{f: getattr(p, f) for f in p.__dataclass_fields__})
+                summary = node_summary(node, reg.block(node.type), reg, inferred)
             except Exception:  # noqa: BLE001 - a summary is cosmetic
                 summary = ""
         rows.append({"id": node.id, "type": node.type, "summary": summary, "params": dict(node.params)})
@@ -536,7 +538,7 @@ def cmd_info(args) -> int:
     info = {
         "file": args.file, "name": project.name, "task": project.task.id,
         "format_version": manifest.get("format_version"), "app_version": manifest.get("app_version"),
-        "nodes": _graph_summary(project, reg), "links": [list(map(str, (ln.src, ln.src_port, ln.dst, ln.dst_port)))
+        "nodes": _graph_summary(project, reg, report), "links": [list(map(str, (ln.src, ln.src_port, ln.dst, ln.dst_port)))
                                                            for ln in project.graph.links],
         "valid": report.ok, "problems": report.problems, "parameters": n_params,
         "step": ckpt.step if ckpt else 0, "epoch": ckpt.epoch if ckpt else 0,

@@ -106,6 +106,11 @@ def test_eval_decode_info_probe_record_history(trained, tmp_path):
     assert info["parameters"] > 0 and info["valid"] and info["task"] == "char-lm"
     assert {p["id"] for p in info["plugins"]} >= {"lstm", "rnn", "char-lm"}
     assert "parameters" in seqwb("info", trained, check=0).stdout
+    # node summaries as the canvas's cards show them: the cell's title, and inferred sizes filled in once the
+    # data is known (a bare "0" used to show for the head's inferred output size)
+    summaries = {n["id"]: n["summary"] for n in info["nodes"]}
+    vocab = info["vocab_size"]
+    assert summaries["head"] == f"→ {vocab}" and summaries["rnn"].startswith("LSTM · ")
 
     probe = json.loads(seqwb("probe", trained, "--gradient-through-time", "--spectral", "--length", 12, "--json",
                              check=0).stdout)

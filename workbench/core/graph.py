@@ -7,11 +7,12 @@ a plugin (:class:`~workbench.plugin_system.specs.BlockSpec`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Optional
 
 from workbench.core.errors import GraphError
 from workbench.plugin_system.params import ParamError, field_info, params_from_dict
@@ -365,3 +366,48 @@ def analyze(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, i
         for p in outs:
             sizes[(node_id, p.name)] = out_sizes.get(p.name)
     return GraphReport(problems=problems, order=order, sizes=sizes, params=params, ports=ports)
+
+
+# ---- one-line node summaries (the canvas's node cards and `seqwb info`) ---------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _fields(params_cls: type) -> tuple:
+    """``field_info`` resolves type hints, which is slow; a block type's fields never change while we run."""
+    try:
+        return tuple(field_info(params_cls))
+    except TypeError:
+        return ()
+
+
+class _Missing(dict):
+    """``str.format_map`` helper: an unknown field shows as ``?`` instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+_PLURAL_AFTER_ONE = re.compile(r"(?<![\d.])1 (layer|stage|step|unit|head|block|direction)s\b")
+
+
+def node_summary(node: "Node", spec: Any, registry: Any,
+                 inferred_size: Optional[Callable[[], Optional[int]]] = None) -> str:
+    """The block spec's ``summary`` format string filled with the node's parameters (defaults where unset).
+
+    A cell shows as its title ("LSTM"), as people write it, not its id; a size whose 0 means "inferred" shows
+    ``inferred_size()`` (what graph analysis found) or "auto" until the data is known; "1 layers" reads "1 layer"."""
+    if not spec.summary:
+        return ""
+    infos = _fields(spec.params)
+    values: dict[str, Any] = {i.name: i.default for i in infos}
+    values.update(node.params)
+    for info in infos:
+        value = values.get(info.name)
+        if info.ui == "cell" and isinstance(value, str) and registry.has("cell", value):
+            values[info.name] = registry.cell(value).title
+        elif info.base is int and value == 0 and "infer" in (info.help or "").lower():
+            values[info.name] = (inferred_size() if inferred_size else None) or "auto"
+    try:
+        text = spec.summary.format_map(_Missing(values))
+    except (ValueError, IndexError, AttributeError, TypeError):
+        return spec.summary
+    return _PLURAL_AFTER_ONE.sub(r"1 \1", text)

@@ -7,7 +7,6 @@ document call each (``connect_ports``, ``move_nodes`` on mouse release, ...), wh
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from typing import Any
@@ -16,11 +15,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPen
 from PySide6.QtWidgets import QGraphicsScene
 
-from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Link, check_link, node_ports
+from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Link, check_link, node_ports, node_summary
 from workbench.gui import style
 from workbench.gui.canvas.catalog import port_tooltip
 from workbench.gui.canvas.items import DragLinkItem, LinkItem, MessageBubble, NodeItem, PortItem, node_size
-from workbench.plugin_system.params import field_info
 
 BUBBLE_SECONDS = 6.0
 
@@ -46,25 +44,6 @@ def problem_node_ids(problem: str) -> set[str]:
 def problems_mentioning(node_id: str, problems: list[str]) -> list[str]:
     """The problems that are about ``node_id`` (for the node's mark; the problems panel can use it too)."""
     return [p for p in problems if node_id in problem_node_ids(p)]
-
-
-@functools.lru_cache(maxsize=256)
-def _fields(params_cls: type) -> tuple:
-    """``field_info`` resolves type hints, which is slow; a block type's fields never change while we run."""
-    try:
-        return tuple(field_info(params_cls))
-    except TypeError:
-        return ()
-
-
-class _Missing(dict):
-    """``str.format_map`` helper: an unknown field shows as ``?`` instead of raising."""
-
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-_PLURAL_AFTER_ONE = re.compile(r"(?<![\d.])1 (layer|stage|step|unit|head|block|direction)s\b")
 
 
 class GraphScene(QGraphicsScene):
@@ -161,25 +140,7 @@ class GraphScene(QGraphicsScene):
 
     def summary_text(self, node: Any, spec: Any) -> str:
         """The spec's ``summary`` format string filled with the node's parameters (defaults where unset)."""
-        if not spec.summary:
-            return ""
-        registry = self.document.registry
-        infos = _fields(spec.params)
-        values: dict[str, Any] = {i.name: i.default for i in infos}
-        values.update(node.params)
-        for info in infos:
-            value = values.get(info.name)
-            # a cell is shown by its title ("LSTM"), as people write it, not by its id
-            if info.ui == "cell" and isinstance(value, str) and registry.has("cell", value):
-                values[info.name] = registry.cell(value).title
-            # "0: inferred" sizes show what inference found (or "auto" until the data is known), not a bare 0
-            elif info.base is int and value == 0 and "infer" in (info.help or "").lower():
-                values[info.name] = self._inferred_size(node) or "auto"
-        try:
-            text = spec.summary.format_map(_Missing(values))
-        except (ValueError, IndexError, AttributeError, TypeError):
-            return spec.summary
-        return _PLURAL_AFTER_ONE.sub(r"1 \1", text)
+        return node_summary(node, spec, self.document.registry, lambda: self._inferred_size(node))
 
     def _inferred_size(self, node: Any) -> int | None:
         if node.id not in self.document.graph.nodes:
