@@ -164,6 +164,32 @@ def test_attention_view_follows_the_selected_hypothesis(qtbot, view):
     assert "look" in pane.attention.cell_tooltip(0, 0)
 
 
+def test_opening_another_project_clears_the_previous_decode(qtbot, reg, view):
+    """File ▸ Open after a decode: the header, the tree, the n-best list, the attention map and its title, the prefix
+    and the status all start over (they used to keep "Current weights (step 600) · beam, width 5 · prefix …")."""
+    view.set_decoder("beam", BEAM3)
+    view.set_input(source_of(view))
+    view.set_prefix_text("19")
+    with qtbot.waitSignal(view.attentionShown, timeout=WAIT):
+        decode(qtbot, view)
+    pane = view.panes[0]
+    assert "prefix" in pane.header.text() and pane.attention.data() is not None
+    assert pane.attention_title.text().startswith("Attention for") and view.status.text()
+
+    char_lm, _ = template_project(reg.template("char-lm"), {"task.max_chars": "20000"}, reg)
+    with qtbot.waitSignal(view.infoReady, timeout=WAIT) as info:
+        view.doc.replace_project(char_lm, None)
+    for p, title in zip(view.panes, ("Current weights", "Best weights")):
+        assert p.header.text() == title
+        assert p.tree.document() is None and p.nbest.topLevelItemCount() == 0
+        assert p.attention.data() is None and p.attention_title.text() == "Attention"
+    assert view.prefix_edit.text() == "" and view.status.text() == ""
+    assert view.decode_button.isEnabled()
+    assert view.decoder_id() == char_lm.decode.decoder
+    # the input examples are the new task's (the dates' answer, had it still been on its way, is dropped)
+    assert info.args[0]["kind"] == "prime" and view.input_label.text() == info.args[0]["label"]
+
+
 def test_pruned_candidates_hide_and_subtrees_fold(qtbot, view):
     view.set_decoder("beam", BEAM3)
     view.set_input(source_of(view))

@@ -226,3 +226,63 @@ def test_saturation_scatter_export_and_cancel(make_window, reg, trained, qtbot, 
     qtbot.waitUntil(lambda: not panel.is_recording(), timeout=30000)
     assert panel.record_button.text() == "Record" and "cancelled" in panel.status.text()
     assert panel.recording is back          # what was shown stays
+
+
+def contrast(a, b) -> float:
+    """WCAG contrast ratio of two colours."""
+    def luminance(c):
+        def channel(v):
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_status_line_keeps_one_readable_colour(make_window, reg, qtbot):
+    """Every message used to be muted again from the colour before, fading to #E9E9E9 on #EFEFEF."""
+    from PySide6.QtGui import QPalette
+    win = make_window(reg)
+    panel = show_hidden_units(win)
+    status = panel.status
+
+    def color():
+        return status.palette().color(QPalette.ColorRole.WindowText)
+
+    panel._say("Loading the model and the data…")
+    first = color()
+    background = status.palette().color(QPalette.ColorRole.Window)
+    assert contrast(first, background) >= 4.5
+    for i in range(12):
+        panel._say(f"message {i}")
+        assert color() == first
+    panel._say("Could not record: no", error=True)
+    assert color() != first
+    panel._say("Recorded 2,000 characters (2,000 steps) at current weights, step 200 in 0.7 s.")
+    assert color() == first, "after an error the next message is muted again, not blended from the red"
+
+
+def test_before_recording_the_plots_are_empty_and_plain(make_window, reg, trained, qtbot):
+    """No -0.4..0.4 and "(x0.001)" on empty axes: a plain range, and a line that says to press Record; after
+    File ▸ Open the previous project's recording is gone from the plots too."""
+    project, path = trained
+    win = make_window(reg, project, path)
+    panel = show_hidden_units(win)
+    heat = panel.heatmap
+
+    def assert_empty():
+        assert heat.plot.getViewBox().viewRange() == [[0, 100], [0, 10]]
+        for plot in (heat.plot, heat.trace):
+            for name in ("left", "bottom"):
+                assert "(x" not in plot.getAxis(name).labelString(), (name, plot.getAxis(name).labelString())
+        assert heat.image_array() is None and not heat.unit_band.isVisible()
+        assert heat.placeholder.isVisible() and "press Record" in heat.placeholder.toPlainText()
+        assert not panel.saturation.plots and "Record" in panel.saturation.note.text()
+
+    assert_empty()
+    record(panel, qtbot, "text", TEXT)
+    assert heat.image_array() is not None and not heat.placeholder.isVisible() and heat.unit_band.isVisible()
+    assert heat.plot.getViewBox().viewRange()[0] == [0, len(TEXT)]
+    assert heat.trace.getViewBox().viewRange()[0] == [0, len(TEXT)], "the unit's trace spans the text too"
+    assert "(x" not in heat.trace.getAxis("bottom").labelString()
+    win.doc.replace_project(small_project(reg), None)
+    assert_empty()

@@ -614,6 +614,8 @@ class AttentionView(QGraphicsView):
     """A ``[target, source]`` attention matrix: the source along the top, the target down the left, a colour bar
     (0 to 1) at the right.  Wheel zooms, dragging pans."""
 
+    PLACEHOLDER = "The attention map of the selected hypothesis appears here."
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
@@ -622,7 +624,7 @@ class AttentionView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self._data: Optional[dict[str, Any]] = None
         self._weights: Any = None
-        self.set_message("The attention map of the selected hypothesis appears here.")
+        self.set_message(self.PLACEHOLDER)
 
     def matrix_shape(self) -> tuple[int, int]:
         return tuple(self._weights.shape) if self._weights is not None else (0, 0)

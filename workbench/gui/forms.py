@@ -5,6 +5,9 @@ with the declared range for numbers, a combo box for choices and for cell choose
 for booleans, a line edit for text (with a browse button for ``ui="path"``).  The form never changes a project
 itself: it hands each edited value to a ``commit(name, value)`` callback, which answers with ``None`` when the
 value was accepted or with the reason it was refused; the reason is then shown right under the field.
+
+Two small widgets that keep long content from widening the window live here too: :class:`ElidedLabel` and
+:class:`ScrollPage`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette, QValidator
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QFrame, QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from workbench.plugin_system.params import FieldInfo, field_info
 
@@ -336,6 +339,37 @@ def _strip_owner(message: str, name: str) -> str:
     return message
 
 
+class _SectionHeader(QToolButton):
+    """A section's fold button whose title ends in "…" when the inspector is narrower than it.
+
+    A tool button asks for its whole text as its minimum width: "Task: Sequence to sequence (translation)" alone
+    made the inspector's form wider than the dock, so its fields were cut off at the right.
+    """
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._title = title
+        self.setText(title)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+
+    def title(self) -> str:
+        return self._title
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("M…") * 4), hint.height())
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        # what the arrow and the margins take: the size hint less the advance of the text shown now
+        metrics = self.fontMetrics()
+        chrome = super().sizeHint().width() - metrics.horizontalAdvance(self.text())
+        shown = metrics.elidedText(self._title, Qt.TextElideMode.ElideRight, max(0, self.width() - chrome))
+        if shown != self.text():
+            self.setText(shown)
+        self.setToolTip(self._title if shown != self._title else "")
+
+
 class CollapsibleSection(QWidget):
     """A titled group that folds away: an arrow button over its content."""
 
@@ -344,11 +378,9 @@ class CollapsibleSection(QWidget):
     def __init__(self, title: str, key: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.key = key
-        self.header = QToolButton()
-        self.header.setText(title)
+        self.header = _SectionHeader(title)
         self.header.setCheckable(True)
         self.header.setChecked(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.header.setArrowType(Qt.ArrowType.DownArrow)
         self.header.setAutoRaise(True)
         self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -379,3 +411,73 @@ class CollapsibleSection(QWidget):
         self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
         self.body.setVisible(expanded)
         self.toggled.emit(expanded)
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it is narrower than its text, with the whole text in the tooltip.
+
+    A plain QLabel asks for the width of its whole text as its minimum, so one long message (a decoding header, a
+    failed run's reason) can widen the panel, push the docks aside or widen the window.  This one asks for a few
+    characters' width; ``text()`` is still the whole text.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self._own_tip = ""          # the tooltip this label set itself (the whole text), not one set by a caller
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self._update_tip()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().setText(text)
+        self._update_tip()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("M…") * 3), hint.height())
+
+    def elided_text(self) -> str:
+        """The text as drawn at the label's current width."""
+        width = self.contentsRect().width() - 2 * max(0, self.margin())
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, max(0, width))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        rect = self.contentsRect().adjusted(self.margin(), self.margin(), -self.margin(), -self.margin())
+        self.style().drawItemText(painter, rect, int(self.alignment()) | Qt.AlignmentFlag.AlignVCenter,
+                                  self.palette(), self.isEnabled(), self.elided_text(), self.foregroundRole())
+        painter.end()
+
+    def _update_tip(self) -> None:
+        """The whole text as the tooltip while it is cut, unless the caller set a tooltip of its own."""
+        if self.toolTip() not in ("", self._own_tip):
+            return
+        self._own_tip = self.text() if self.elided_text() != self.text() else ""
+        self.setToolTip(self._own_tip)
+
+
+class ScrollPage(QScrollArea):
+    """A tab page whose content scrolls when the tab is smaller than the content's minimum size.
+
+    Without it, a QTabWidget asks for the largest minimum size of all its pages, so one wide page (the training
+    dashboard, the decoding view) makes the main window squeeze its docks or grow.  In a page at least as large as
+    the content's minimum, the content simply fills it and no scroll bar shows.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.content = QWidget()
+        self.content.setObjectName("scrollPageContent")
+        layout = QVBoxLayout(self.content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.setWidget(self.content)
+
+    def add(self, widget: QWidget) -> QWidget:
+        """Put ``widget`` in the page (it fills it)."""
+        self.content.layout().addWidget(widget)
+        return widget

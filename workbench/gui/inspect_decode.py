@@ -22,17 +22,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QMessageBox, QPushButton,
-                               QRadioButton, QScrollArea, QSplitter, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QHBoxLayout, QHeaderView, QLabel, QLayout, QLayoutItem, QLineEdit, QMenu, QMessageBox,
+                               QPushButton, QRadioButton, QScrollArea, QSplitter, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from workbench.core.project import Project
 from workbench.core.search import available_weights, hypothesis_at, prefix_of, read_document, write_document
 from workbench.gui.decode_views import AttentionView, SearchTreeView, TreeTheme, hypothesis_text, line_text
-from workbench.gui.forms import ParamsForm, error_color
+from workbench.gui.forms import ElidedLabel, ParamsForm, ScrollPage, error_color
 from workbench.plugin_system.params import ParamError, field_info, params_from_dict
 
 TREE_FILTER = "Search trees (*.json)"
@@ -132,11 +132,12 @@ class DecodePane(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.header = QLabel(title)
+        self.title = title
+        # one line that ends in "…" when narrow: a header with a long prefix and output must not widen the view
+        self.header = ElidedLabel(title)
         font = self.header.font()
         font.setBold(True)
         self.header.setFont(font)
-        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.tree = SearchTreeView()
         self.nbest = QTreeWidget()
         self.nbest.setHeaderLabels(["#", "output", "log p", "normalised"])
@@ -232,6 +233,15 @@ class DecodePane(QWidget):
         self.nbest.clear()
         self.attention.set_message("")
 
+    def clear(self, text: str) -> None:
+        """Back to how a new pane looks (another project): its title, ``text`` instead of a tree, no n-best list
+        and no attention map — nothing of the previous project's decode stays in the header or the titles."""
+        self.set_message(text, self.title)
+        self.attention_title.setText("Attention")
+        self.attention.set_message(AttentionView.PLACEHOLDER)
+        self.weights = "current"
+        self.has_attention = None
+
     def select_rank(self, rank: int, *, center: bool = True) -> None:
         item = self.nbest.topLevelItem(rank)
         if item is not None:
@@ -261,27 +271,102 @@ def _css(color: QColor) -> str:
     return f"rgba({color.red()}, {color.green()}, {color.blue()}, {color.alphaF():.2f})"
 
 
+class FlowLayout(QLayout):
+    """Items side by side like words in a paragraph, on as many rows as the width needs.
+
+    The tree's legend is about 850 px in one row; in a QHBoxLayout that is also its minimum width, which widened
+    the whole window.  Here the minimum is the widest single item and the height follows the width.
+    """
+
+    def __init__(self, parent: QWidget | None = None, h_spacing: int = 15, v_spacing: int = 3):
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._h_spacing = h_spacing
+        self._v_spacing = v_spacing
+
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 - Qt override
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """Everything on one row."""
+        shown = [item.sizeHint() for item in self._items if not item.isEmpty()]
+        m = self.contentsMargins()
+        width = sum(h.width() for h in shown) + self._h_spacing * max(0, len(shown) - 1)
+        height = max((h.height() for h in shown), default=0)
+        return QSize(width + m.left() + m.right(), height + m.top() + m.bottom())
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
+        """The widest item: every other width wraps."""
+        size = QSize(0, 0)
+        for item in self._items:
+            if not item.isEmpty():
+                size = size.expandedTo(item.minimumSize())
+        m = self.contentsMargins()
+        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
+
+    def _arrange(self, rect: QRect, *, move: bool) -> int:
+        """Place the items (when ``move``) in ``rect``; returns the height they take."""
+        m = self.contentsMargins()
+        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
+        x, y, row_height = area.x(), area.y(), 0
+        for item in self._items:
+            if item.isEmpty():
+                continue
+            hint = item.sizeHint()
+            if x > area.x() and x + hint.width() > area.x() + area.width():
+                x, y, row_height = area.x(), y + row_height + self._v_spacing, 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self._h_spacing
+            row_height = max(row_height, hint.height())
+        return y + row_height - rect.y() + m.bottom()
+
+
 class Legend(QWidget):
-    """What the colours of the tree mean, in one row."""
+    """What the colours of the tree mean: one row when there is room, more rows when the view is narrow."""
 
     ENTRIES = (("best", "best hypothesis"), ("nbest", "other n-best / finished"), ("forced", "forced prefix"),
                ("kept", "in the beam"), ("dead", "beam that died out"), ("pruned", "pruned candidate"))
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(2, 0, 2, 0)
-        row.setSpacing(5)
+        flow = FlowLayout(self)
+        flow.setContentsMargins(2, 0, 2, 0)
         self.swatches: list[tuple[QLabel, str]] = []
         for kind, text in self.ENTRIES:
+            entry = QWidget()           # a swatch and its words wrap together
+            row = QHBoxLayout(entry)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(5)
             swatch = QLabel("a")
             swatch.setAlignment(Qt.AlignmentFlag.AlignCenter)
             swatch.setFixedSize(22, 16)
             self.swatches.append((swatch, kind))
             row.addWidget(swatch)
             row.addWidget(QLabel(text))
-            row.addSpacing(10)
-        row.addStretch(1)
+            flow.addWidget(entry)
         self.restyle()
 
     def restyle(self) -> None:
@@ -522,11 +607,14 @@ class DecodeInspector(QWidget):
         self.reference.clear()
         self.image.hide()
         for pane in self.panes:
-            pane.set_message("Choose an input and press Decode.", pane.header.text())
-            pane.has_attention = None
+            pane.clear("Choose an input and press Decode.")
+        # answers still on their way belong to the previous project: with the newest-job table emptied they are
+        # dropped when they arrive (decodes, attention, pictures and the input examples all carry a key)
         self._latest.clear()
+        self._done_text.clear()
+        self.decode_button.setEnabled(True)
         self._update_weights()
-        self.status.clear()
+        self._set_status("")
         if self.isVisible():
             self.request_info()
 
@@ -616,7 +704,8 @@ class DecodeInspector(QWidget):
         self._info_requested = True
         project, base = snapshot(self.doc.project), self._base_dir()
         self._submit(lambda s: s.input_info(project, base), self._on_info,
-                     lambda msg: self._set_status(f"Cannot read the task's data: {msg}", error=True))
+                     lambda msg: self._set_status(f"Cannot read the task's data: {msg}", error=True),
+                     key=("info", 0))
 
     def _on_info(self, info: dict[str, Any]) -> None:
         self._info = info
@@ -951,16 +1040,16 @@ def install(window: Any) -> None:
     """Add the **Decoding** tab to ``window``'s central tabs and **Inspect ▸ Decoding and Beam Search** to its
     menu bar.  The view is built the first time the tab is shown (nothing is loaded before)."""
     tabs = getattr(window, "tabs", None)
-    holder = QWidget()
+    # a scrolling page: a tab narrower than the view scrolls it instead of squeezing the docks or widening the window
+    holder = ScrollPage()
     holder.setObjectName("decodingTab")
-    QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
     window.decoding_tab = holder
     window.decoding = None
 
     def build() -> DecodeInspector:
         if window.decoding is None:
-            window.decoding = DecodeInspector(window.doc, window.registry, holder)
-            holder.layout().addWidget(window.decoding)
+            window.decoding = DecodeInspector(window.doc, window.registry, holder.content)
+            holder.add(window.decoding)
         return window.decoding
 
     dock = None

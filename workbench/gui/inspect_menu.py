@@ -11,7 +11,9 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget
+
+from workbench.gui.forms import ScrollPage
 
 HIDDEN_UNITS_DOCK = "hiddenUnitsDock"
 TAB_TITLE = "Hidden units"
@@ -61,9 +63,9 @@ def install_inspect_menu(window: QMainWindow) -> QMenu:
 
     tabs = getattr(window, "tabs", None)
     if isinstance(tabs, QTabWidget):
-        holder = QWidget()
+        # a scrolling page: a tab narrower than the panel scrolls it instead of squeezing the window's docks
+        holder = ScrollPage()
         holder.setObjectName("hiddenUnitsTab")
-        QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
         index = tabs.addTab(holder, TAB_TITLE)
         tabs.setTabToolTip(index, tip)
         window.hidden_units_tab = holder
@@ -74,8 +76,8 @@ def install_inspect_menu(window: QMainWindow) -> QMenu:
 def _build_in_tab(window: Any):
     if window.hidden_units is None:
         from workbench.gui.inspect_units import HiddenUnitsPanel
-        panel = HiddenUnitsPanel(window.doc, window.registry, window.hidden_units_tab)
-        window.hidden_units_tab.layout().addWidget(panel)
+        panel = HiddenUnitsPanel(window.doc, window.registry, window.hidden_units_tab.content)
+        window.hidden_units_tab.add(panel)
         window.hidden_units = panel
     return window.hidden_units
 

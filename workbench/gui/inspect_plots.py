@@ -18,12 +18,17 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from workbench.gui import inspect_colors
+from workbench.gui.forms import ElidedLabel
 from workbench.gui.style import is_dark, set_muted
 
 GATE_TITLES = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "g": "candidate g",
                "r": "reset gate r", "z": "update gate z", "n": "candidate n"}
 HOVER_HINT = ("Hover: unit, position, character, value · wheel: zoom · drag: pan · click: show that unit · "
               "right-click ▸ View All: everything")
+EMPTY_TEXT = "Nothing recorded yet: press Record"
+# what the axes span before anything is recorded (pyqtgraph's own default, -0.5..0.5, reads as junk)
+EMPTY_STEPS = 100
+EMPTY_UNITS = 10
 # layer colours of the saturation scatter: distinct in both themes (Okabe & Ito)
 LAYER_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#999999")
 
@@ -44,6 +49,12 @@ def _style_axes(plot: pg.PlotItem, text: QColor) -> None:
         axis = plot.getAxis(name)
         axis.setPen(pg.mkPen(text))
         axis.setTextPen(pg.mkPen(text))
+
+
+def _plain_axes(plot: pg.PlotItem) -> None:
+    """No SI-prefix scaling: steps, units and fractions are plain numbers ("(x0.001)" after "step" means nothing)."""
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
 
 
 def shown_char(label: str) -> str:
@@ -68,8 +79,7 @@ class HeatmapView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
-        self.info = QLabel(HOVER_HINT)
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info = ElidedLabel(HOVER_HINT)      # ends in "…" in a narrow view rather than being cut mid-word
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         set_muted(self.info)
         layout.addWidget(self.info)
@@ -126,16 +136,45 @@ class HeatmapView(QWidget):
         grid.setColumnStretchFactor(0, 1)     # the plots take the width; the colour bar only what it needs
         grid.setColumnStretchFactor(1, 0)
         self.colorbar.setMaximumWidth(64)
+        for plot in (self.plot, self.trace):
+            _plain_axes(plot)
+        self.placeholder = pg.TextItem(EMPTY_TEXT, anchor=(0.5, 0.5))
+        self.placeholder.setZValue(20)
+        self.plot.addItem(self.placeholder, ignoreBounds=True)
 
         scene = self.glw.scene()
         scene.sigMouseMoved.connect(self._on_mouse_moved)
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
         self._apply_theme()
+        self.clear()
 
     # ---- data -----------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Nothing recorded: empty axes over a plain range (0..100 steps, 0..10 units), no unit band, and a line
+        that says to press Record."""
+        self._values = None
+        self._labels = []
+        self._track = None
+        self.image.clear()
+        self.unit_band.hide()
+        self.set_span(0, 0)
+        self.plot.setTitle("")
+        vb = self.plot.getViewBox()
+        vb.setLimits(xMin=0, xMax=EMPTY_STEPS, yMin=0, yMax=EMPTY_UNITS, minXRange=2, minYRange=1)
+        self.trace.getViewBox().setLimits(xMin=0, xMax=EMPTY_STEPS)
+        self.plot.setXRange(0, EMPTY_STEPS, padding=0)
+        self.plot.setYRange(0, EMPTY_UNITS, padding=0)
+        self.trace.setYRange(*self._levels, padding=0.05)
+        self.placeholder.setPos(EMPTY_STEPS / 2, EMPTY_UNITS / 2)
+        self.placeholder.show()
+        self.info.setText(HOVER_HINT)
+        self._update_trace()
+
     def set_data(self, values: np.ndarray, levels: tuple[float, float], labels: list[str], title: str = "",
                  keep_view: bool = False) -> None:
         """Show ``values [T, H]`` on fixed ``levels``; ``labels`` are the steps' characters/tokens."""
+        self.placeholder.hide()
+        self.unit_band.show()
         self._values = np.asarray(values)
         self._labels = labels
         self._levels = (float(levels[0]), float(levels[1]))
@@ -146,11 +185,13 @@ class HeatmapView(QWidget):
         self.plot.setTitle(title, size="9pt")
         vb = self.plot.getViewBox()
         vb.setLimits(xMin=0, xMax=max(T, 1), yMin=0, yMax=max(H, 1), minXRange=2, minYRange=1)
+        # the trace's limits before the x range: the trace follows the heatmap's x range through the link, and
+        # limits left from a shorter text (or the empty view) would clamp it there
+        self.trace.getViewBox().setLimits(xMin=0, xMax=max(T, 1))
         if not keep_view:
             self.plot.setXRange(0, max(T, 1), padding=0)
             self.plot.setYRange(0, max(H, 1), padding=0)
         self.trace.setYRange(*self._levels, padding=0.05)
-        self.trace.getViewBox().setLimits(xMin=0, xMax=max(T, 1))
         self.set_unit(min(self._unit, H - 1))
 
     def image_array(self) -> Optional[np.ndarray]:
@@ -241,6 +282,9 @@ class HeatmapView(QWidget):
             for line in region.lines:
                 line.setPen(pg.mkPen(QColor("#e8a400"), width=1))
         self.unit_curve.setPen(pg.mkPen(text, width=1.2))
+        muted = QColor(text)
+        muted.setAlphaF(0.6)
+        self.placeholder.setColor(muted)
         fill = QColor("#e69f00")
         fill.setAlpha(70)
         self.track_curve.setPen(pg.mkPen(QColor("#e69f00"), width=1))
@@ -304,6 +348,15 @@ class SaturationView(QWidget):
         self._data: dict[str, dict[str, Any]] = {}
         self._apply_theme()
 
+    def clear(self) -> None:
+        """Nothing recorded: no plots, and a line that says where they come from."""
+        self._data = {}
+        self.glw.clear()
+        self.plots.clear()
+        self.scatters.clear()
+        self.note.setText("Record a text (Record, top left) to see how often each gate is almost shut or almost "
+                          "open.")
+
     def set_data(self, saturation: dict[str, dict[str, Any]], layers: list[str]) -> None:
         self._data = saturation
         self.glw.clear()
@@ -340,6 +393,7 @@ class SaturationView(QWidget):
             plot.hideButtons()
             plot.showGrid(x=True, y=True, alpha=0.15)
             _style_axes(plot, text)
+            _plain_axes(plot)
             diag = pg.PlotDataItem([0, 1], [1, 0], pen=pg.mkPen(QColor(text), width=1, style=Qt.PenStyle.DotLine))
             plot.addItem(diag)
             if k == 0 and len(layers) > 1:

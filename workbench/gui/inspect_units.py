@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
 from workbench.core import inspect as core
 from workbench.gui.inspect_plots import HeatmapView, SaturationView
 from workbench.gui.inspect_text import ActivationTextView
-from workbench.gui.forms import error_color
+from workbench.gui.forms import ElidedLabel, error_color
 from workbench.gui.style import set_muted
 
 QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
@@ -214,7 +214,7 @@ class HiddenUnitsPanel(QWidget):
         self.progress.setTextVisible(True)
         self.progress.hide()
         bar.addWidget(self.progress)
-        self.status = QLabel("")
+        self.status = ElidedLabel("")          # a long error ends in "…" (the tooltip has it all)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         set_muted(self.status)
         bar.addWidget(self.status, 1)
@@ -261,7 +261,7 @@ class HiddenUnitsPanel(QWidget):
         tl = QVBoxLayout(text_box)
         tl.setContentsMargins(0, 0, 0, 0)
         tl.setSpacing(2)
-        self.text_caption = QLabel(" ")
+        self.text_caption = ElidedLabel(" ")
         self.text_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         set_muted(self.text_caption)
         tl.addWidget(self.text_caption)
@@ -603,12 +603,12 @@ class HiddenUnitsPanel(QWidget):
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
         self.status.setToolTip(text)
-        pal = self.status.palette()
         if error:
+            pal = self.status.palette()
             pal.setColor(QPalette.ColorRole.WindowText, error_color(self))
             self.status.setPalette(pal)
         else:
-            set_muted(self.status)
+            set_muted(self.status)      # the same muted colour every time, also after an error (style.set_muted)
 
     def _show_empty(self) -> None:
         self.layer_combo.clear()
@@ -618,6 +618,11 @@ class HiddenUnitsPanel(QWidget):
                                    "a text you type, or a file) and see its hidden units here.")
         self.text_view.set_text("")
         self.text_caption.setText(" ")
+        # the plots too: after File ▸ Open, the previous project's heatmap must not stay under the new one's name
+        self.heatmap.clear()
+        self.saturation.clear()
+        self._track, self._track_name = None, ""
+        self._span = None
         self.results.clear()
         self.span_units.clear()
         self.matches_list.clear()

@@ -24,11 +24,12 @@ from PySide6.QtGui import (QAction, QCloseEvent, QColor, QDesktopServices, QIcon
                            QPen, QPixmap)
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QDockWidget, QFileDialog, QLabel, QLineEdit,
                                QMainWindow, QMessageBox, QPlainTextEdit, QStyle, QTabWidget, QTextEdit, QToolBar,
-                               QVBoxLayout, QWidget)
+                               QWidget)
 
 from workbench import __version__
 from workbench.gui.canvas.view import GraphView
 from workbench.gui.document import ProjectDocument
+from workbench.gui.forms import ElidedLabel, ScrollPage
 from workbench.gui.inspector import Inspector
 from workbench.gui.palette import PaletteWidget
 from workbench.gui.problems import ProblemsPanel
@@ -42,6 +43,11 @@ STATE_VERSION = 2            # bump when the docks change, so an old saved layou
 VIEW_KEY = "__view__"        # graph.ui keys that are not node ids: the canvas view and the inspector
 INSPECTOR_KEY = "__inspector__"
 LOG_LINES = 5000             # the log dock keeps this many lines
+# Side docks: their default widths, and the narrowest they may get.  Below the minimum the palette shows
+# "Recurre…" eight times and the inspector's fields are cut off.  A saved layout with a dock below it (from a smaller
+# window, or from a version whose wide tabs squeezed the docks) gets the default width back at the first show.
+PALETTE_WIDTH, PALETTE_MIN_WIDTH = 210, 150
+INSPECTOR_WIDTH, INSPECTOR_MIN_WIDTH = 330, 240
 
 
 def app_settings() -> QSettings:
@@ -185,8 +191,10 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("centralTabs")
         self.tabs.setDocumentMode(True)
-        self.training_tab = QWidget()
-        QVBoxLayout(self.training_tab).setContentsMargins(0, 0, 0, 0)
+        # the dashboard asks for about 980 px (its top row: run buttons, device, threads, progress, speed): in a
+        # scrolling page, a narrower tab scrolls it instead of squeezing the docks or widening the window
+        self.training_tab = ScrollPage()
+        self.training_tab.setObjectName("trainingTab")
         self.tabs.addTab(self.view, "Model")
         self.tabs.addTab(self.training_tab, "Training")
         self.tabs.setTabToolTip(0, "The model graph (canvas)")
@@ -260,7 +268,9 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("Log", "logDock", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.log_dock)
         self.problems_dock.raise_()
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 330], Qt.Orientation.Horizontal)
+        # the minimum widths are set at the first show (_keep_docks_usable), after the saved layout is restored
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [PALETTE_WIDTH, INSPECTOR_WIDTH],
+                         Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [96], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -438,6 +448,15 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         status = self.statusBar()
+        # Messages go to this label rather than being painted by the status bar, which cuts a long one off where
+        # the permanent labels begin ("set task.e✓ model graph complete"); the label ends it in "…" instead and
+        # keeps the whole text in its tooltip.  Being the first permanent widget, it leaves the status bar's own
+        # message area no room, so the text is not drawn twice.
+        self.message_label = ElidedLabel()
+        self.message_label.setObjectName("statusMessage")
+        self.message_label.setContentsMargins(4, 0, 6, 0)
+        status.messageChanged.connect(self.message_label.setText)
+        status.addPermanentWidget(self.message_label, 1)
         self.problems_label = QLabel()
         self.problems_label.setContentsMargins(6, 0, 6, 0)
         self.device_label = QLabel("Device: …")
@@ -455,10 +474,28 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
+            QTimer.singleShot(0, self._keep_docks_usable)
             QTimer.singleShot(0, self._apply_view_state)
             if self._detect_device:
                 # after the first paint: torch's import must not delay the window
                 QTimer.singleShot(200, self._start_device_probe)
+
+    def _keep_docks_usable(self) -> None:
+        """Give a side dock that the restored layout left too narrow its default width, then keep both docks at
+        least at their minimum widths from now on.
+
+        Set before the restore, the minimums would only clamp such a dock to the minimum; the layout is laid out
+        (and the restored widths known) once the window is shown."""
+        docks = ((self.palette_dock, PALETTE_WIDTH, PALETTE_MIN_WIDTH),
+                 (self.inspector_dock, INSPECTOR_WIDTH, INSPECTOR_MIN_WIDTH))
+        narrow = [(dock, width) for dock, width, least in docks
+                  if dock.isVisible() and not dock.isFloating() and dock.width() < least]
+        if narrow:
+            self.resizeDocks([d for d, _ in narrow], [w for _, w in narrow], Qt.Orientation.Horizontal)
+            # now, not at the next layout pass: the canvas fits the model to its size right after this
+            self.layout().activate()
+        for dock, _width, least in docks:
+            dock.setMinimumWidth(least)
 
     def _start_device_probe(self) -> None:
         self.device_label.setText("Device: detecting…")
@@ -575,13 +612,13 @@ class MainWindow(QMainWindow):
             QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
             try:
                 from workbench.gui.dashboard import TrainingDashboard
-                self.dashboard = TrainingDashboard(self.doc, self.training_tab)
+                self.dashboard = TrainingDashboard(self.doc, self.training_tab.content)
             finally:
                 QApplication.restoreOverrideCursor()
             self.dashboard.add_run_actions([self.act_train, self.act_pause, self.act_resume, self.act_stop])
             if self._devices:
                 self.dashboard.set_devices(self._devices)
-            self.training_tab.layout().addWidget(self.dashboard)
+            self.training_tab.add(self.dashboard)
         return self.dashboard
 
     def show_dashboard(self) -> None:

@@ -173,10 +173,22 @@ def ui_font(scale: float = 1.0, bold: bool = False) -> QFont:
     return font
 
 
+def muted_text_color(widget) -> QColor:
+    """The text colour of hints and status lines: the theme's text colour 40 % of the way to the background, as
+    dark (or light) as hints get while staying readable (about 5:1 on the default light and dark palettes)."""
+    # From the application's palette for this kind of widget, never from the widget's own: that one may have
+    # been muted (or turned red by an error) already, and blending it again would fade the text a bit more at
+    # every message until it vanished (#E9E9E9 on #EFEFEF after a dozen).
+    base = QApplication.palette(widget)
+    return blend(QColor(base.color(QPalette.ColorRole.WindowText)), QColor(base.color(QPalette.ColorRole.Window)),
+                 0.4)
+
+
 def set_muted(widget) -> None:
-    """Give a hint label a muted but readable text colour (the disabled colour is too faint in light themes)."""
+    """Give a hint label a muted but readable text colour (the disabled colour is too faint in light themes).
+
+    Idempotent: calling it again (a status label muted at every message) gives the same colour, and it also
+    brings back a label that showed an error colour in between."""
     pal = widget.palette()
-    text = QColor(pal.color(QPalette.ColorRole.WindowText))
-    window = QColor(pal.color(QPalette.ColorRole.Window))
-    pal.setColor(QPalette.ColorRole.WindowText, blend(text, window, 0.4))
+    pal.setColor(QPalette.ColorRole.WindowText, muted_text_color(widget))
     widget.setPalette(pal)
