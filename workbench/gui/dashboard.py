@@ -12,6 +12,7 @@ trainer's events or the run's record.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 import os
 import time
@@ -26,8 +27,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QSpinBox, QSplitter, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from workbench.gui.plots import (LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen, run_color,
-                                 series_color, trailing_mean)
+from workbench.gui.plots import (GROUP_PATH_SUFFIX, LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen,
+                                 run_color, series_color, trailing_mean)
 from workbench.gui.style import canvas_theme, set_muted, ui_font
 
 SERIES_CAPACITY = 4096      # points kept per series per run shown (whatever the run's length)
@@ -41,6 +42,14 @@ METRIC_PREFERENCE = ("ppl", "bpc", "accuracy", "bleu", "mse", "mae")
 DASH = Qt.PenStyle.DashLine
 DOT = Qt.PenStyle.DotLine
 LAYER_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine)
+#: how the bar names the state of a run that is not training ("run-1 finished at step 200")
+ENDED_WORDS = {"finished": "finished at", "stopped": "stopped at", "running": "interrupted at",
+               # a failure happens while computing the step after the last one that finished
+               "failed": "failed after"}
+
+# Serial numbers for the runs shown: a run rebuilt from the record (another project, the same run id) is another
+# picture, even when its id, status and numbers of points match the one drawn before.
+_trace_uids = itertools.count(1)
 
 
 def _reduce_for(key: str) -> str:
@@ -91,6 +100,7 @@ class RunTraces:
         self._epoch = None
         self.last_step = 0
         self.version = 0
+        self.uid = next(_trace_uids)
 
     # ---- building from the record ------------------------------------------------------------------------
     @classmethod
@@ -205,6 +215,11 @@ class RunTraces:
         cells = "+".join(self.settings.get("cells") or []) or "?"
         return f"{self.run_id} ({cells})"
 
+    def planned_steps(self) -> int:
+        """The steps the run was set to train (0 when it trains by epochs: the record does not say how many)."""
+        train = self.settings.get("train") or {}
+        return 0 if train.get("epochs") else int(train.get("steps") or 0)
+
 
 # ---- deleting runs (one undo step) ---------------------------------------------------------------------------
 
@@ -318,6 +333,37 @@ class RunSettingsBar(QWidget):
             self.setToolTip(error)
 
 
+# ---- the progress bar ---------------------------------------------------------------------------------------
+
+class ProgressLine(QProgressBar):
+    """The run's progress bar, whose text stays on one line.
+
+    Qt's styles wrap a text that is wider than the bar onto a second line inside it, cut at the top and the
+    bottom ("paused · step 111 / 200 · epoch 1 · 0:17 left" at the default window size).  Here the text the style
+    draws (``text()``, virtual) ends in "…" when it does not fit, and the whole text is in the tooltip.
+    """
+
+    TEXT_MARGIN = 8          # the style's padding around the text, both sides together
+
+    def setFormat(self, text: str) -> None:  # noqa: N802 - keeps the tooltip in step with the text
+        super().setFormat(text)
+        self.setToolTip(text)
+
+    def text(self) -> str:
+        room = max(0, self.contentsRect().width() - self.TEXT_MARGIN)
+        return self.fontMetrics().elidedText(super().text(), Qt.TextElideMode.ElideRight, room)
+
+
+class _ContentsCombo(QComboBox):
+    """A combo box as wide as its items, never wider.
+
+    Qt keeps the minimum width a combo worked out while it was empty (seven "x"), wider than "rnn.0"; the width
+    comes out of the plot's title beside it, which is then cut."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.sizeHint()
+
+
 # ---- the dashboard ------------------------------------------------------------------------------------------
 
 class TrainingDashboard(QWidget):
@@ -333,7 +379,7 @@ class TrainingDashboard(QWidget):
         self.live_run_id: str | None = None
         self.smoothing = 20
         self.quantity = "dLT_dh"
-        self.metric = ""
+        self.metric_name = ""
         self._drawn: dict[tuple[str, str], tuple] = {}
         self._epoch_lines: list[Any] = []
         self._epoch_drawn: tuple = ()
@@ -342,13 +388,19 @@ class TrainingDashboard(QWidget):
         self._redraw_cost = 0.0
         self._next_panel = 0
         self.redraws = 0
+        # the live run's progress: "step 111 / 200 · epoch 1", the time left, paused or not
+        self._progress_text = ""
+        self._eta = math.nan
+        self._paused = False
+        self._planned_steps = 0             # the live run's total steps (from its plan, or estimated by epochs)
+        self._samples_shown: tuple = ()
 
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.timeout.connect(self.redraw)
 
         self._build()
-        doc.projectReplaced.connect(self.reload)
+        doc.projectReplaced.connect(self._on_project_replaced)
         doc.settingsChanged.connect(self._on_settings_changed)
         self.reload()
 
@@ -362,7 +414,7 @@ class TrainingDashboard(QWidget):
         top.addLayout(self.action_row)
         self.settings_bar = RunSettingsBar(self.doc)
         top.addWidget(self.settings_bar)
-        self.progress = QProgressBar()
+        self.progress = ProgressLine()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
@@ -501,10 +553,10 @@ class TrainingDashboard(QWidget):
                                            "for each timestep t of a fixed probe sequence (log10, fixed colour "
                                            "scale). Dark on the left means the gradient from the end of the "
                                            "sequence does not reach its start.")
-        self.heat_run = QComboBox()
+        self.heat_run = _ContentsCombo()
         self.heat_run.setToolTip("The run whose probes the heatmap shows (the run shown, or an overlaid run)")
-        self.heat_layer = QComboBox()
-        self.heat_layer.setToolTip("The recurrent layer")
+        self.heat_layer = _ContentsCombo()
+        self.heat_layer.setToolTip("The recurrent layer whose probes the heatmap shows")
         for combo in (self.heat_run, self.heat_layer):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.heat_run.currentIndexChanged.connect(self._heat_choice_changed)
@@ -528,13 +580,16 @@ class TrainingDashboard(QWidget):
         self.group_panel = PlotPanel("Gradient norm per group", "‖g‖", log_y=True, legend=True,
                                      tip="The gradient norm of each parameter group. Click a name in the legend "
                                          "to hide or show its curve.")
-        self.group_clipped = QCheckBox("after clipping")
+        # short: the title beside it ("Gradient norm per group") must fit at the default window size
+        self.group_clipped = QCheckBox("clipped")
         self.group_clipped.setToolTip("Show the norms after clipping instead of before")
         self.group_clipped.toggled.connect(self._invalidate)
         self.group_panel.add_control(self.group_clipped)
         self.group_log = self._log_box(self.group_panel)
         # spectral norms
-        self.sigma_panel = PlotPanel("Largest singular value of W_hh", "σ_max", legend=True,
+        # from zero (a singular value is never negative) and up to 1.5 at least: the line at 1 is always in view
+        self.sigma_panel = PlotPanel("Largest singular value of W_hh", "σ_max", legend=True, y_from_zero=True,
+                                     y_min_top=1.5,
                                      tip="The largest singular value of each recurrent weight matrix. Below the "
                                          "line at 1 gradients through it shrink step after step; above it they "
                                          "can grow.")
@@ -608,6 +663,24 @@ class TrainingDashboard(QWidget):
             self.grid.setRowStretch(r, 1)
 
     # ---- project and runs --------------------------------------------------------------------------------
+    def _on_project_replaced(self) -> None:
+        """Another project is open (File ▸ Open, New from a template): nothing of the previous one stays.
+
+        ``reload`` alone cannot tell: the new project's latest run can have the same id, status and last step as
+        the one shown ("run-1", finished at step 20), and its plots, samples and progress would stay."""
+        self.primary = None
+        self.overlays.clear()
+        self.checked.clear()
+        self._drawn.clear()
+        for panel in self.panels:         # curves are made again, legend entries in the new project's order
+            panel.clear_curves()
+        self.heat_panel.set_rows(None, None)
+        self._paused = False
+        self._progress_text = ""
+        self.status.setText("")
+        self.heat_panel.reset_levels()
+        self.reload()
+
     def reload(self) -> None:
         """Another project, or its history changed: rebuild the runs list and what is shown."""
         self.settings_bar.sync()
@@ -616,12 +689,15 @@ class TrainingDashboard(QWidget):
         if self.live_run_id is None:
             current = history.current
             if current is None:
-                self.primary = None
+                if self.primary is not None:
+                    self.primary = None
+                    self._reset_ranges()
             elif self.primary is None or self.primary.run_id != current.id or self.primary.status != current.status \
                     or self.primary.last_step != _last_step(current):
                 if self.primary is None or self.primary.run_id != current.id:
                     self._reset_ranges()
                 self.primary = RunTraces.from_run(current)
+            self._show_idle_progress()
         self.checked &= set(ids)
         self.overlays = {rid: t for rid, t in self.overlays.items() if rid in self.checked}
         spec = self.doc.task_spec()
@@ -629,8 +705,27 @@ class TrainingDashboard(QWidget):
                                                                                   self.primary.samples)
         self.samples_title.setVisible(text_task)
         self.samples.setVisible(text_task)
+        self._show_samples()
         self._fill_runs_list()
         self._invalidate()
+
+    def _show_idle_progress(self) -> None:
+        """No run is training: the bar says how far the run shown got, or that there is none."""
+        t = self.primary
+        if t is None:
+            self.progress.setValue(0)
+            self.progress.setFormat("not training")
+            return
+        planned = t.planned_steps()
+        if t.status == "finished":
+            self.progress.setValue(1000)
+        else:
+            self.progress.setValue(round(1000 * min(1.0, t.last_step / planned)) if planned else 0)
+        if t.status == "new":             # in the history, but it could not start (its data, its model)
+            self.progress.setFormat(f"{t.run_id} did not start")
+            return
+        word = ENDED_WORDS.get(t.status, f"{t.status} at")
+        self.progress.setFormat(f"{t.run_id} {word} step {t.last_step}")
 
     def _fill_runs_list(self) -> None:
         self.runs.blockSignals(True)
@@ -739,6 +834,12 @@ class TrainingDashboard(QWidget):
         self.overlays.pop(start.run_id, None)
         self.settings_bar.setEnabled(False)
         self.hide_banner()
+        self._paused = False
+        self._progress_text = ""
+        # "1000 steps" is the plan the run trains to (a continued run's record may hold an older one); a run of
+        # epochs gets its estimate from the first step's progress
+        total = str(start.total).split()
+        self._planned_steps = int(total[0]) if len(total) == 2 and total[1] == "steps" and total[0].isdigit() else 0
         self.progress.setValue(0)
         self.progress.setFormat(f"{start.run_id}: starting at step {start.step} of {start.total}")
         self.status.setText(f"{start.device.replace('(1 threads)', '(1 thread)')} · {start.parameters:,} parameters")
@@ -757,10 +858,16 @@ class TrainingDashboard(QWidget):
             if item is not None:
                 item.setText(2, str(ev.step))
             self.progress.setValue(int(round(ev.progress * 1000)))
-            total = self.primary.settings.get("train", {})
-            target = f"{total.get('epochs')} epochs" if total.get("epochs") else f"{total.get('steps', '?')}"
-            self.progress.setFormat(f"step {ev.step} / {target} · epoch {ev.epoch + 1} · "
-                                    f"{format_duration(ev.eta)} left")
+            train = self.primary.settings.get("train", {})
+            if train.get("epochs"):
+                target = f"{train['epochs']} epochs"
+            else:
+                target = str(self._planned_steps or train.get("steps", "?"))
+            self._progress_text = f"step {ev.step} / {target} · epoch {ev.epoch + 1}"
+            self._eta = ev.eta
+            self._show_live_progress()
+            if ev.progress > 0 and ev.step > self._planned_steps:     # by epochs: the steps it will take
+                self._planned_steps = round(ev.step / ev.progress)
             device = self.status.text().split(" · ")[0]
             self.status.setText(f"{device} · {ev.tokens_per_s:,.0f} tokens/s")
         for kind, e in events:
@@ -778,8 +885,19 @@ class TrainingDashboard(QWidget):
         if item is not None:
             item.setText(2, str(state.step))
 
+    def _show_live_progress(self) -> None:
+        """The live run's step, and the time left while it runs; paused, nothing is running: no estimate."""
+        if self._paused:
+            self.progress.setFormat(f"paused · {self._progress_text}")
+        else:
+            self.progress.setFormat(f"{self._progress_text} · {format_duration(self._eta)} left")
+
     def set_paused(self, paused: bool) -> None:
-        fmt = self.progress.format()
+        self._paused = paused
+        if self.live_run_id is not None and self._progress_text:
+            self._show_live_progress()
+            return
+        fmt = self.progress.format()          # paused before the first step: "paused · starting…"
         if paused and not fmt.startswith("paused"):
             self.progress.setFormat("paused · " + fmt)
         elif not paused and fmt.startswith("paused · "):
@@ -788,20 +906,19 @@ class TrainingDashboard(QWidget):
     def end_run(self, end: Any) -> None:
         """The run ended; its full record (when there is one) replaces what the events built."""
         self.live_run_id = None
+        self._paused = False
+        self._progress_text = ""
         self.settings_bar.setEnabled(True)
         if end.state is not None:
             self.primary = RunTraces.from_run(end.state.run)
             self.primary.status = end.status
-        if end.status == "finished":
-            self.progress.setValue(1000)
-        # a failure happens while computing the step after the last one that finished
-        word = {"finished": "finished at", "stopped": "stopped at", "failed": "failed after"}.get(end.status,
-                                                                                              end.status + " at")
-        self.progress.setFormat(f"{word} step {end.step}")
         if end.status == "failed":
             self.show_banner(f"<b>The run failed.</b> {html.escape(end.message)}", "error")
-        self._show_samples()
-        self.reload()
+        self.reload()                         # the bar says how the run ended (``_show_idle_progress``)
+        if end.state is None:                 # it never started: there is no record to tell it
+            word = ENDED_WORDS.get(end.status, f"{end.status} at")
+            self.progress.setValue(0)
+            self.progress.setFormat(f"{word} step {end.step}")
 
     # ---- banner ----------------------------------------------------------------------------------------------
     def show_banner(self, html_text: str, kind: str = "notice") -> None:
@@ -836,7 +953,7 @@ class TrainingDashboard(QWidget):
         self._invalidate()
 
     def _set_metric(self, _index: int) -> None:
-        self.metric = self.metric_combo.currentData() or ""
+        self.metric_name = self.metric_combo.currentData() or ""
         self._invalidate()
 
     def _heat_choice_changed(self, _index: int) -> None:
@@ -871,6 +988,9 @@ class TrainingDashboard(QWidget):
         t0 = time.perf_counter()
         self._dirty = False
         self.redraws += 1
+        extent = self._x_extent()
+        for panel in self.panels:
+            panel.set_x_extent(extent)          # a no-op unless it changed
         draws = [(self.loss_panel, self._draw_loss), (self.grad_panel, self._draw_grad),
                  (self.heat_panel, self._draw_heatmap), (self.gtt_panel, self._draw_gtt),
                  (self.group_panel, self._draw_groups), (self.sigma_panel, self._draw_sigma),
@@ -903,6 +1023,17 @@ class TrainingDashboard(QWidget):
         cost = time.perf_counter() - t0
         self._redraw_cost = 0.7 * self._redraw_cost + 0.3 * cost
 
+    def _x_extent(self) -> float:
+        """Where the step axes end: the live run's planned steps (so they do not move while it trains), else the
+        last step of the runs shown; with no run, the project's planned steps."""
+        last = max((t.last_step for t in self.shown_runs()), default=0)
+        if self.live_run_id is not None:
+            return float(max(self._planned_steps, last))
+        if last:
+            return float(last)
+        train = self.doc.project.train
+        return 0.0 if train.epochs else float(train.steps or 0)
+
     def _changed(self, panel: str, key: str, signature: tuple) -> bool:
         """True when a curve needs new data (its source or how it is drawn changed since the last time)."""
         if self._drawn.get((panel, key)) == signature:
@@ -911,34 +1042,39 @@ class TrainingDashboard(QWidget):
         return True
 
     def _line(self, panel: PlotPanel, pname: str, key: str, dec: Decimator | None, style: Any, name: str | None,
-              keep: set[str], *, smooth: int = 1, symbol: str | None = None, extra: tuple = ()) -> None:
+              keep: set[str], *, smooth: int = 1, symbol: str | None = None, extra: tuple = (),
+              group: str = "") -> None:
         if dec is None or len(dec) == 0:
             return
         keep.add(key)
-        sig = (id(dec), dec.version, smooth, panel.log_y, name, *extra)
+        sig = (dec.uid, dec.version, smooth, panel.log_y, name, group, *extra)
         if not self._changed(pname, key, sig) and key in panel.curves:
             return
         x, y = dec.data()
         if smooth > 1:
             y = trailing_mean(y, max(1, round(smooth / dec.stride)))
-        panel.set_curve(key, x, y, style, name, symbol=symbol)
+        panel.set_curve(key, x, y, style, name, symbol=symbol, group=group)
+
+    def _run_group(self, t: RunTraces) -> str:
+        """The legend group of a run's curves: none for a run alone, its label ("run-2 (lstm)") among overlays,
+        so that every run's entries read "<run> <series>" alike."""
+        return t.label if self.overlays else ""
 
     def _draw_loss(self) -> None:
         panel, keep = self.loss_panel, set()
         for i, t in enumerate(self.shown_runs()):
             color = run_color(t.run_id)
             primary = i == 0
+            group = self._run_group(t)
             train = t.series.get("train/loss")
             if primary:
                 self._line(panel, "loss", f"{t.run_id}:raw", train, pen(color, 1.0, alpha=0.28), None, keep)
-            label = "train" if primary and not self.overlays else f"{t.label} train"
             self._line(panel, "loss", f"{t.run_id}:train", train, pen(color, 2.0 if primary else 1.6,
                                                                       Qt.PenStyle.SolidLine if primary else DASH),
-                       label, keep, smooth=self.smoothing)
-            vlabel = "valid" if primary and not self.overlays else f"{t.label} valid"
+                       "train", keep, smooth=self.smoothing, group=group)
             self._line(panel, "loss", f"{t.run_id}:valid", t.series.get("valid/loss"),
-                       pen(_shade(color), 1.4, DOT if not primary else Qt.PenStyle.SolidLine), vlabel, keep,
-                       symbol="o")
+                       pen(_shade(color), 1.4, DOT if not primary else Qt.PenStyle.SolidLine), "valid", keep,
+                       symbol="o", group=group)
         panel.prune(keep)
         self._draw_epochs()
 
@@ -972,16 +1108,15 @@ class TrainingDashboard(QWidget):
         panel, keep = self.grad_panel, set()
         for i, t in enumerate(self.shown_runs()):
             color = run_color(t.run_id)
+            group = self._run_group(t)
             if i == 0:
                 self._line(panel, "grad", f"{t.run_id}:before", t.series.get("train/grad_norm"),
-                           pen(color, 1.2, alpha=0.45), "before clipping" if not self.overlays
-                           else f"{t.label} before clipping", keep)
+                           pen(color, 1.2, alpha=0.45), "before clipping", keep, group=group)
                 self._line(panel, "grad", f"{t.run_id}:after", t.series.get("train/grad_norm_clipped"),
-                           pen(color, 1.6), "after clipping" if not self.overlays else f"{t.label} after",
-                           keep)
-            else:
+                           pen(color, 1.6), "after clipping", keep, group=group)
+            else:                     # an overlaid run: the norm before clipping only, dashed
                 self._line(panel, "grad", f"{t.run_id}:before", t.series.get("train/grad_norm"),
-                           pen(color, 1.3, DASH), f"{t.label} (before clipping)", keep)
+                           pen(color, 1.3, DASH), "before clipping", keep, group=group)
         panel.prune(keep)
         clip = float(((self.primary.settings.get("train") or {}).get("clip_norm") or 0.0)) if self.primary else 0.0
         if clip > 0:
@@ -1016,8 +1151,11 @@ class TrainingDashboard(QWidget):
         if t is not None:
             names = t.keys("sigma/")
             for i, name in enumerate(names):
+                # "rnn.0/W_hf": the layer names its legend row once, the entries are the matrices
+                layer, _, matrix = name.rpartition("/")
                 self._line(panel, "sigma", name, t.series.get("sigma/" + name), pen(series_color(i), 1.5),
-                           name, keep, symbol="o" if len(t.series["sigma/" + name]) < 40 else None)
+                           matrix, keep, symbol="o" if len(t.series["sigma/" + name]) < 40 else None,
+                           group=layer + GROUP_PATH_SUFFIX if layer else "")
         panel.prune(keep)
 
     def _draw_metric(self) -> None:
@@ -1031,20 +1169,20 @@ class TrainingDashboard(QWidget):
             for n in names:
                 self.metric_combo.addItem(n, n)
             with_baseline = [m for m in names if f"valid/baseline_{m}" in t.series]
-            choice = self.metric if self.metric in names else next(
+            choice = self.metric_name if self.metric_name in names else next(
                 iter(with_baseline + [m for m in METRIC_PREFERENCE if m in names] + names), "")
             self.metric_combo.setCurrentIndex(max(0, self.metric_combo.findData(choice)))
             self.metric_combo.blockSignals(False)
-            self.metric = choice
+            self.metric_name = choice
         panel, keep = self.metric_panel, set()
-        if t is not None and self.metric:
+        if t is not None and self.metric_name:
             color = run_color(t.run_id)
-            self._line(panel, "metric", "value", t.series.get(f"valid/{self.metric}"), pen(color, 1.8),
-                       self.metric, keep, symbol="o", extra=(self.metric,))
-            base = t.series.get(f"valid/baseline_{self.metric}")
+            self._line(panel, "metric", "value", t.series.get(f"valid/{self.metric_name}"), pen(color, 1.8),
+                       self.metric_name, keep, symbol="o", extra=(self.metric_name,))
+            base = t.series.get(f"valid/baseline_{self.metric_name}")
             self._line(panel, "metric", "baseline", base, pen(panel.colors["muted"], 1.4, DASH),
-                       f"baseline ({self.metric})", keep, extra=(self.metric,))
-            panel.set_y_label(self.metric)
+                       f"baseline ({self.metric_name})", keep, extra=(self.metric_name,))
+            panel.set_y_label(self.metric_name)
         panel.prune(keep)
 
     def _draw_simple(self, panel: PlotPanel, key: str) -> None:
@@ -1065,21 +1203,18 @@ class TrainingDashboard(QWidget):
                     continue
                 key = f"{t.run_id}:{layer}"
                 keep.add(key)
-                sig = (t.version, self.quantity, t.gtt_latest_step, bool(self.overlays), panel.log_y)
+                sig = (t.uid, t.version, self.quantity, t.gtt_latest_step, bool(self.overlays), panel.log_y)
                 if not self._changed("gtt", key, sig) and key in panel.curves:
                     continue
                 x = np.arange(1, len(values) + 1, dtype=np.float64)
                 y = np.asarray(values, dtype=np.float64)
                 if not self.overlays:         # one run: a colour per layer (the run's own when it has one)
                     style = pen(series_color(j) if len(t.layers) > 1 else run_color(t.run_id), 1.8)
-                    name = layer
                 elif i == 0:                  # runs overlaid: a colour per run, layers by line style
                     style = pen(run_color(t.run_id), 2.0, LAYER_STYLES[j % len(LAYER_STYLES)])
-                    name = f"{t.label} {layer}"
                 else:
                     style = pen(run_color(t.run_id), 1.4, DASH if j % 2 == 0 else DOT)
-                    name = f"{t.label} {layer}"
-                panel.set_curve(key, x, y, style, name)
+                panel.set_curve(key, x, y, style, layer, group=self._run_group(t))
         panel.prune(keep)
         if runs and runs[0].gtt_latest_step:
             panel.title.setText(f"Latest probe (step {runs[0].gtt_latest_step})")
@@ -1095,7 +1230,9 @@ class TrainingDashboard(QWidget):
             self.heat_run.blockSignals(True)
             self.heat_run.clear()
             for t in runs:
-                self.heat_run.addItem(t.label, t.run_id)
+                # the run's id alone keeps the combo, and so the title beside it, short; its tooltip has the cells
+                self.heat_run.addItem(t.run_id, t.run_id)
+                self.heat_run.setItemData(self.heat_run.count() - 1, t.label, Qt.ItemDataRole.ToolTipRole)
             self.heat_run.setCurrentIndex(max(0, self.heat_run.findData(chosen)) if chosen in ids else 0)
             self.heat_run.blockSignals(False)
         self.heat_run.setVisible(len(runs) > 1)
@@ -1107,14 +1244,14 @@ class TrainingDashboard(QWidget):
             self.heat_layer.blockSignals(True)
             self.heat_layer.clear()
             for layer in layers:
-                self.heat_layer.addItem(f"layer {layer}", layer)
+                self.heat_layer.addItem(layer, layer)
             # the first layer by default: the one furthest from the loss, where vanishing shows first
             self.heat_layer.setCurrentIndex(max(0, self.heat_layer.findData(chosen)) if chosen in layers else 0)
             self.heat_layer.blockSignals(False)
         self.heat_layer.setVisible(len(layers) > 1)
         layer = self.heat_layer.currentData()
         dec = t.gtt.get((layer, self.quantity)) if t and layer else None
-        sig = (t.run_id if t else None, layer, self.quantity, id(dec), dec.version if dec else None)
+        sig = (t.run_id if t else None, layer, self.quantity, dec.uid if dec else None, dec.version if dec else None)
         if not self._changed("heat", "image", sig):
             return
         if dec is None or len(dec) == 0:
@@ -1125,8 +1262,13 @@ class TrainingDashboard(QWidget):
         self.heat_panel.plot.enableAutoRange()
 
     def _show_samples(self) -> None:
+        """The run shown's latest samples (none: empty, never another run's or project's)."""
         t = self.primary
-        if t is None or not t.samples:
+        shown = (t.uid, tuple(t.samples)) if t is not None and t.samples else ()
+        if shown == self._samples_shown:
+            return                  # unchanged: setting the text again would scroll the view back to the top
+        self._samples_shown = shown
+        if not shown:
             self.samples.setPlainText("")
             return
         parts = [f"── step {step} ──\n{text}" for step, text in reversed(t.samples)]

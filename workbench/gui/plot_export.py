@@ -146,9 +146,7 @@ def visible_series(panel: Any) -> list[tuple[str, Any, Any]]:
     for key, item in panel.curves.items():
         if not item.isVisible() or item.xData is None or not len(item.xData):
             continue
-        entry = panel.legend_entries.get(key)
-        name = entry.text() if entry is not None else key
-        out.append((name, item.xData, item.yData))
+        out.append((panel.series_name(key), item.xData, item.yData))     # legend group and entry, or the key
     return out
 
 

@@ -9,13 +9,15 @@ whatever its length.  On top of that the curves use pyqtgraph's ``clipToView`` a
 
 from __future__ import annotations
 
+import html
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFontMetricsF, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLayout, QSizePolicy, QVBoxLayout,
                                QWidget)
 
@@ -26,6 +28,14 @@ SERIES_COLORS = ("#3f8fe0", "#e8772e", "#36a852", "#d6457c", "#9467d6", "#1aa6a6
                  "#6b7f99", "#e35d3f")
 #: floor for log-scale values: a gradient that vanished to exactly 0 is drawn at the bottom, not dropped
 LOG_FLOOR = 1e-12
+#: a legend group named like a path ("rnn.0/"): its entries' whole names are the group's path plus the entry
+GROUP_PATH_SUFFIX = "/"
+#: the steps an empty step axis shows when nothing says how long the run will be (a project trained by epochs)
+EMPTY_STEPS = 100.0
+
+# Serial numbers for series: the dashboard asks "is this still the series I drew?", and ``id()`` cannot answer
+# that, because a series freed with its run (another project opened) leaves its id to the next one.
+_series_uids = itertools.count(1)
 
 
 def series_color(index: int) -> QColor:
@@ -62,6 +72,7 @@ class Decimator:
         self._pend_y: list[Any] = []
         self.count = 0                           # raw points seen
         self.version = 0                         # bumps on every change: the plots redraw only what changed
+        self.uid = next(_series_uids)            # never reused, unlike id(): (uid, version) names what was drawn
 
     def __len__(self) -> int:
         return self.n + (1 if self._pend_x else 0)
@@ -233,13 +244,89 @@ class FlowLayout(QLayout):
         x, y, row_height = rect.x(), rect.y(), 0
         for item in self._items:
             hint = item.sizeHint()
-            if x + hint.width() > rect.right() and row_height > 0:
+            widget = item.widget()
+            starts_row = widget is not None and bool(widget.property("flowBreak"))
+            if (x + hint.width() > rect.right() or starts_row) and row_height > 0:
                 x, y, row_height = rect.x(), y + row_height + 2, 0
             if move:
                 item.setGeometry(QRect(QPoint(x, y), hint))
             x += hint.width() + self._spacing
             row_height = max(row_height, hint.height())
         return y + row_height - rect.y()
+
+
+class TickAxis(pg.AxisItem):
+    """pyqtgraph's axis, with log-axis labels that never pile up.
+
+    Over less than about two decades pyqtgraph labels every minor tick of a log axis (0.2, 0.3 ... 0.9), and
+    since they crowd towards the top of each decade the labels overlap.  Here the decades keep their labels (the
+    decades themselves are among the minor ticks when the range is that short) and the other minor ticks are
+    labelled only at 5 and 2 times a decade, and only where a label has a line of room from every other; the
+    rest stay unlabelled ticks.
+    """
+
+    MINOR_LABELS = (1, 5, 2)     # in the order they get a label when there is room for some
+
+    def __init__(self, orientation: str, **kwargs: Any):
+        super().__init__(orientation, **kwargs)
+        self._pixels_per_unit = 0.0
+        self._labelled: list[float] = []
+
+    def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:  # noqa: N802
+        # called once per layout of the ticks, before their labels: the scale the labels are spaced on
+        self._pixels_per_unit = size / max(maxVal - minVal, 1e-12)
+        self._labelled = []
+        return super().logTickValues(minVal, maxVal, size, stdTicks)
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float | None) -> list:  # noqa: N802
+        strings = super().logTickStrings(values, scale, spacing)
+        if spacing is not None:          # decades: pyqtgraph spaces them itself
+            self._labelled.extend(values)
+            return strings
+        metrics = QFontMetricsF(self.style["tickFont"] or QApplication.font())
+        vertical = self.orientation in ("left", "right")
+        if vertical:
+            room = 1.2 * metrics.height()
+        else:
+            room = 1.5 * max((metrics.horizontalAdvance(t) for t in strings), default=0.0)
+        keep: set[int] = set()
+        for mantissa in self.MINOR_LABELS:
+            for i, v in enumerate(values):
+                if round(10 ** (v - math.floor(v))) != mantissa:
+                    continue
+                if all(abs(v - u) * self._pixels_per_unit >= room for u in self._labelled):
+                    keep.add(i)
+                    self._labelled.append(v)
+        return [text if i in keep else None for i, text in enumerate(strings)]
+
+
+class ElidedLabel(QLabel):
+    """One line of text that ends in "…" when the label is narrower than its text (a plot's title beside its
+    controls), instead of being cut off mid-word; the whole text is in the tooltip, above ``tip``."""
+
+    def __init__(self, text: str = "", tip: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._tip = tip
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - keeps the tooltip in step with the text
+        super().setText(text)
+        self.setToolTip(f"<b>{html.escape(text)}</b><br>{html.escape(self._tip)}" if self._tip else text)
+
+    def shown_text(self) -> str:
+        """The text as drawn: whole, or elided to the label's width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.fontMetrics().horizontalAdvance("Ab…"), super().minimumSizeHint().height())
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        painter.setFont(self.font())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         self.shown_text())
+        painter.end()
 
 
 class _PlotWidget(pg.PlotWidget):
@@ -274,24 +361,29 @@ class PlotPanel(QWidget):
     ``curve(key)`` creates a curve once and reuses it; ``set_curve(key, x, y)`` updates it (``setData``), and
     ``prune(keys)`` removes the curves that are no longer wanted (a run taken off the overlay).  The legend is a
     row of check boxes above the plot, not a box inside it: it never hides data, and unticking an entry hides its
-    curve.
+    curve.  Entries may be grouped (a run, a layer): the group is named once at the start of its row and the
+    entries carry the rest of the name, so eight matrices of two layers take two rows, not four.
+
+    A panel without curves shows a short message on a plain default range, never the range of data it no longer
+    has (another project was opened) or the degenerate range of no data at all.
     """
 
     def __init__(self, title: str, y_label: str = "", x_label: str = "step", *, log_y: bool = False,
-                 legend: bool = False, y_from_zero: bool = False, tip: str = "", parent: QWidget | None = None):
+                 legend: bool = False, y_from_zero: bool = False, y_min_top: float = 0.0, tip: str = "",
+                 empty_text: str = "no data yet", parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName(f"plot:{title}")
         self.log_y = log_y
         self.y_from_zero = y_from_zero
+        self.y_min_top = y_min_top          # the y axis reaches at least this high (the line at σ = 1 stays in view)
         self.colors = plot_colors(self)
-        self.title = QLabel(title)
+        self.title = ElidedLabel(title, tip)
         self.title.setFont(ui_font(1.0, bold=True))
         # a title that changes ("latest probe (step 12)") must not re-lay out the grid: every plot would be
         # resized and repainted at once
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(40)
         if tip:
-            self.title.setToolTip(tip)
             self.setToolTip(tip)
         self.header = QHBoxLayout()
         self.header.setContentsMargins(4, 0, 4, 0)
@@ -299,14 +391,17 @@ class PlotPanel(QWidget):
         self.header.addWidget(self.title, 1)
         self.legend_row: QWidget | None = None
         self.legend_entries: dict[str, QCheckBox] = {}
+        self._legend_groups: dict[str, str] = {}       # key -> the group its entry is listed under ("": none)
+        self._group_labels: dict[str, QLabel] = {}
         if legend:
             self.legend_row = QWidget()
             self.legend_row.setObjectName("legendRow")
-            self.legend_layout = FlowLayout(self.legend_row)
+            self.legend_layout = FlowLayout(self.legend_row, spacing=5)
             self.legend_row.setContentsMargins(6, 0, 4, 0)
             # the row keeps its height while empty: entries arriving must not re-lay out (and repaint) the grid
             self.legend_row.setMinimumHeight(QCheckBox("x").sizeHint().height())
-        self.widget = _PlotWidget(background=self.colors["background"])
+        axes = {name: TickAxis(name) for name in ("left", "bottom")}
+        self.widget = _PlotWidget(background=self.colors["background"], axisItems=axes)
         self.widget.setMinimumHeight(120)
         self.widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.plot = self.widget.getPlotItem()
@@ -334,14 +429,21 @@ class PlotPanel(QWidget):
         self.curves: dict[str, Any] = {}
         self.updates = 0                  # data changes so far: the dashboard spreads repaints over frames
         self.last_update = 0.0            # monotonic time of the last data change (the dashboard throttles)
-        # A training-step axis grows in steps of 1-2-5 instead of with every point: re-laying out the axis ticks
-        # is a third of what a repaint costs.  Once the user pans or zooms, the range is theirs.
+        # A training-step axis reaches the step the dashboard says (``set_x_extent``: the live run's planned steps,
+        # or the last step shown), so it does not move while a run fills it.  When that is not known, or the data
+        # pass it, the axis grows in steps of 1-2-5 instead of with every point: re-laying out the axis ticks is a
+        # third of what a repaint costs.  Once the user pans or zooms, the range is theirs.
         self.grow_x = x_label.startswith("step")
+        self.x_extent = 0.0
         self._x_limit = 0.0
         self._user_range = False
         if self.grow_x:
             self.plot.enableAutoRange(x=False)
         self.plot.vb.sigRangeChangedManually.connect(self._on_user_range)
+        self.empty_text = pg.TextItem(empty_text, color=self.colors["muted"], anchor=(0.5, 0.5))
+        self.empty_text.setFont(ui_font(1.0))
+        self.plot.addItem(self.empty_text, ignoreBounds=True)     # never part of the automatic range
+        self.is_empty = False             # showing the empty range and message (``_show_empty``)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 4, 2, 2)
         layout.setSpacing(2)
@@ -351,6 +453,7 @@ class PlotPanel(QWidget):
         layout.addWidget(self.widget, 1)
         from workbench.gui.plot_export import add_export_button
         add_export_button(self)             # Export PNG / SVG / CSV
+        self._show_empty()
 
     def add_control(self, widget: QWidget) -> QWidget:
         self.header.addWidget(widget)
@@ -361,12 +464,15 @@ class PlotPanel(QWidget):
         self.plot.setLogMode(y=log_y)
         for key in list(self.curves):          # log mode needs positive values: redone at the next update
             self.curves[key].setData([], [])
+        if not self._has_data():
+            self._show_empty()                 # the default range in the new scale
 
     def set_y_label(self, text: str) -> None:
         self.plot.setLabel("left", text, **self.label_style)
 
     # ---- curves and their legend entries ---------------------------------------------------------------
-    def curve(self, key: str, style: Any, name: str | None = None, *, symbol: str | None = None) -> Any:
+    def curve(self, key: str, style: Any, name: str | None = None, *, symbol: str | None = None,
+              group: str = "") -> Any:
         item = self.curves.get(key)
         if item is None:
             kwargs: dict[str, Any] = {"pen": style}
@@ -376,7 +482,7 @@ class PlotPanel(QWidget):
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
             self.curves[key] = item
-            self._legend_add(key, item, style, name, bool(symbol))
+            self._legend_add(key, item, style, name, bool(symbol), group)
         else:
             if item.opts.get("pen") != style:      # another run is shown under the same key: its colour
                 item.setPen(style)
@@ -385,61 +491,179 @@ class PlotPanel(QWidget):
                     item.setSymbolBrush(style.color())
                 if key in self.legend_entries:
                     self.legend_entries[key].setIcon(line_icon(style, bool(symbol)))
-            if name is not None and key in self.legend_entries and self.legend_entries[key].text() != name:
-                self.legend_entries[key].setText(name)
+            if name is not None and key in self.legend_entries:
+                box = self.legend_entries[key]
+                if box.text() != name:
+                    box.setText(name)
+                if self._legend_groups.get(key, "") != group:
+                    self._legend_groups[key] = group
+                    self._arrange_legend()
         return item
 
-    def _legend_add(self, key: str, item: Any, style: Any, name: str | None, symbol: bool) -> None:
+    def series_name(self, key: str) -> str:
+        """A curve's whole name: its legend group and entry ("run-2 (lstm) train", "rnn.0/W_hf"), or its key."""
+        box = self.legend_entries.get(key)
+        if box is None:
+            return key
+        group = self._legend_groups.get(key, "")
+        if not group:
+            return box.text()
+        return f"{group}{box.text()}" if group.endswith(GROUP_PATH_SUFFIX) else f"{group} {box.text()}"
+
+    def _legend_add(self, key: str, item: Any, style: Any, name: str | None, symbol: bool, group: str) -> None:
         if self.legend_row is None or not name:
             return
         box = QCheckBox(name)
         box.setObjectName(f"legend:{key}")
         box.setFont(ui_font(0.85))
         box.setIcon(line_icon(style, symbol))
+        # compact: four entries and their group's name fit on one row of a panel at the default window size
+        box.setIconSize(QSize(16, 12))
+        box.setStyleSheet("QCheckBox { spacing: 3px; }")
         box.setChecked(True)
         box.setToolTip("Untick to hide this curve")
         box.toggled.connect(item.setVisible)
         self.legend_entries[key] = box
-        self.legend_layout.addWidget(box)
+        self._legend_groups[key] = group
+        self._arrange_legend()
 
     def _legend_remove(self, key: str) -> None:
         box = self.legend_entries.pop(key, None)
+        self._legend_groups.pop(key, None)
         if box is not None:
             self.legend_layout.removeWidget(box)
             box.deleteLater()
+            self._arrange_legend()
+
+    def _arrange_legend(self) -> None:
+        """Entries in groups, in the order the groups first appeared; each group starts a row with its name."""
+        if self.legend_row is None:
+            return
+        order: dict[str, list[str]] = {}
+        for key in self.legend_entries:
+            order.setdefault(self._legend_groups.get(key, ""), []).append(key)
+        grouped = len(order) > 1 or "" not in order
+        for group in [g for g in self._group_labels if g not in order or not grouped]:
+            label = self._group_labels.pop(group)
+            self.legend_layout.removeWidget(label)
+            label.deleteLater()
+        while self.legend_layout.count():
+            self.legend_layout.takeAt(0)
+        for group, keys in order.items():
+            if grouped and group:
+                label = self._group_labels.get(group)
+                if label is None:
+                    label = self._group_labels[group] = QLabel(group.removesuffix(GROUP_PATH_SUFFIX))
+                    label.setObjectName(f"legendGroup:{group}")
+                    label.setFont(ui_font(0.85, bold=True))
+                    label.setProperty("flowBreak", True)
+                    label.setParent(self.legend_row)
+                    label.show()
+                self.legend_layout.addWidget(label)
+            for key in keys:
+                box = self.legend_entries[key]
+                # a group without a name (the shown run among overlays) also starts its own row
+                box.setProperty("flowBreak", grouped and not group and key == keys[0])
+                self.legend_layout.addWidget(box)
+        self.legend_layout.invalidate()
 
     def set_curve(self, key: str, x: np.ndarray, y: np.ndarray, style: Any, name: str | None = None, *,
-                  symbol: str | None = None) -> None:
-        item = self.curve(key, style, name, symbol=symbol)
+                  symbol: str | None = None, group: str = "") -> None:
+        item = self.curve(key, style, name, symbol=symbol, group=group)
         if self.log_y:
             y = positive(y)
         item.setData(x, y)
         self.updates += 1
-        if self._user_range or not len(x):
+        if not len(x):
+            return
+        if self.is_empty:                    # the first data: the ranges follow the data from now on
+            self._hide_empty()
+            self._auto_ranges()
+        if self._user_range:
             return
         if self.grow_x:
             self._fit_x(float(np.nanmax(x)))
         if self.y_from_zero:
-            top = max(float(np.nanmax(c.getData()[1])) for c in self.curves.values()
-                      if c.getData()[1] is not None and len(c.getData()[1]))
-            self.plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
+            # the data given, not getData(): that is clipped to the view, and empty while the view is elsewhere
+            top = max((float(np.nanmax(c.yData)) for c in self.curves.values()
+                       if c.yData is not None and len(c.yData)), default=0.0)
+            self.plot.setYRange(0.0, max(top * 1.15 if top > 0 else 1.0, self.y_min_top), padding=0)
 
     def _on_user_range(self, *_args: Any) -> None:
         self._user_range = True
 
+    def set_x_extent(self, extent: float) -> None:
+        """Where a step axis ends: the live run's planned steps, or the last step of the runs shown (0: not
+        known).  The dashboard says which; an empty panel shows the same span as the others."""
+        if not self.grow_x or extent == self.x_extent:
+            return
+        self.x_extent = extent
+        if not self._has_data():
+            self._show_empty()
+        elif not self._user_range:
+            self._x_limit = 0.0
+            self._fit_x(self._data_x_max())
+
+    def _data_x_max(self) -> float:
+        ends = [float(np.nanmax(c.xData)) for c in self.curves.values() if c.xData is not None and len(c.xData)]
+        return max(ends, default=0.0)
+
     def _fit_x(self, x_max: float) -> None:
-        if x_max * 1.05 > self._x_limit or self._x_limit == 0.0:     # keep the newest point off the edge
-            self._x_limit = nice_ceiling(max(x_max * 1.15, 10.0))
-            self.plot.setXRange(0.0, self._x_limit, padding=0.01)
+        if 0 < x_max <= self.x_extent:
+            limit = self.x_extent
+        elif x_max * 1.05 <= self._x_limit:     # grown past the newest point already
+            return
+        else:                                    # keep the newest point off the edge
+            limit = nice_ceiling(max(x_max * 1.15, 10.0))
+        if limit != self._x_limit:
+            self._x_limit = limit
+            self.plot.setXRange(0.0, limit, padding=0.02)
+
+    def _has_data(self) -> bool:
+        return bool(self.curves)
+
+    def _empty_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """``(x range, y range)`` in view coordinates for a panel without data: round numbers, plain ticks."""
+        x = (0.0, self.x_extent or EMPTY_STEPS) if self.grow_x else (0.0, 10.0)
+        if self.log_y:
+            y = (-3.0, 0.0)                      # 0.001 to 1: the log axis is in log10 units
+        else:
+            y = (0.0, max(1.0, self.y_min_top))
+        return x, y
+
+    def _show_empty(self) -> None:
+        (x0, x1), (y0, y1) = self._empty_range()
+        self._x_limit = 0.0
+        self._user_range = False
+        self.plot.setXRange(x0, x1, padding=0.02)
+        # from the bottom exactly (a value below zero would be nonsense on most of these axes), a little room at
+        # the top so that the top tick's label is not cut by the edge of the plot
+        self.plot.setYRange(y0, y1 + 0.04 * (y1 - y0), padding=0)
+        self.empty_text.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+        self.empty_text.setVisible(True)
+        self.is_empty = True
+
+    def _hide_empty(self) -> None:
+        self.empty_text.setVisible(False)
+        self.is_empty = False
+
+    def _auto_ranges(self) -> None:
+        """The axes that follow the data by themselves do so again (a fixed range, the empty one, stops that)."""
+        if not self.y_from_zero:
+            self.plot.enableAutoRange(y=True)
+        if not self.grow_x:
+            self.plot.enableAutoRange(x=True)
 
     def reset_range(self) -> None:
         """Back to the automatic range (another run is shown)."""
         self._user_range = False
         self._x_limit = 0.0
-        if not self.y_from_zero:
-            self.plot.enableAutoRange(y=True)
-        if not self.grow_x:
-            self.plot.enableAutoRange(x=True)
+        if not self._has_data():
+            self._show_empty()
+            return
+        self._auto_ranges()
+        if self.grow_x:
+            self._fit_x(self._data_x_max())
 
     def prune(self, keep: set[str]) -> None:
         for key in [k for k in self.curves if k not in keep]:
@@ -447,6 +671,8 @@ class PlotPanel(QWidget):
             item = self.curves.pop(key)
             self._legend_remove(key)
             self.plot.removeItem(item)
+        if not self._has_data() and not self.is_empty:
+            self._show_empty()
 
     def clear_curves(self) -> None:
         self.prune(set())
@@ -472,8 +698,10 @@ class HeatmapPanel(PlotPanel):
 
     def __init__(self, title: str, *, bar_label: str, levels: tuple[float, float] = (-9.0, 0.0), tip: str = "",
                  parent: QWidget | None = None):
-        super().__init__(title, "training step", "t (timestep of the probe sequence)", tip=tip, parent=parent)
-        self.levels = levels
+        super().__init__(title, "training step", "t (timestep of the probe sequence)", tip=tip,
+                         empty_text="no probe yet", parent=parent)
+        self.default_levels = self.levels = levels
+        self.row_steps: np.ndarray | None = None
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.plot.showGrid(x=False, y=False)
@@ -486,11 +714,18 @@ class HeatmapPanel(PlotPanel):
             axis.setPen(pen(self.colors["axis"], 1))
             axis.setTextPen(pen(self.colors["axis"], 1))
             axis.setTickFont(ui_font(0.9))
-        self.empty = pg.TextItem("no probe yet", color=self.colors["muted"], anchor=(0.5, 0.5))
-        self.empty.setFont(ui_font(1.0))
-        self.plot.addItem(self.empty)
-        self.empty.setPos(0.5, 0.5)
-        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+
+    def _has_data(self) -> bool:
+        image = getattr(self, "image", None)          # None while PlotPanel.__init__ shows the empty panel
+        return image is not None and image.image is not None
+
+    def _empty_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        return (0.0, 10.0), (0.0, 10.0)
+
+    def reset_levels(self) -> None:
+        """Back to the default colour scale (another project: its runs are compared among themselves)."""
+        self.levels = self.default_levels
+        self.bar.setLevels(self.levels)
 
     def set_rows(self, rows: np.ndarray | None, steps: np.ndarray | None) -> None:
         """``rows`` [n, T] of log10 values for the training steps ``steps`` [n] (evenly spaced)."""
@@ -498,9 +733,10 @@ class HeatmapPanel(PlotPanel):
         self.row_steps = steps              # what Export CSV labels the rows with
         if rows is None or len(rows) == 0:
             self.image.clear()
-            self.empty.setVisible(True)
+            # the message alone would make the automatic range a point, labelled "0.500000000000000"
+            self._show_empty()
             return
-        self.empty.setVisible(False)
+        self._hide_empty()
         rows = np.where(np.isfinite(rows), rows, self.levels[0])
         hi = float(np.max(rows))
         if hi > self.levels[1]:     # widen, never narrow: colours keep their meaning
