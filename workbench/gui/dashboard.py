@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QSpinBox, QSplitter, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from workbench.gui.forms import ElidedLabel
 from workbench.gui.plots import (GROUP_PATH_SUFFIX, LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen,
                                  run_color, series_color, trailing_mean)
 from workbench.gui.style import canvas_theme, set_muted, ui_font
@@ -246,6 +247,21 @@ class DeleteRuns(QUndoCommand):
 
 # ---- the run settings bar -----------------------------------------------------------------------------------
 
+class SpeedLabel(ElidedLabel):
+    """The device and throughput text beside the progress bar ("CPU (1 thread) · 16,420 tokens/s").
+
+    Its size hint is that of the widest text it shows, not of the current one: the text changes every tick and must
+    not move the progress bar (or re-lay out the row); in a narrow window it gives way and ends in "…"."""
+
+    WIDEST = "CUDA: NVIDIA GeForce · 999,999 tokens/s"
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.fontMetrics().horizontalAdvance(self.WIDEST) + 4, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.fontMetrics().horizontalAdvance("999,999 tok…"), super().minimumSizeHint().height())
+
+
 class RunSettingsBar(QWidget):
     """Device, CPU threads and mixed precision: the project's training settings, edited through the document (one
     undo step each, the same values the inspector shows).  Disabled while a run is live: they apply at Train."""
@@ -270,7 +286,8 @@ class RunSettingsBar(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.device_label = QLabel("Device")
-        self.threads_label = QLabel("CPU threads")
+        self.threads_label = QLabel("Threads")
+        self.threads_label.setToolTip(self.threads.toolTip())
         for w in (self.device_label, self.device, self.threads_label, self.threads, self.amp):
             layout.addWidget(w)
         self.device.currentIndexChanged.connect(self._device_chosen)
@@ -310,6 +327,9 @@ class RunSettingsBar(QWidget):
         self.threads_label.setEnabled(self.threads.isEnabled())
         cuda = device.startswith("cuda") or (device == "auto" and self.has_cuda)
         self.amp.setEnabled(self.isEnabled() and cuda)
+        # an option this machine can never use takes no room in the row (a file from a CUDA machine that has it on
+        # still shows it, ticked and greyed out)
+        self.amp.setVisible(self.has_cuda or self.amp.isChecked())
         if not cuda:
             self.amp.setToolTip("Mixed precision needs a CUDA device; none is chosen (or found).")
         else:
@@ -377,6 +397,7 @@ class TrainingDashboard(QWidget):
         self.overlays: dict[str, RunTraces] = {}
         self.checked: set[str] = set()
         self.live_run_id: str | None = None
+        self._run_device = ""            # "CPU (1 thread)" of the live run, for the speed text
         self.smoothing = 20
         self.quantity = "dLT_dh"
         self.metric_name = ""
@@ -419,13 +440,11 @@ class TrainingDashboard(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("not training")
-        self.progress.setMinimumWidth(220)
+        # the row must fit the central area the docks leave at 1280 px (about 720 px): the speed text elides
+        # before the tab has to scroll
+        self.progress.setMinimumWidth(250)
         top.addWidget(self.progress, 1)
-        self.status = QLabel("")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # a fixed width: the text changes every tick and must not move the progress bar (or re-lay out the bar)
-        widest = "CUDA: NVIDIA GeForce · 999,999 tokens/s"
-        self.status.setFixedWidth(self.status.fontMetrics().horizontalAdvance(widest))
+        self.status = SpeedLabel()
         top.addWidget(self.status)
 
         self.banner = QFrame()
@@ -842,7 +861,8 @@ class TrainingDashboard(QWidget):
         self._planned_steps = int(total[0]) if len(total) == 2 and total[1] == "steps" and total[0].isdigit() else 0
         self.progress.setValue(0)
         self.progress.setFormat(f"{start.run_id}: starting at step {start.step} of {start.total}")
-        self.status.setText(f"{start.device.replace('(1 threads)', '(1 thread)')} · {start.parameters:,} parameters")
+        self._run_device = start.device
+        self.status.setText(f"{start.parameters:,} parameters · {start.device}")
         self._show_samples()
         self._fill_runs_list()
         self._invalidate()
@@ -868,8 +888,8 @@ class TrainingDashboard(QWidget):
             self._show_live_progress()
             if ev.progress > 0 and ev.step > self._planned_steps:     # by epochs: the steps it will take
                 self._planned_steps = round(ev.step / ev.progress)
-            device = self.status.text().split(" · ")[0]
-            self.status.setText(f"{device} · {ev.tokens_per_s:,.0f} tokens/s")
+            # the speed first: in a narrow window the device is what "…" cuts (the tooltip keeps it)
+            self.status.setText(f"{ev.tokens_per_s:,.0f} tokens/s · {self._run_device}")
         for kind, e in events:
             if kind == "eval" and isinstance(e.metrics.get("loss"), (int, float)):
                 item = self.run_item(self.live_run_id)
