@@ -22,17 +22,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLayout, QLayoutItem, QLineEdit, QMenu, QMessageBox,
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QMessageBox,
                                QPushButton, QRadioButton, QScrollArea, QSplitter, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from workbench.core.project import Project
 from workbench.core.search import available_weights, hypothesis_at, prefix_of, read_document, write_document
 from workbench.gui.decode_views import AttentionView, SearchTreeView, TreeTheme, hypothesis_text, line_text
-from workbench.gui.forms import ElidedLabel, ParamsForm, ScrollPage, error_color
+from workbench.gui.forms import ElidedLabel, FlowLayout, ParamsForm, ScrollPage, error_color
 from workbench.plugin_system.params import ParamError, field_info, params_from_dict
 
 TREE_FILTER = "Search trees (*.json)"
@@ -269,79 +269,6 @@ def _fmt(x: Any) -> str:
 
 def _css(color: QColor) -> str:
     return f"rgba({color.red()}, {color.green()}, {color.blue()}, {color.alphaF():.2f})"
-
-
-class FlowLayout(QLayout):
-    """Items side by side like words in a paragraph, on as many rows as the width needs.
-
-    The tree's legend is about 850 px in one row; in a QHBoxLayout that is also its minimum width, which widened
-    the whole window.  Here the minimum is the widest single item and the height follows the width.
-    """
-
-    def __init__(self, parent: QWidget | None = None, h_spacing: int = 15, v_spacing: int = 3):
-        super().__init__(parent)
-        self._items: list[QLayoutItem] = []
-        self._h_spacing = h_spacing
-        self._v_spacing = v_spacing
-
-    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 - Qt override
-        self._items.append(item)
-
-    def count(self) -> int:
-        return len(self._items)
-
-    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
-        return self._items[index] if 0 <= index < len(self._items) else None
-
-    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
-        return self._items.pop(index) if 0 <= index < len(self._items) else None
-
-    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
-        return Qt.Orientation(0)
-
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
-        return True
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
-        return self._arrange(QRect(0, 0, width, 0), move=False)
-
-    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
-        super().setGeometry(rect)
-        self._arrange(rect, move=True)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        """Everything on one row."""
-        shown = [item.sizeHint() for item in self._items if not item.isEmpty()]
-        m = self.contentsMargins()
-        width = sum(h.width() for h in shown) + self._h_spacing * max(0, len(shown) - 1)
-        height = max((h.height() for h in shown), default=0)
-        return QSize(width + m.left() + m.right(), height + m.top() + m.bottom())
-
-    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
-        """The widest item: every other width wraps."""
-        size = QSize(0, 0)
-        for item in self._items:
-            if not item.isEmpty():
-                size = size.expandedTo(item.minimumSize())
-        m = self.contentsMargins()
-        return size + QSize(m.left() + m.right(), m.top() + m.bottom())
-
-    def _arrange(self, rect: QRect, *, move: bool) -> int:
-        """Place the items (when ``move``) in ``rect``; returns the height they take."""
-        m = self.contentsMargins()
-        area = rect.adjusted(m.left(), m.top(), -m.right(), -m.bottom())
-        x, y, row_height = area.x(), area.y(), 0
-        for item in self._items:
-            if item.isEmpty():
-                continue
-            hint = item.sizeHint()
-            if x > area.x() and x + hint.width() > area.x() + area.width():
-                x, y, row_height = area.x(), y + row_height + self._v_spacing, 0
-            if move:
-                item.setGeometry(QRect(QPoint(x, y), hint))
-            x += hint.width() + self._h_spacing
-            row_height = max(row_height, hint.height())
-        return y + row_height - rect.y() + m.bottom()
 
 
 class Legend(QWidget):

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QIcon, QPainter, QPalette, QPen, QPixmap
-from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLayout, QSizePolicy, QVBoxLayout,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout,
                                QWidget)
 
+from workbench.gui.forms import FlowLayout
 from workbench.gui.style import blend, is_dark, ui_font
 
 #: one colour per run (by run number) and per layer / group; mid-luminance hues readable on light and dark
@@ -196,65 +197,6 @@ def pen(color: QColor | str, width: float = 1.6, style: Qt.PenStyle = Qt.PenStyl
     return p
 
 
-class FlowLayout(QLayout):
-    """Lays its items out left to right and wraps them into as many rows as the width needs (Qt's flow layout
-    example, for the legend rows)."""
-
-    def __init__(self, parent: QWidget | None = None, spacing: int = 8):
-        super().__init__(parent)
-        self._items: list[Any] = []
-        self._spacing = spacing
-        self.setContentsMargins(0, 0, 0, 0)
-
-    def addItem(self, item: Any) -> None:  # noqa: N802 - Qt override
-        self._items.append(item)
-
-    def count(self) -> int:
-        return len(self._items)
-
-    def itemAt(self, index: int) -> Any:  # noqa: N802 - Qt override
-        return self._items[index] if 0 <= index < len(self._items) else None
-
-    def takeAt(self, index: int) -> Any:  # noqa: N802 - Qt override
-        return self._items.pop(index) if 0 <= index < len(self._items) else None
-
-    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
-        return Qt.Orientation(0)
-
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
-        return True
-
-    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
-        return self._place(QRect(0, 0, width, 0), move=False)
-
-    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
-        super().setGeometry(rect)
-        self._place(rect, move=True)
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return self.minimumSize()
-
-    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
-        size = QSize()
-        for item in self._items:
-            size = size.expandedTo(item.minimumSize())
-        return size
-
-    def _place(self, rect: QRect, move: bool) -> int:
-        x, y, row_height = rect.x(), rect.y(), 0
-        for item in self._items:
-            hint = item.sizeHint()
-            widget = item.widget()
-            starts_row = widget is not None and bool(widget.property("flowBreak"))
-            if (x + hint.width() > rect.right() or starts_row) and row_height > 0:
-                x, y, row_height = rect.x(), y + row_height + 2, 0
-            if move:
-                item.setGeometry(QRect(QPoint(x, y), hint))
-            x += hint.width() + self._spacing
-            row_height = max(row_height, hint.height())
-        return y + row_height - rect.y()
-
-
 class TickAxis(pg.AxisItem):
     """pyqtgraph's axis, with log-axis labels that never pile up.
 
@@ -396,7 +338,8 @@ class PlotPanel(QWidget):
         if legend:
             self.legend_row = QWidget()
             self.legend_row.setObjectName("legendRow")
-            self.legend_layout = FlowLayout(self.legend_row, spacing=5)
+            self.legend_layout = FlowLayout(self.legend_row, h_spacing=5, v_spacing=2, compact_hint=True)
+            self.legend_layout.setContentsMargins(0, 0, 0, 0)
             self.legend_row.setContentsMargins(6, 0, 4, 0)
             # the row keeps its height while empty: entries arriving must not re-lay out (and repaint) the grid
             self.legend_row.setMinimumHeight(QCheckBox("x").sizeHint().height())
