@@ -14,13 +14,13 @@ from __future__ import annotations
 import random
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from tests.core.test_step_path_speedups import StepOnlyMGU  # the fixture's MGU, only step()
 from workbench.core.blocks import Block
 from workbench.core.build import build_model
 from workbench.core.cells import Cell
@@ -262,26 +262,6 @@ def fixture_plugin(monkeypatch):
     yield plugin
     for name in [m for m in sys.modules if m == "seqwb_fixture_cells" or m.startswith("seqwb_fixture_cells.")]:
         del sys.modules[name]
-
-
-class StepOnlyMGU(Cell):
-    """The fixture's MGU written against the one-method API: only ``step``, no projection, no sequence_traced."""
-
-    gate_names = ("f",)
-
-    def __init__(self, split_cell):
-        super().__init__(split_cell.input_size, split_cell.hidden_size)
-        self.inner = split_cell
-
-    def step(self, x_t, state, gates: Optional[dict] = None):
-        (h,) = state
-        W = self.inner.input_linear
-        xf, xh = F.linear(x_t, W.weight, W.bias).chunk(2, -1)
-        f = torch.sigmoid(xf + F.linear(h, self.inner.U_f))
-        h = (1 - f) * h + f * torch.tanh(xh + F.linear(f * h, self.inner.U_h))
-        if gates is not None:
-            gates["f"] = f
-        return h, (h,)
 
 
 def test_a_third_party_cell_records_through_the_default_sequence_traced(fixture_plugin):
