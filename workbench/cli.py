@@ -11,7 +11,6 @@ import json
 import math
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,9 @@ def _finite(x: Any) -> Any:
 
 
 def _fmt_metric(v: Any) -> str:
-    return f"{v:.4f}" if isinstance(v, (int, float)) else str(v)
+    # shared with the window's Run ▸ Evaluate… (imported late: workbench.core.train imports torch)
+    from workbench.core.train import format_metric
+    return format_metric(v)
 
 
 def _note(msg: str) -> None:
@@ -415,22 +416,28 @@ def _train(args, launch) -> int:
 
 
 def cmd_eval(args) -> int:
-    from workbench.core.train import evaluate_model, load_for_inference
+    from workbench.core.project import available_weights
+    from workbench.core.train import evaluate_weights, load_for_inference
     reg = _registry()
     project = _open(args.file, reg)
     _apply(project, args.set, reg)
     loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device, best=args.best)
     if not loaded.trained:
         _note("this project has no trained weights for its graph: evaluating freshly initialised weights")
-    t0 = time.perf_counter()
-    metrics = evaluate_model(loaded.model, loaded.task, args.split, project.train.batch_size,
-                             project.train.chunk_len, args.max_batches, loaded.device)
-    out = {"split": args.split, "step": loaded.step, "trained": loaded.trained, "best_weights": bool(args.best),
-           "metrics": {k: _finite(v) for k, v in metrics.items()}, "seconds": round(time.perf_counter() - t0, 3)}
+    # the step the weights come from: for the best weights the step of that validation, as the window shows it
+    best = available_weights(project).get("best") if args.best else None
+    step = best["step"] if best and isinstance(best.get("step"), int) else loaded.step
+    # the same timed, counted evaluation as the window's Run ▸ Evaluate…
+    result = evaluate_weights(loaded.model, loaded.task, loaded.device, args.split, project.train.batch_size,
+                              project.train.chunk_len, args.max_batches, step=step, trained=loaded.trained,
+                              best=bool(args.best))
+    out = {"split": args.split, "step": result.step, "trained": result.trained, "best_weights": result.best,
+           "metrics": {k: _finite(v) for k, v in result.metrics.items()}, "batches": result.batches,
+           "seconds": result.seconds}
     if args.json:
         _print_json(out)
     else:
-        print(f"{args.split} @ step {loaded.step}: " + "  ".join(f"{k} {_fmt_metric(v)}" for k, v in metrics.items()))
+        print(result.summary())
     return EXIT_OK
 
 

@@ -55,7 +55,7 @@ def test_menus_have_every_command_with_standard_shortcuts(make_window, reg):
         assert name in menus["Edit"]
     for name in ("Palette", "Inspector", "Problems", "Fit Model in View", "Auto-layout"):
         assert name in menus["View"]
-    assert menus["Run"] == ["Train", "Train New Run", "Pause", "Resume", "Stop"]
+    assert menus["Run"] == ["Train", "Train New Run", "Pause", "Resume", "Stop", "Evaluate…"]
     assert menus["Plugins"] == ["Plugin Manager…"]
     assert "About Sequence Workbench" in menus["Help"] and "Documentation" in menus["Help"]
     SK = QKeySequence.StandardKey

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QDockWidget, QFil
 from workbench import __version__
 from workbench.gui.canvas.view import GraphView
 from workbench.gui.document import ProjectDocument
+from workbench.gui.evaluate_dialog import show_evaluate_dialog
 from workbench.gui.forms import ElidedLabel, ScrollPage
 from workbench.gui.inspector import Inspector
 from workbench.gui.palette import PaletteWidget
@@ -356,6 +357,10 @@ class MainWindow(QMainWindow):
                                        tip="Resume training from the step where it paused (F6)")
         self.act_stop = self._action("&Stop", self.stop_training, shortcut="Shift+F5",
                                      icon=_run_icon("stop", text_color))
+        # the window's seqwb eval; the dialog (workbench.gui.evaluate_dialog) is built the first time it opens
+        self.act_evaluate = self._action("&Evaluate…", lambda: show_evaluate_dialog(self), shortcut="Ctrl+E",
+                                         tip="The model's metrics on the validation or test split, at the current "
+                                             "or the best weights (Ctrl+E)")
         self.act_show_model = self._action("&Model", lambda: self.tabs.setCurrentIndex(0), shortcut="Ctrl+1",
                                            tip="Show the model graph")
         self.act_show_training = self._action("&Training Dashboard", self.show_dashboard, shortcut="Ctrl+2",
@@ -406,8 +411,9 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Run")
         m.setToolTipsVisible(True)    # the reason Train is disabled is in its tooltip
-        for act in (self.act_train, self.act_train_new, self.act_pause, self.act_resume, self.act_stop):
-            m.addAction(act)
+        for act in (self.act_train, self.act_train_new, self.act_pause, self.act_resume, self.act_stop, None,
+                    self.act_evaluate):
+            m.addSeparator() if act is None else m.addAction(act)
         self.run_menu = m
 
         m = bar.addMenu("&Plugins")
