@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from workbench.core.atomic import atomic_write
-from workbench.core.settings import template_project
-from workbench.core.train import Trainer
 from workbench.plugin_system import discover
+
+import memory_tasks  # noqa: E402 - its neighbour in benchmarks/ (on sys.path when run as a script)
 
 TEMPLATE = "adding-problem-lstm"
 SOLVED_MSE = 0.01  # issue 7: "which solve it (MSE < 0.01)"
@@ -63,32 +63,17 @@ def run_one(reg, args, cell: str, length: int, seed: int) -> dict:
                 "threads": str(args.threads), "eval_every": "0", "probe_every": "0", "batch_size": str(args.batch),
                 "clip_norm": str(args.clip), "task.valid_size": str(args.valid_size),
                 "probe_batch": str(args.probe_batch)}
-    lr = args.lr_for.get(cell, args.lr)
-    if lr is not None:
-        settings["lr"] = str(lr)
-    project, _ = template_project(reg.template(TEMPLATE), settings, reg)
-    trainer = Trainer(project, reg)
-    trainer.setup()
-    solved_at = None
-    mse = float("nan")
-    curve = []
-    t0 = time.perf_counter()
-    done = 0
-    while done < args.steps:
-        chunk = min(args.eval_every, args.steps - done)
-        trainer.fit(steps=chunk, final_eval=False)
-        done += chunk
-        metrics = trainer.evaluate("valid", max_batches=0)
-        mse = float(metrics["mse"])
-        curve.append((done, mse))
-        if solved_at is None and mse < SOLVED_MSE:
-            solved_at = done
-    seconds = time.perf_counter() - t0
+    trainer, evals, solved_at, seconds = memory_tasks.train_in_rounds(
+        reg, TEMPLATE, settings, args.lr_for.get(cell, args.lr), args.steps, args.eval_every,
+        lambda metrics: metrics["mse"] < SOLVED_MSE)
+    last = evals[-1][1]
+    mse = float(last["mse"])
     probe = trainer.probe()
-    first, last, ratio = gradient_ratio(probe.gtt)
+    first, final, ratio = gradient_ratio(probe.gtt)
     return {"cell": cell, "T": length, "seed": seed, "lr": trainer.cfg.lr, "mse": mse,
-            "baseline_mse": float(metrics["baseline_mse"]), "solved": mse < SOLVED_MSE, "solved_at": solved_at,
-            "dLT_dh1": first, "dLT_dhT": last, "ratio": ratio, "seconds": seconds, "curve": curve}
+            "baseline_mse": float(last["baseline_mse"]), "solved": mse < SOLVED_MSE, "solved_at": solved_at,
+            "dLT_dh1": first, "dLT_dhT": final, "ratio": ratio, "seconds": seconds,
+            "curve": [(step, float(m["mse"])) for step, m in evals]}
 
 
 def fmt_ratio(x: float) -> str:

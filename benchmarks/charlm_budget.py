@@ -78,22 +78,13 @@ def plain_train(task, cfg: dict, steps: int, seed: int,
     model = PlainCharLSTM(V, cfg["embed"], cfg["hidden"], cfg["layers"])
     same = same_weights(model, wb_initial) if wb_initial is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.CrossEntropyLoss()
     state = None
     done, epoch = 0, 0
     t0 = time.perf_counter()
     model.train()
     while done < steps:
         for b in task.batches("train", BATCH, CHUNK, epoch=epoch):
-            if b["reset"]:
-                state = None
-            logits, state = model(b["tokens"], state)
-            state = tuple(s.detach() for s in state)
-            loss = loss_fn(logits.reshape(-1, V), b["targets"].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-            opt.step()
+            _, state = model.train_step(b, state, opt, CLIP)
             done += 1
             if done >= steps:
                 break

@@ -44,32 +44,48 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
+def train_in_rounds(reg, template: str, settings: dict[str, str], lr: float | None, steps: int, eval_every: int,
+                    solved) -> tuple[Trainer, list[tuple[int, dict]], int | None, float]:
+    """Train ``template`` with ``settings`` for ``steps`` steps, validating on the whole validation set every
+    ``eval_every`` steps; ``solved(metrics)`` says when the task counts as solved.  Returns the trainer, the
+    ``(step, metrics)`` of every validation, the first step at which it was solved (or None) and the seconds taken.
+    (benchmarks/adding_problem.py runs its cells the same way.)"""
+    if lr is not None:
+        settings = {**settings, "lr": str(lr)}
+    project, _ = template_project(reg.template(template), settings, reg)
+    trainer = Trainer(project, reg)
+    trainer.setup()
+    evals: list[tuple[int, dict]] = []
+    solved_at = None
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps:
+        chunk = min(eval_every, steps - done)
+        trainer.fit(steps=chunk, final_eval=False)
+        done += chunk
+        metrics = trainer.evaluate("valid", max_batches=0)
+        evals.append((done, metrics))
+        if solved_at is None and solved(metrics):
+            solved_at = done
+    return trainer, evals, solved_at, time.perf_counter() - t0
+
+
 def run_one(reg, args, task: str, cell: str, length: int, seed: int) -> tuple[float, int | None, float, float]:
     template, metric, lower, threshold, baseline_key = TASKS[task]
     settings = {"cell": cell, "length": str(length), "hidden_size": str(args.hidden), "seed": str(seed),
                 "threads": str(args.threads), "eval_every": "0", "probe_every": "0",
                 "task.valid_size": str(args.valid_size)}
-    lr = args.lr_for.get(cell, args.lr)
-    if lr is not None:
-        settings["lr"] = str(lr)
-    project, _ = template_project(reg.template(template), settings, reg)
-    trainer = Trainer(project, reg)
-    trainer.setup()
-    solved_at = None
-    value = float("nan")
-    baseline = float("nan")
-    t0 = time.perf_counter()
-    done = 0
-    while done < args.steps:
-        chunk = min(args.eval_every, args.steps - done)
-        trainer.fit(steps=chunk, final_eval=False)
-        done += chunk
-        metrics = trainer.evaluate("valid", max_batches=0)
-        value = metrics[metric]
-        baseline = metrics[baseline_key] if isinstance(baseline_key, str) else baseline_key
-        if solved_at is None and (value < threshold if lower else value > threshold):
-            solved_at = done
-    return value, solved_at, time.perf_counter() - t0, baseline
+
+    def solved(metrics: dict) -> bool:
+        return metrics[metric] < threshold if lower else metrics[metric] > threshold
+
+    _, evals, solved_at, seconds = train_in_rounds(reg, template, settings, args.lr_for.get(cell, args.lr),
+                                                   args.steps, args.eval_every, solved)
+    if not evals:
+        return float("nan"), None, seconds, float("nan")
+    last = evals[-1][1]
+    baseline = last[baseline_key] if isinstance(baseline_key, str) else baseline_key
+    return last[metric], solved_at, seconds, baseline
 
 
 def main(argv: list[str] | None = None) -> int:

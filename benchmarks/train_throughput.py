@@ -41,6 +41,19 @@ class PlainCharLSTM(nn.Module):
         y, state = self.lstm(self.embed(x), state)
         return self.head(y), state
 
+    def train_step(self, batch: dict, state, opt, clip: float):
+        """One step of truncated BPTT: forward from the carried state (none after a reset), cross-entropy, clip
+        the gradient norm, optimizer step.  Returns the loss and the detached state to carry to the next batch."""
+        if batch["reset"]:
+            state = None
+        logits, state = self(batch["tokens"], state)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.parameters(), clip)
+        opt.step()
+        return loss, tuple(s.detach() for s in state)
+
 
 def plain_loop(task, args):
     """The loop anyone would write: TBPTT with the state carried and detached, clip, Adam."""
@@ -48,7 +61,6 @@ def plain_loop(task, args):
     V = task.sizes["vocab"]
     model = PlainCharLSTM(V, args.embed, args.hidden, args.layers)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    loss_fn = nn.CrossEntropyLoss()
     batches = task.batches("train", args.batch, args.chunk)
     state = None
 
@@ -58,15 +70,7 @@ def plain_loop(task, args):
         t0 = time.perf_counter()
         for _ in range(steps):
             b = next(batches)
-            if b["reset"] or state is None:
-                state = None
-            logits, state = model(b["tokens"], state)
-            state = tuple(s.detach() for s in state)
-            loss = loss_fn(logits.view(-1, V), b["targets"].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            loss, state = model.train_step(b, state, opt, 5.0)
             float(loss.detach())  # the loop logs its loss, like the workbench does
             tokens += b["targets"].numel()
         return tokens / (time.perf_counter() - t0)

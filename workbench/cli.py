@@ -82,12 +82,6 @@ def _finite(x: Any) -> Any:
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def _fmt_metric(v: Any) -> str:
-    # shared with the window's Run ▸ Evaluate… (imported late: workbench.core.train imports torch)
-    from workbench.core.train import format_metric
-    return format_metric(v)
-
-
 def _note(msg: str) -> None:
     sys.stderr.write(f"seqwb: {msg}\n")
 
@@ -244,7 +238,8 @@ class _CLIReporter:
             _print_json({"event": "eval", "step": ev.step, "epoch": ev.epoch, "split": ev.split,
                          **{f"valid_{k}": _finite(v) for k, v in ev.metrics.items()}, "best": ev.best})
         else:
-            metrics = "  ".join(f"{k} {_fmt_metric(v)}" for k, v in ev.metrics.items())
+            from workbench.core.train import format_metric   # loaded already: this runs during training
+            metrics = "  ".join(f"{k} {format_metric(v)}" for k, v in ev.metrics.items())
             print(f"valid @ {ev.step}: {metrics}{'  (best)' if ev.best else ''}", flush=True)
 
     def on_sample(self, trainer, ev) -> None:

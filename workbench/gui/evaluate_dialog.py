@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QD
                                QVBoxLayout)
 
 from workbench.core.project import available_weights
-from workbench.gui.forms import ElidedLabel, error_color
+from workbench.gui.forms import ElidedLabel, show_note
 from workbench.gui.style import muted_text_color, set_muted
 
 #: the splits the dialog offers, in order, with their titles (``seqwb eval --split`` also takes ``train``; the
@@ -542,13 +542,7 @@ class EvaluateDialog(QDialog):
 
     def _show_message(self, text: str, error: bool = False) -> None:
         """A message where the table goes (the previous result, if any, no longer applies)."""
-        self.placeholder.setText(text)
-        if error:
-            pal = self.placeholder.palette()
-            pal.setColor(QPalette.ColorRole.WindowText, error_color(self))
-            self.placeholder.setPalette(pal)
-        else:
-            set_muted(self.placeholder)
+        show_note(self.placeholder, text, error)
         self.result_stack.setCurrentWidget(self.placeholder)
         self.caption_label.setText(" ")
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
                                QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem, QLineEdit, QScrollArea, QSizePolicy,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from workbench.gui.style import set_muted
 from workbench.plugin_system.params import FieldInfo, field_info
 
 Commit = Callable[[str, Any], "str | None"]
@@ -38,6 +39,18 @@ def is_dark(widget: QWidget) -> bool:
 def error_color(widget: QWidget) -> QColor:
     """A red that stays readable on both light and dark window backgrounds."""
     return QColor("#ff7b72") if is_dark(widget) else QColor("#b3261e")
+
+
+def show_note(label: QLabel, text: str, error: bool = False) -> None:
+    """A status or hint message on ``label``: an error in :func:`error_color`, anything else muted (the same
+    colour every time, also right after an error: ``style.set_muted``)."""
+    label.setText(text)
+    if error:
+        pal = label.palette()
+        pal.setColor(QPalette.ColorRole.WindowText, error_color(label))
+        label.setPalette(pal)
+    else:
+        set_muted(label)
 
 
 def pretty_name(name: str) -> str:

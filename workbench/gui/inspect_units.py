@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
 from workbench.core import inspect as core
 from workbench.gui.inspect_plots import HeatmapView, SaturationView
 from workbench.gui.inspect_text import ActivationTextView
-from workbench.gui.forms import ElidedLabel, error_color
+from workbench.gui.forms import ElidedLabel, show_note
 from workbench.gui.style import set_muted
 
 QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
@@ -601,14 +601,8 @@ class HiddenUnitsPanel(QWidget):
             self._say("The model graph has changed since this recording; record again to see the new model.")
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
+        show_note(self.status, text, error)
         self.status.setToolTip(text)
-        if error:
-            pal = self.status.palette()
-            pal.setColor(QPalette.ColorRole.WindowText, error_color(self))
-            self.status.setPalette(pal)
-        else:
-            set_muted(self.status)      # the same muted colour every time, also after an error (style.set_muted)
 
     def _show_empty(self) -> None:
         self.layer_combo.clear()
