@@ -91,7 +91,7 @@ def build(reg, template: str, settings: dict[str, str]):
     """(model, task, prompt) of a template, untrained, built as the trainer builds it (seeded)."""
     from workbench.core.build import build_model
     from workbench.core.settings import template_project
-    from workbench.plugin_system.params import params_from_dict
+    from workbench.schema.params import params_from_dict
     project, _ = template_project(reg.template(template), settings, reg)
     spec = reg.task(project.task.id)
     task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), ROOT)

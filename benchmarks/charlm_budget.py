@@ -31,10 +31,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from workbench.core import inspect as wb_inspect
+from workbench.core import recording
 from workbench.core.atomic import atomic_write
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 import train_throughput  # noqa: E402 - its neighbour in benchmarks/ (on sys.path when run as a script)
@@ -124,11 +124,11 @@ def best_units(project, reg, text: str) -> dict[str, dict]:
     """The best-correlated unit of every recurrent layer's h for each feature (unit search, as ``seqwb units``)."""
     if project.checkpoint is None:   # the recorder would fall back to untrained (seeded) weights
         raise SystemExit("no trained weights to record: the project has no checkpoint")
-    rec = wb_inspect.record(project, reg, text)
+    rec = recording.record(project, reg, text)
     out = {}
     for feature in FEATURES:
         try:
-            (layer, unit, r), = wb_inspect.search_layers(rec, feature, "h", top=1)
+            (layer, unit, r), = recording.search_layers(rec, feature, "h", top=1, registry=reg)
         except ValueError as exc:  # a feature that is constant over a short text
             out[feature] = {"error": str(exc)}
             continue

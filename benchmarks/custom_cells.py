@@ -101,7 +101,7 @@ def naive_sequence(cell):
 
 def workbench_trainer(registry, args, cell: str, fused: bool | None, path: str):
     from workbench.core.settings import template_project
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
 
     settings = {"cell": cell, "layers": "1", "hidden_size": str(args.hidden), "embed_size": str(args.embed),
                 "task.max_chars": str(args.max_chars)}

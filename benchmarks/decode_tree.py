@@ -44,7 +44,7 @@ def main() -> int:
     if args.project:
         import torch
 
-        from workbench.core.io import load_project
+        from workbench.core.projectfile import load_project
         from workbench.core.search import DecodeSession
         from workbench.plugin_system import discover
         torch.set_num_threads(1)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_project(path: Path, steps: int, hidden: int, threads: int = 0) -> None:
-    from workbench.core.io import project_plugins_used, save_project
+    from workbench.core.projectfile import project_plugins_used, save_project
     from workbench.core.settings import template_project
     from workbench.plugin_system import discover
     reg = discover()
@@ -72,7 +72,7 @@ def window_child(path: str) -> None:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     from workbench.gui.mainwindow import MainWindow
     from workbench.plugin_system import discover
     reg = discover()

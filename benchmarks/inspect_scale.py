@@ -51,7 +51,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance() or QApplication([])
 
-    from workbench.core import inspect as core
+    from workbench.core import recording
     from workbench.core.settings import template_project
     from workbench.gui.document import ProjectDocument
     from workbench.gui.inspect_units import HiddenUnitsPanel
@@ -61,7 +61,7 @@ def main() -> int:
     project, _ = template_project(reg.template("char-lm"), {
         "hidden_size": str(args.units), "layers": "1", "task.max_chars": str(max(200_000, 25 * args.chars)),
         "task.valid_fraction": "0.2"}, reg)
-    recorder = core.Recorder(reg)
+    recorder = recording.Recorder(reg)
     text = recorder.sample_text(project, ROOT, args.chars)
     recorder.load(project, ROOT)                   # build once, as the window's first Record does
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def main() -> int:
         panel.heatmap.glw.viewport().repaint()
 
     def search():
-        core.unit_search(rec, "rnn.0", "h", "quotes")
+        recording.unit_search(rec, "rnn.0", "h", "quotes", reg)
 
     rows = [("show recording", timed(show, 3)), ("switch quantity", timed(switch_quantity)),
             ("switch unit", timed(switch_unit)), ("paint heatmap", timed(paint_heatmap)),

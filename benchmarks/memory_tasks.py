@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 TASKS = {

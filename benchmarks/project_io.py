@@ -8,8 +8,8 @@ carried-state tensors), then given the history of a long run: every series the T
 gradient-through-time record of ``chunk_len`` = 100 timesteps every 100 steps, a 200-character sample every 200
 steps) — the shape and size of a 20,000-step run's history, with made-up numbers.
 
-It is saved with :func:`workbench.core.io.save_project` (what ``seqwb train`` and the window's Save call: temporary
-file, fsync, ``.bak`` of the previous version, rename) and loaded with :func:`workbench.core.io.load_project`
+It is saved with :func:`workbench.core.projectfile.save_project` (what ``seqwb train`` and the window's Save call: temporary
+file, fsync, ``.bak`` of the previous version, rename) and loaded with :func:`workbench.core.projectfile.load_project`
 (every member checked against the manifest's sha256, the weights read as safetensors), alternately, ``--runs``
 times each; the figures are medians.  The file goes to ``--dir`` (default: a fresh folder in the system's temporary
 directory) and is deleted afterwards.
@@ -43,7 +43,7 @@ def build_project(reg, hidden: int, history_steps: int, chunk: int, max_chars: i
     import torch
 
     from workbench.core.settings import template_project
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
     project, _ = template_project(reg.template("char-lm"), {
         "hidden_size": str(hidden), "layers": "2", "task.max_chars": str(max_chars)}, reg)
     # two tiny steps are enough to have every tensor a run's checkpoint holds; the probe runs on chunk_len steps
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     torch.set_num_threads(1)
-    from workbench.core.io import load_project, project_plugins_used, save_project
+    from workbench.core.projectfile import load_project, project_plugins_used, save_project
     from workbench.plugin_system import discover
     reg = discover()
     t0 = time.perf_counter()

@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 
 from workbench.core.atomic import atomic_write
-from workbench.core.errors import DataError, TrainingError
+from workbench.schema.errors import DataError, TrainingError
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer, scheduled_lr
+from workbench.core.training.optim import scheduled_lr
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 PUBLISHED = {"valid": 120.7, "test": 114.5}   # Zaremba et al. 2014, table 1, non-regularised LSTM

@@ -1,6 +1,6 @@
 """The hidden-unit recorder: characters per second, 20,000 characters through a layer of 512 LSTM units.
 
-What is timed is :meth:`workbench.core.inspect.Recorder.record` — what the window's Record button runs on its worker
+What is timed is :meth:`workbench.core.recording.Recorder.record` — what the window's Record button runs on its worker
 thread and what ``seqwb record`` runs: the character LM (embedding 64 -> 1 x LSTM ``--units`` -> linear, untrained:
 the values do not change the work) reads the validation text, keeping h, c and the four gates of every step
 (``[T, 512]`` float32 each, 6 x 41 MB at 20,000 characters), then labels the tokens.  One intra-op thread, as the
@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         chars, units, rounds = 300, 32, 1
     torch.set_num_threads(1)
 
-    from workbench.core import inspect as core
+    from workbench.core import recording
     from workbench.core.settings import template_project
     from workbench.plugin_system import discover
     reg = discover()
     project, _ = template_project(reg.template("char-lm"), {
         "hidden_size": str(units), "layers": "1", "task.max_chars": str(max(20_000, 25 * chars)),
         "task.valid_fraction": "0.2"}, reg)
-    recorder = core.Recorder(reg)
+    recorder = recording.Recorder(reg)
     text = recorder.sample_text(project, ROOT, chars)
     loaded = recorder.load(project, ROOT)           # build once, as the window's first Record does
     task = loaded.task

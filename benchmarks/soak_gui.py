@@ -43,7 +43,7 @@ TICK_S = 0.010
 
 
 def make_project(path: Path, args: argparse.Namespace) -> None:
-    from workbench.core.io import project_plugins_used, save_project
+    from workbench.core.projectfile import project_plugins_used, save_project
     from workbench.core.settings import template_project
     from workbench.plugin_system import discover
     reg = discover()
@@ -86,7 +86,7 @@ def window_child(path: str, minutes: float, window_s: float, points: int) -> Non
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     from workbench.gui.mainwindow import MainWindow
     from workbench.plugin_system import discover
     reg = discover()

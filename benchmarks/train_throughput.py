@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 

@@ -32,7 +32,7 @@ import torch
 from workbench.core.atomic import atomic_write
 from workbench.core.decode import run_decoder
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 from workbench_plugins.translation import bleu_and_exact
 

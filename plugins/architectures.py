@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.hookspecs import hookimpl
+from workbench.api import BlockSpec, PortSpec, hookimpl, param
 from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import BlockSpec, PortSpec
 
 VERSION = "1.0"
 IMPL = "workbench_plugins.blocks_impl"

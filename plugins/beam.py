@@ -32,8 +32,7 @@ import math
 
 import torch
 
-from workbench.core.blocks import map_state
-from workbench.core.decode import DecodeResult, LazySearchTree, SearchTree, TreeNode, token_label
+from workbench.api import DecodeResult, LazySearchTree, SearchTree, TreeNode, map_state, token_label
 
 CONTEXT = "__context__"
 

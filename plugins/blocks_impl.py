@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.core.blocks import Block, BuildContext
+from workbench.api import Block, BuildContext
 
 
 class PerTimestepBlock(Block):

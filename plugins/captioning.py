@@ -25,8 +25,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, Task, sha256_file
+from workbench.api import Batch, DataError, Task, sha256_file
 from workbench_plugins.translation import (BOS, EOS, PAD, SPECIALS, UNK, bleu_and_exact, build_vocab,
                                            decoder_arrays, epoch_order, greedy_batch, read_lines, relpath,
                                            seq_loss, seq_loss_last_step)

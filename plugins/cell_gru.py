@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from workbench.core.cells import Cell, State, defines_own
-from workbench_plugins.lstm import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states, sigmoid_backward,
-                                    tanh_backward)
+from workbench.api import Cell, State
+from workbench.core.cells import defines_own
+from workbench_plugins._kernels import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states,
+                                        sigmoid_backward, tanh_backward)
 
 
 class GRUSequence(torch.autograd.Function):

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.core.cells import Cell, State
-from workbench_plugins.lstm import no_steps
+from workbench.api import Cell, State
+from workbench_plugins._kernels import no_steps
 
 
 class MUTCell(Cell):

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from workbench.core.cells import Cell, State
-from workbench_plugins.lstm import no_steps, previous_h_grad_weight, sigmoid_backward, tanh_backward
+from workbench.api import Cell, State
+from workbench_plugins._kernels import no_steps, previous_h_grad_weight, sigmoid_backward, tanh_backward
 
 
 class PeepholeSequence(torch.autograd.Function):

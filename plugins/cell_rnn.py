@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from workbench.core.cells import Cell, State, defines_own
-from workbench_plugins.lstm import KERNEL_DTYPES, no_steps
+from workbench.api import Cell, State
+from workbench.core.cells import defines_own
+from workbench_plugins._kernels import KERNEL_DTYPES, no_steps
 
 
 class RNNCell(Cell):

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from workbench.hookspecs import hookimpl
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import CellSpec
+from workbench.api import CellSpec, hookimpl, param
 
 VERSION = "1.0"
 PKG = "workbench_plugins"

@@ -14,8 +14,7 @@ from typing import IO, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import StreamLMTask, sha256_file, sha256_text
+from workbench.api import DataError, StreamLMTask, sha256_file, sha256_text
 
 UNK = "\ufffd"  # id 0: any character the vocabulary has not seen
 

@@ -18,8 +18,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, sha256_text
+from workbench.api import Batch, DataError, sha256_text
 from workbench_plugins.text_data import (PAD, UNK, PaddedSequenceTask, build_vocab, classification_scores,
                                          file_record, last_step_logits, pack_vocab, read_text, resolve_path,
                                          unpack_vocab, update_confusion)

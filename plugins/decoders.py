@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.hookspecs import hookimpl
+from workbench.api import DecoderSpec, hookimpl, param
 from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import DecoderSpec
 
 VERSION = "1.0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.core.decode import DecodeResult, prime
+from workbench.api import DecodeResult, prime
 
 
 @torch.no_grad()

@@ -1,20 +1,19 @@
 """Built-in feature tracks for unit search, contributed through the same hook as any plugin's.
 
-The track functions live in :mod:`workbench.core.inspect` (numpy only, tested there); this module only names them,
-so discovery imports neither numpy nor torch.
+The track functions live in :mod:`workbench_plugins.text_features` (numpy only); this module only names them, so
+discovery imports neither numpy nor torch.
 """
 
 from __future__ import annotations
 
-from workbench.hookspecs import hookimpl
-from workbench.plugin_system.specs import FeatureTrackSpec, NoParams
+from workbench.api import FeatureTrackSpec, NoParams, hookimpl
 
 VERSION = "1.0"
-_CORE = "workbench.core.inspect"
+_IMPL = "workbench_plugins.text_features"
 
 
 def _track(id: str, title: str, fn: str, description: str) -> FeatureTrackSpec:
-    return FeatureTrackSpec(id=id, title=title, version=VERSION, params=NoParams, factory=f"{_CORE}:{fn}",
+    return FeatureTrackSpec(id=id, title=title, version=VERSION, params=NoParams, factory=f"{_IMPL}:{fn}",
                             description=description)
 
 

@@ -22,8 +22,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, Task, sha256_file
+from workbench.api import Batch, DataError, Task, sha256_file
 
 DEMO_COLUMNS = ("season", "value")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from workbench.core.blocks import Block, BuildContext
+from workbench.api import Block, BuildContext
 
 
 def _size(sizes: dict, port: str, node_id: str, what: str) -> int:

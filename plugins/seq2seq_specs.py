@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import BlockSpec, DecoderSpec, PortSpec, TaskSpec, TemplateSpec
+from workbench.api import (TASK_INPUT, TASK_OUTPUT, BlockSpec, DecoderSpec, Graph, PortSpec, TaskSpec, TemplateSpec,
+                           param)
 
 VERSION = "1.0"
 PKG = "workbench_plugins"

@@ -21,8 +21,7 @@ from typing import Any, Optional
 
 import torch
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, sha256_text
+from workbench.api import Batch, DataError, sha256_text
 from workbench_plugins.text_data import (IGNORE, PAD, UNK, UNK_SIGNATURES, PaddedSequenceTask, build_vocab,
                                          classification_scores, file_record, masked_cross_entropy, pack_vocab,
                                          read_text, resolve_path, split_of, stdlib_sources, unk_signature,

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph
-from workbench.hookspecs import hookimpl
+from workbench.api import TASK_INPUT, TASK_OUTPUT, Graph, TemplateSpec, hookimpl, param
 from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import TemplateSpec
 
 VERSION = "1.0"
 

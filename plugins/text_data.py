@@ -17,8 +17,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, Task, sha256_file
+from workbench.api import Batch, DataError, Task, sha256_file
 
 PAD = "<pad>"
 UNK = "<unk>"

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import Batch, Task, sha256_file, sha256_text
+from workbench.api import Batch, DataError, Task, sha256_file, sha256_text
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]

@@ -19,8 +19,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from workbench.core.errors import DataError
-from workbench.core.tasks import StreamLMTask, sha256_text
+from workbench.api import DataError, StreamLMTask, sha256_text
 from workbench_plugins.text_data import (UNK, build_vocab, file_record, read_text, resolve_path, split_of,
                                          stdlib_sources)
 

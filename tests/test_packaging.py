@@ -89,7 +89,7 @@ def test_mime_type_is_a_zip_matched_by_glob_and_by_magic(tmp_path):
     # the magic recognises a project file as the app writes it (project.json is the zip's first member on disk;
     # files from before 0.1's streaming writer have manifest.json there, and the magic accepts both)
     from tests.helpers import small_project
-    from workbench.core.io import save_project
+    from workbench.core.projectfile import save_project
     from workbench.plugin_system import discover
     path = tmp_path / "p.seqwb"
     save_project(small_project(discover()), path)
@@ -130,7 +130,7 @@ def qapp_offscreen():
 def test_seqwb_file_opens_it_with_the_window_icon(tmp_path, subprocess_env):
     """What a double-click runs (the desktop file's ``seqwb gui %f``; ``seqwb FILE`` is the same)."""
     from tests.helpers import small_project
-    from workbench.core.io import save_project
+    from workbench.core.projectfile import save_project
     from workbench.plugin_system import discover
     project = small_project(discover())
     project.name = "Double-clicked"

@@ -40,7 +40,7 @@ def test_the_files_are_valid_and_wired_together():
     assert project["project"]["name"] == "seqwb-my-cell"
     assert project["project"]["entry-points"]["seqwb.plugins"] == {"my-cell": "seqwb_my_cell.plugin"}
     assert project["tool"]["setuptools"]["packages"] == ["seqwb_my_cell"]
-    assert 'SEQWB_API = ">=1.0,<2"' in files["seqwb_my_cell/plugin.py"]
+    assert 'SEQWB_API = ">=1.1,<2"' in files["seqwb_my_cell/plugin.py"]
     assert 'seqwb_check_cell("my-cell")' in files["tests/test_cell.py"]
     assert "twine upload" in files["README.md"] and "python -m build" in files["README.md"]
 

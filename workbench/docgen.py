@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.plugin_system.params import field_info
+from workbench.schema.params import field_info
 
 KIND_TITLES = {
     "cell": "Cells",

@@ -1,14 +1,14 @@
-"""The plugin contract: one hook per contribution kind.
+"""The plugin contract, part one: one hook per contribution kind.  Part two is :mod:`workbench.api`, the names
+a plugin may use.
 
 Plugins are modules (or objects) exposed through the ``seqwb.plugins`` entry-point group, built-ins included.
 Each hook is called once at discovery, with no arguments, and returns a list of plain-data specs (see
-:mod:`workbench.plugin_system.specs`).  Implementations must not import torch or Qt at module level or inside the
-hook: specs name their code as ``"module:attr"`` strings that are imported only when used.
+:mod:`workbench.api`).  Implementations must not import torch or Qt at module level or inside the hook: specs
+name their code as ``"module:attr"`` strings that are imported only when used.
 
 Example::
 
-    from workbench.hookspecs import hookimpl
-    from workbench.plugin_system.specs import CellSpec
+    from workbench.api import CellSpec, hookimpl
 
     SEQWB_API = ">=1.0,<2"      # the versions of this contract the plugin supports (see API_VERSION)
 
@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import pluggy
 
-from workbench.plugin_system.specs import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, TaskSpec,
+from workbench.schema.specs import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, TaskSpec,
                                            TemplateSpec)
 
 PROJECT_NAME = "seqwb"
 ENTRY_POINT_GROUP = "seqwb.plugins"
-#: Version of this contract: MAJOR.MINOR.  A minor version adds hooks or optional spec fields (plugins written for
-#: an older minor version keep working); a major version changes or removes something.  A plugin declares the
-#: versions it supports as ``SEQWB_API = ">=1.0,<2"`` in the module its entry point names (or, for a plugin object,
-#: as an attribute of it): comma-separated clauses of ``>=``, ``>``, ``<=``, ``<``, ``==`` and ``!=`` with
-#: versions like ``1``, ``1.0``; ``==1.*`` matches any 1.x.  A plugin whose range excludes API_VERSION is reported
-#: and not loaded; a plugin that declares nothing is loaded, with a note.
-API_VERSION = "1.0"
+#: Version of this contract: MAJOR.MINOR.  A minor version adds hooks, optional spec fields or names of
+#: :mod:`workbench.api` (plugins written for an older minor version keep working); a major version changes or
+#: removes something.  1.1 added :mod:`workbench.api`.  A plugin declares the versions it supports as
+#: ``SEQWB_API = ">=1.0,<2"`` in the module its entry point names (or, for a plugin object, as an attribute of it):
+#: a PEP 440 version specifier (``>=1.0,<2``, ``==1.*``, ``~=1.1``).  A plugin whose range excludes API_VERSION is
+#: reported and not loaded; a plugin that declares nothing is loaded, with a note.
+API_VERSION = "1.1"
 #: the attribute a plugin module sets to declare the API versions it supports
 API_ATTRIBUTE = "SEQWB_API"
 
@@ -49,7 +49,7 @@ class SeqwbHookSpecs:
         """Called once at discovery.  Return the recurrent cells this plugin adds.
 
         A cell's factory is called as ``factory(input_size, hidden_size, params)`` and returns a
-        :class:`workbench.core.cells.Cell` (a ``torch.nn.Module`` with ``init_state``, ``step`` and optionally a
+        :class:`workbench.api.Cell` (a ``torch.nn.Module`` with ``init_state``, ``step`` and optionally a
         fused ``sequence``).  Every cell becomes a choice of the recurrent-layer blocks.
         """
 
@@ -58,7 +58,7 @@ class SeqwbHookSpecs:
         """Called once at discovery.  Return the block types (graph nodes) this plugin adds.
 
         A block's factory is called as ``factory(params, in_sizes, out_sizes, ctx)`` and returns a
-        :class:`workbench.core.blocks.Block`.  Ports are typed; sizes are inferred along links.
+        :class:`workbench.api.Block`.  Ports are typed; sizes are inferred along links.
         """
 
     @hookspec
@@ -66,7 +66,7 @@ class SeqwbHookSpecs:
         """Called once at discovery.  Return the tasks this plugin adds.
 
         A task's factory is called as ``factory(params, base_dir)`` and returns a
-        :class:`workbench.core.tasks.Task`: data reading, vocabulary, batching, loss, metrics.
+        :class:`workbench.api.Task`: data reading, vocabulary, batching, loss, metrics.
         """
 
     @hookspec
@@ -74,7 +74,7 @@ class SeqwbHookSpecs:
         """Called once at discovery.  Return the decoders this plugin adds.
 
         A decoder's factory is called as ``factory(model, task, params, prompt=..., device=..., generator=...)``
-        and returns a :class:`workbench.core.decode.DecodeResult`.  Decoders only use ``model.start`` and
+        and returns a :class:`workbench.api.DecodeResult`.  Decoders only use ``model.start`` and
         ``model.step``, so every decoder works with every generative model.
         """
 

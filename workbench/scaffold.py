@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import __version__
-from workbench.core.errors import WorkbenchError
+from workbench.schema.errors import WorkbenchError
 from workbench.hookspecs import API_VERSION, ENTRY_POINT_GROUP
 
 __all__ = ["ScaffoldError", "PluginNames", "plugin_names", "render", "scaffold"]
@@ -93,9 +93,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.hookspecs import hookimpl
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import CellSpec
+from workbench.api import CellSpec, hookimpl, param
 
 #: the plugin-API versions this plugin is written for; Sequence Workbench {API_VERSION} checks it before loading it
 SEQWB_API = "{_major_range()}"
@@ -133,7 +131,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from workbench.core.cells import Cell, State
+from workbench.api import Cell, State
 
 
 class {n.class_name}(Cell):

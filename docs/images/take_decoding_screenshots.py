@@ -67,7 +67,7 @@ def main() -> int:
     app.setStyle("Fusion")
     if args.dark:
         app.setPalette(dark_palette())
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     from workbench.gui.mainwindow import MainWindow
     from workbench.plugin_system import discover
     reg = discover()

@@ -33,7 +33,7 @@ def _project(folder: Path, *settings: str) -> Path:
 
 
 def _step_on_disk(path: Path) -> int:
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     return load_project(path, weights=False).checkpoint.step
 
 

@@ -14,7 +14,7 @@ from tests.helpers import small_project, write_corpus
 from workbench.core.build import build_model
 from workbench.core.decode import SearchTree, run_decoder
 from workbench.core.settings import template_project
-from workbench.plugin_system.params import ParamError, params_from_dict
+from workbench.schema.params import ParamError, params_from_dict
 from workbench_plugins.beam import length_penalty, reorder_state
 
 SEQ2SEQ_TINY = {"task.demo_train": "200", "task.demo_valid": "10", "task.demo_test": "10", "hidden_size": "16",

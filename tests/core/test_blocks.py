@@ -10,7 +10,7 @@ from workbench.core.graph import analyze
 from workbench.core.probes import GradientThroughTimeProbe
 from workbench.core.settings import template_project
 from workbench.plugin_system import discover
-from workbench.plugin_system.params import params_from_dict
+from workbench.schema.params import params_from_dict
 from workbench_plugins import architectures as arch
 from workbench_plugins.blocks_impl import reverse_within_lengths
 

@@ -8,11 +8,11 @@ import torch
 
 from workbench.core.build import build_model
 from workbench.core.decode import run_decoder
-from workbench.core.errors import DataError
+from workbench.schema.errors import DataError
 from workbench.core.graph import analyze
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
-from workbench.plugin_system.params import params_from_dict
+from workbench.core.training.trainer import Trainer
+from workbench.schema.params import params_from_dict
 from workbench_plugins.captioning import COLOURS, render_shapes
 
 TINY = {"task.shapes_train": "120", "task.shapes_valid": "16", "task.shapes_test": "8",

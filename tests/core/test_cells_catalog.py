@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.plugin_system.params import field_info
+from workbench.schema.params import field_info
 from workbench.testing.contracts import check_cell_spec, check_step_matches_sequence
 
 CATALOG = ("rnn", "irnn", "lstm", "peephole-lstm", "gru", "mut1", "mut2", "mut3")

@@ -19,8 +19,8 @@ import torch
 
 from workbench.cli import main
 from workbench.core.distributed import LaunchEnv, launch_command, torchrun_env
-from workbench.core.errors import DataError, TrainingError
-from workbench.core.io import load_project
+from workbench.schema.errors import DataError, TrainingError
+from workbench.core.projectfile import load_project
 from workbench.core.tasks import StreamLMTask, Task
 from workbench.plugin_system import discover
 
@@ -153,7 +153,7 @@ def test_distributed_flag_starts_two_processes_and_logs_the_global_mean(reg, tmp
     dist.write_bytes(single.read_bytes())
 
     # the halves of the first batch really differ in size (else this test would not tell the two means apart)
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
     trainer = Trainer(load_project(single, registry=reg), reg, base_dir=tmp_path)
     trainer.setup()
     batch = next(trainer._batches())
@@ -254,7 +254,7 @@ def test_carried_state_splits_into_rank_parts_and_back(reg, tmp_path):
     from tests.helpers import small_project, with_train, write_corpus
     from workbench.core.blocks import flatten_state, map_state
     from workbench.core.distributed import DistributedContext
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
     corpus = write_corpus(tmp_path)
     project = with_train(small_project(reg, **{"task.corpus": str(corpus)}), threads=1, batch_size=6)
     trainer = Trainer(project, reg, base_dir=tmp_path)

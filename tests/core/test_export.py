@@ -14,9 +14,10 @@ import torch
 
 from workbench.core import export as export_mod
 from workbench.core.export import ExportError, export_model
-from workbench.core.io import load_project, save_project
+from workbench.core.projectfile import load_project, save_project
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer, load_for_inference
+from workbench.core.training.session import load_for_inference
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 TINY = {"hidden_size": "8", "batch_size": "8", "eval_every": "0", "probe_every": "0", "sample_every": "0",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench.core.errors import GraphError
+from workbench.schema.errors import GraphError
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph, analyze, check_link
 from workbench.plugin_system import discover
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_subprocess_env
-from workbench.core import inspect as I
+from workbench.core import features, recording
+from workbench.core.project import available_weights
+from workbench_plugins.text_features import track_quotes
 
 CODE = "x = 'ab' + y  # c'x\n    if (a[1]):\n\tz = \"q\\\"r\"\n"
 
@@ -21,54 +23,54 @@ def bits(values) -> str:
 
 # ---- feature tracks ------------------------------------------------------------------------------------------
 
-def test_quotes_are_on_from_the_opening_quote_to_before_the_closing_one():
-    assert bits(I.compute_track("quotes", "a 'bc' d")) == "00111000"
+def test_quotes_are_on_from_the_opening_quote_to_before_the_closing_one(reg):
+    assert bits(features.compute_track("quotes", "a 'bc' d", reg)) == "00111000"
     # an escaped quote stays inside; a quote in a comment opens nothing; triple quotes span lines
-    assert bits(I.compute_track("quotes", 'f("x\\"y")')) == "001111100"
-    assert bits(I.compute_track("quotes", "# it's\nz")) == "00000000"
-    assert bits(I.compute_track("quotes", "'''a\nb'''c")) == "1111110000"
+    assert bits(features.compute_track("quotes", 'f("x\\"y")', reg)) == "001111100"
+    assert bits(features.compute_track("quotes", "# it's\nz", reg)) == "00000000"
+    assert bits(features.compute_track("quotes", "'''a\nb'''c", reg)) == "1111110000"
     # an unterminated one-line string ends with its line
-    assert bits(I.compute_track("quotes", "'ab\ncd")) == "111000"
+    assert bits(features.compute_track("quotes", "'ab\ncd", reg)) == "111000"
 
 
-def test_comment_brackets_positions_indent_word_starts():
-    assert bits(I.compute_track("comment", "a # b\nc '#'")) == "00111000000"
+def test_comment_brackets_positions_indent_word_starts(reg):
+    assert bits(features.compute_track("comment", "a # b\nc '#'", reg)) == "00111000000"
     # a bracket inside a string does not count; an extra closing one does not go below 0
-    assert bits(I.compute_track("brackets", "f(a[1], '(')) x")) == "011221111110000"
-    assert bits(I.compute_track("line_position", "ab\ncde")) == "012012"
-    assert I.compute_track("indent", "a\n    b\n\tc\n").tolist() == [0, 0, 4, 4, 4, 4, 4, 4, 8, 8, 8]
-    assert bits(I.compute_track("word_start", "def f_1(x):")) == "10001000100"
-    assert bits(I.compute_track("regex:[0-9]+", "a12b3")) == "01101"
+    assert bits(features.compute_track("brackets", "f(a[1], '(')) x", reg)) == "011221111110000"
+    assert bits(features.compute_track("line_position", "ab\ncde", reg)) == "012012"
+    assert features.compute_track("indent", "a\n    b\n\tc\n", reg).tolist() == [0, 0, 4, 4, 4, 4, 4, 4, 8, 8, 8]
+    assert bits(features.compute_track("word_start", "def f_1(x):", reg)) == "10001000100"
+    assert bits(features.compute_track("regex:[0-9]+", "a12b3", reg)) == "01101"
 
 
-def test_tracks_have_one_value_per_character_on_real_code():
-    for track in I.feature_tracks():
+def test_tracks_have_one_value_per_character_on_real_code(reg):
+    for track in features.feature_tracks(reg):
         assert track(CODE).shape == (len(CODE),), track.name
-    assert bits(I.compute_track("quotes", CODE)) == "00001110000000000000000000000000000000001111100"
-    assert bits(I.compute_track("comment", CODE)) == "00000000000000111110000000000000000000000000000"
+    assert bits(features.compute_track("quotes", CODE, reg)) == "00001110000000000000000000000000000000001111100"
+    assert bits(features.compute_track("comment", CODE, reg)) == "00000000000000111110000000000000000000000000000"
 
 
-def test_feature_track_registry_is_open_and_checked():
+def test_feature_track_registry_is_open_and_checked(reg):
     def vowels(text):
         return np.array([ch in "aeiou" for ch in text], dtype=float)
 
     try:
-        I.register_feature_track("vowels", vowels, title="Vowel")
-        assert "vowels" in [t.name for t in I.feature_tracks()]
-        assert bits(I.compute_track("vowels", "data")) == "0101"
+        features.register_feature_track("vowels", vowels, title="Vowel")
+        assert "vowels" in [t.name for t in features.feature_tracks(reg)]
+        assert bits(features.compute_track("vowels", "data", reg)) == "0101"
         with pytest.raises(ValueError, match="registered already"):
-            I.register_feature_track("vowels", vowels)
-        I.register_feature_track("vowels", lambda text: np.zeros(1), replace=True)
+            features.register_feature_track("vowels", vowels)
+        features.register_feature_track("vowels", lambda text: np.zeros(1), replace=True)
         with pytest.raises(ValueError, match="returned 1 values for 4 characters"):
-            I.compute_track("vowels", "data")
+            features.compute_track("vowels", "data", reg)
     finally:
-        I.FEATURE_TRACKS.pop("vowels", None)
+        features.FEATURE_TRACKS.pop("vowels", None)
     with pytest.raises(ValueError, match="unknown feature 'nope'.*quotes"):
-        I.compute_track("nope", "x")
+        features.compute_track("nope", "x", reg)
     with pytest.raises(ValueError, match="bad regular expression"):
-        I.compute_track("regex:(", "x")
+        features.compute_track("regex:(", "x", reg)
     with pytest.raises(ValueError, match="reserved"):
-        I.register_feature_track("regex", vowels)
+        features.register_feature_track("regex", vowels)
 
 
 # ---- synthetic recordings -------------------------------------------------------------------------------------
@@ -76,48 +78,48 @@ def test_feature_track_registry_is_open_and_checked():
 def planted(text: str, unit: int = 3, H: int = 16, seed: int = 0) -> dict:
     """A recording whose unit ``unit`` of rnn.0's h is high inside quotes; the rest is noise."""
     rng = np.random.default_rng(seed)
-    quotes = I.compute_track("quotes", text)
+    quotes = track_quotes(text)
     h = np.tanh(rng.normal(0, 0.5, (len(text), H))).astype(np.float32)
     h[:, unit] = np.where(quotes > 0, 0.8, -0.6) + rng.normal(0, 0.05, len(text))
     f = (1 / (1 + np.exp(-rng.normal(0, 3, (len(text), H))))).astype(np.float32)
     g = np.tanh(rng.normal(0, 2, (len(text), H))).astype(np.float32)
     rec = {"text": text, "tokens": list(range(len(text))), "layers": {"rnn.0": {"h": h, "f": f, "g": g}}}
-    return I.annotate(rec)
+    return recording.annotate(rec)
 
 
-def test_unit_search_ranks_the_planted_unit_first_with_its_sign():
+def test_unit_search_ranks_the_planted_unit_first_with_its_sign(reg):
     text = "a = 'quoted' + b\nprint(\"more text\", c)\n" * 5
     rec = planted(text)
-    ranked = I.unit_search(rec, "rnn.0", "h", "quotes")
+    ranked = recording.unit_search(rec, "rnn.0", "h", "quotes", registry=reg)
     assert ranked[0][0] == 3 and ranked[0][1] > 0.95
     assert len(ranked) == 16 and all(abs(ranked[i][1]) >= abs(ranked[i + 1][1]) for i in range(15))
     # the sign is kept: a unit that is low inside quotes is found as well, with r < 0
     rec["layers"]["rnn.0"]["h"][:, 7] = -rec["layers"]["rnn.0"]["h"][:, 3]
-    top2 = I.unit_search(rec, "rnn.0", "h", "quotes", top=2)
+    top2 = recording.unit_search(rec, "rnn.0", "h", "quotes", top=2, registry=reg)
     assert {u for u, _ in top2} == {3, 7} and dict(top2)[7] < -0.95
     # the same through an array track and a regex
-    assert I.unit_search(rec, "rnn.0", "h", I.compute_track("quotes", text), top=1)[0][0] in (3, 7)
-    assert I.search_layers(rec, "quotes", "h", top=1)[0][0] == "rnn.0"
+    assert recording.unit_search(rec, "rnn.0", "h", features.compute_track("quotes", text, reg), top=1, registry=reg)[0][0] in (3, 7)
+    assert recording.search_layers(rec, "quotes", "h", top=1, registry=reg)[0][0] == "rnn.0"
 
 
-def test_unit_search_explains_a_constant_track_and_bad_names():
+def test_unit_search_explains_a_constant_track_and_bad_names(reg):
     rec = planted("no quotes here\n" * 3)
     with pytest.raises(ValueError, match="constant over this text"):
-        I.unit_search(rec, "rnn.0", "h", "quotes")
+        recording.unit_search(rec, "rnn.0", "h", "quotes", registry=reg)
     with pytest.raises(ValueError, match="no layer 'rnn.9'.*rnn.0"):
-        I.unit_search(rec, "rnn.9", "h", "line_position")
+        recording.unit_search(rec, "rnn.9", "h", "line_position", registry=reg)
     with pytest.raises(ValueError, match="has no 'c'"):
-        I.unit_search(rec, "rnn.0", "c", "line_position")
+        recording.unit_search(rec, "rnn.0", "c", "line_position", registry=reg)
 
 
-def test_word_level_recordings_sample_tracks_at_each_token_start():
+def test_word_level_recordings_sample_tracks_at_each_token_start(reg):
     text = "say 'hi' now"
-    rec = I.annotate({"text": text, "tokens": [5, 6, 7], "labels": ["say", "'hi'", "now"],
+    rec = recording.annotate({"text": text, "tokens": [5, 6, 7], "labels": ["say", "'hi'", "now"],
                       "layers": {"rnn.0": {"h": np.zeros((3, 2), np.float32)}}})
     assert rec["offsets"].tolist() == [0, 4, 9]
-    assert I.step_track(rec, "quotes").tolist() == [0, 1, 0]
+    assert recording.step_track(rec, "quotes", reg).tolist() == [0, 1, 0]
     # a token that is not in the text (an unknown word) stays where the last one ended
-    assert I.token_offsets("a b c", ["a", "<unk>", "c"]).tolist() == [0, 1, 4]
+    assert features.token_offsets("a b c", ["a", "<unk>", "c"]).tolist() == [0, 1, 4]
 
 
 def test_hypothesis_selection_finds_units_on_over_a_span_and_where_they_switch_on_again():
@@ -130,42 +132,42 @@ def test_hypothesis_selection_finds_units_on_over_a_span_and_where_they_switch_o
     h[33:34, 4] = 0.9        # unit 4 alone: not a match of both
     h[8:17, 1] = 0.9         # on over the span but also around it: not selected
     h[10:13, 5] = 0.9        # on over part of the span only: not selected
-    rec = I.annotate({"text": "x" * T, "tokens": [0] * T, "layers": {"rnn.0": {"h": h}}})
-    units = I.units_on_span(rec, "rnn.0", "h", 10, 15, threshold=0.3)
+    rec = recording.annotate({"text": "x" * T, "tokens": [0] * T, "layers": {"rnn.0": {"h": h}}})
+    units = recording.units_on_span(rec, "rnn.0", "h", 10, 15, threshold=0.3)
     assert units == [2, 4]
-    assert I.matching_spans(rec, "rnn.0", "h", units, 0.3) == [(10, 15), (25, 29)]
-    assert I.matching_spans(rec, "rnn.0", "h", units, 0.3, min_units=1) == [(10, 15), (25, 29), (33, 34)]
-    assert I.matching_spans(rec, "rnn.0", "h", units, 0.3, min_length=5) == [(10, 15)]
-    assert I.matching_spans(rec, "rnn.0", "h", [], 0.3) == []
+    assert recording.matching_spans(rec, "rnn.0", "h", units, 0.3) == [(10, 15), (25, 29)]
+    assert recording.matching_spans(rec, "rnn.0", "h", units, 0.3, min_units=1) == [(10, 15), (25, 29), (33, 34)]
+    assert recording.matching_spans(rec, "rnn.0", "h", units, 0.3, min_length=5) == [(10, 15)]
+    assert recording.matching_spans(rec, "rnn.0", "h", [], 0.3) == []
     # a span at the very start has no "before" to be off in
     h[0:3, 3] = 0.9
-    assert 3 in I.units_on_span(rec, "rnn.0", "h", 0, 3, threshold=0.3)
+    assert 3 in recording.units_on_span(rec, "rnn.0", "h", 0, 3, threshold=0.3)
     with pytest.raises(ValueError, match="empty span"):
-        I.units_on_span(rec, "rnn.0", "h", 5, 5, 0.3)
+        recording.units_on_span(rec, "rnn.0", "h", 5, 5, 0.3)
 
 
 def test_saturation_treats_tanh_gates_on_their_own_scale_and_levels_are_fixed():
     rec = planted("'a' b " * 20)
-    sat = I.gate_saturation(rec)["rnn.0"]
+    sat = recording.gate_saturation(rec)["rnn.0"]
     f, g = rec["layers"]["rnn.0"]["f"], rec["layers"]["rnn.0"]["g"]
     assert "h" not in sat and sat["f"]["range"] == "sigmoid" and sat["g"]["range"] == "tanh"
     np.testing.assert_allclose(sat["f"]["left"], (f < 0.1).mean(0))
     np.testing.assert_allclose(sat["f"]["right"], (f > 0.9).mean(0))
     np.testing.assert_allclose(sat["g"]["left"], (g < -0.9).mean(0))
     np.testing.assert_allclose(sat["g"]["right"], (g > 0.9).mean(0))
-    assert I.display_levels(rec, "rnn.0", "f") == (0.0, 1.0)
-    assert I.display_levels(rec, "rnn.0", "h") == (-1.0, 1.0)
+    assert recording.display_levels(rec, "rnn.0", "f") == (0.0, 1.0)
+    assert recording.display_levels(rec, "rnn.0", "h") == (-1.0, 1.0)
     rec["layers"]["rnn.0"]["c"] = rec["layers"]["rnn.0"]["h"] * 3.3
     rec["kinds"]["rnn.0"]["c"] = "state"
-    lo, hi = I.display_levels(rec, "rnn.0", "c")
+    lo, hi = recording.display_levels(rec, "rnn.0", "c")
     assert lo == -hi and hi in (5.0,)  # 99.5th percentile of |c| (< 3.3) rounded up to a readable number
-    assert I.default_threshold(rec, "rnn.0", "f") == 0.65 and I.default_threshold(rec, "rnn.0", "h") == 0.3
+    assert recording.default_threshold(rec, "rnn.0", "f") == 0.65 and recording.default_threshold(rec, "rnn.0", "h") == 0.3
 
 
 def test_npz_and_csv_round_trip(tmp_path):
     rec = planted("'a' b\n" * 4)
     rec["meta"] = {"weights": "best", "step": 7, "trained": True}
-    I.save_npz(rec, tmp_path / "r.npz")
+    recording.save_npz(rec, tmp_path / "r.npz")
     with np.load(tmp_path / "r.npz", allow_pickle=False) as data:
         keys = set(data.files)
         assert {"text", "tokens", "labels", "offsets", "meta", "rnn.0/h", "levels/rnn.0/h",
@@ -173,10 +175,10 @@ def test_npz_and_csv_round_trip(tmp_path):
         assert data["rnn.0/h"].dtype == np.float32 and data["saturation/rnn.0/f"].shape == (2, 16)
         meta = json.loads(str(data["meta"]))
         assert meta["weights"] == "best" and meta["layers"]["rnn.0"] == {"h": "state", "f": "gate", "g": "gate"}
-    back = I.load_npz(tmp_path / "r.npz")
+    back = recording.load_npz(tmp_path / "r.npz")
     assert back["text"] == rec["text"] and back["labels"] == rec["labels"]
     np.testing.assert_array_equal(back["layers"]["rnn.0"]["g"], rec["layers"]["rnn.0"]["g"])
-    I.write_csv(rec, "rnn.0", "h", tmp_path / "h.csv")
+    recording.write_csv(rec, "rnn.0", "h", tmp_path / "h.csv")
     import csv
     with open(tmp_path / "h.csv", newline="") as fh:
         rows = list(csv.reader(fh))
@@ -199,8 +201,8 @@ def tiny_project(tmp_path_factory):
     """A char-LM (2 LSTM layers of 16) trained for 12 steps and saved, made in-process (the commands under test
     run as subprocesses)."""
     from tests.helpers import small_project
-    from workbench.core.io import project_plugins_used, save_project
-    from workbench.core.train import Trainer
+    from workbench.core.projectfile import project_plugins_used, save_project
+    from workbench.core.training.trainer import Trainer
     from workbench.plugin_system import discover
     reg = discover()
     folder = tmp_path_factory.mktemp("inspect")
@@ -218,7 +220,7 @@ TEXT = "def f(x):\n    return 'a' + \"b\"  # why\n"
 
 
 def test_cli_record_npz_is_what_the_views_show(tiny_project, tmp_path):
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     from workbench.plugin_system import default_registry
     npz = tmp_path / "rec.npz"
     out = json.loads(seqwb("record", tiny_project, "--text", TEXT, "--npz", npz, "--saturation", "--json").stdout)
@@ -226,8 +228,8 @@ def test_cli_record_npz_is_what_the_views_show(tiny_project, tmp_path):
     assert out["saturation"]["rnn.0"]["g"]["range"] == "tanh"
     # the window records through the same Recorder: its arrays are the file's arrays
     reg = default_registry()
-    rec = I.Recorder(reg).record(load_project(tiny_project, registry=reg), TEXT, tiny_project.parent)
-    expected = I.recording_arrays(rec)
+    rec = recording.Recorder(reg).record(load_project(tiny_project, registry=reg), TEXT, tiny_project.parent)
+    expected = recording.recording_arrays(rec)
     with np.load(npz, allow_pickle=False) as data:
         assert set(data.files) == set(expected)
         for key, want in expected.items():
@@ -259,22 +261,22 @@ def test_cli_units_json_ranks_units_by_correlation(tiny_project):
 
 
 def test_recorder_refuses_what_would_not_fit_in_memory_and_reuses_its_model(tiny_project, monkeypatch):
-    from workbench.core.errors import DataError
-    from workbench.core.io import load_project
+    from workbench.schema.errors import DataError
+    from workbench.core.projectfile import load_project
     from workbench.plugin_system import discover
     reg = discover()
     project = load_project(tiny_project, registry=reg)
-    recorder = I.Recorder(reg)
+    recorder = recording.Recorder(reg)
     first = recorder.load(project, tiny_project.parent)
     assert first.trained and first.step == 12 and recorder.load(project, tiny_project.parent).model is first.model
     # 2 layers x (h, c, i, f, g, o) x 16 units x 4 bytes = 768 bytes per character
-    assert I.recording_bytes(first.model, 1000) == 768_000
-    monkeypatch.setattr(I, "MAX_RECORDING_BYTES", 768 * 100)
+    assert recording.recording_bytes(first.model, 1000) == 768_000
+    monkeypatch.setattr(recording, "MAX_RECORDING_BYTES", 768 * 100)
     with pytest.raises(DataError, match="record at most 100 characters"):
         recorder.record(project, "x" * 101, tiny_project.parent)
     assert recorder.record(project, "x" * 100, tiny_project.parent)["layers"]["rnn.1"]["o"].shape == (100, 16)
     # the validation at the end of the run kept best weights: they load into the same model
-    assert I.available_weights(project)["best"]["step"] == 12
+    assert available_weights(project)["best"]["step"] == 12
     best = recorder.load(project, tiny_project.parent, weights="best")
     assert best.weights == "best" and best.model is first.model
     project.checkpoint.tensors = {k: v for k, v in project.checkpoint.tensors.items() if not k.startswith("best/")}

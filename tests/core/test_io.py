@@ -1,4 +1,4 @@
-"""The project file (workbench.core.io): round trips, safety (no pickle), atomic saves, clear errors, migrations."""
+"""The project file (workbench.core.projectfile): round trips, safety (no pickle), atomic saves, clear errors, migrations."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import workbench
-from workbench.core import io
-from workbench.core.errors import MissingPluginError, ProjectFileError
+from workbench.core import projectfile as io
+from workbench.schema.errors import MissingPluginError, ProjectFileError
 from workbench.core.graph import Graph
 from workbench.core.project import (Checkpoint, DecodeConfig, History, Project, Run, Series, TaskConfig,
                                     TrainConfig)
 from workbench.plugin_system.loader import Registry
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import BlockSpec, CellSpec, TaskSpec, with_source
+from workbench.schema.params import param
+from workbench.schema.specs import BlockSpec, CellSpec, TaskSpec, with_source
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "projects"
 

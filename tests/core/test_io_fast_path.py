@@ -25,8 +25,9 @@ import safetensors.torch
 import torch
 
 from tests.core.test_io import assert_projects_equal, make_project, members_of, rewrite
-from workbench.core import atomic, io
-from workbench.core.errors import ProjectFileError
+from workbench.core import atomic
+from workbench.core import projectfile as io
+from workbench.schema.errors import ProjectFileError
 from workbench.core.project import Checkpoint
 
 torch.set_num_threads(1)
@@ -285,7 +286,7 @@ def age(path: Path, seconds: float) -> Path:
 def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path: Path) -> None:
     target = tmp_path / "p.seqwb"
     # a real saver process that dies (no clean-up: os._exit) after creating its temporary file, as a kill would
-    code = ("import os, sys; from pathlib import Path; from workbench.core import io; "
+    code = ("import os, sys; from pathlib import Path; from workbench.core import projectfile as io; "
             "tmp, fd = io.create_temp(Path(sys.argv[1]), 'p.seqwb', '.tmp'); os.write(fd, b'PK half'); "
             "print(tmp.name, flush=True); os._exit(9)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,

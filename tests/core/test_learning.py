@@ -10,7 +10,7 @@ import math
 import pytest
 
 from tests.helpers import small_project, with_train
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 

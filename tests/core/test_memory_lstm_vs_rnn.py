@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 # Tuned on this 2-core CPU over seeds 1-10 and 1234 (validation MSE every 200 steps): after 800 steps every LSTM

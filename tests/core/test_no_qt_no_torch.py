@@ -73,7 +73,7 @@ def test_discovery_imports_neither_torch_nor_qt(subprocess_env):
 
 def test_importing_the_plugin_system_is_light(subprocess_env):
     report = run_report("""
-        import workbench.hookspecs, workbench.plugin_system, workbench.plugin_system.params
+        import workbench.hookspecs, workbench.plugin_system, workbench.schema.params
         print(json.dumps({"loaded": loaded(WATCHED), "first_import": first_import}))
     """, ("torch", "numpy") + QT_MODULES, subprocess_env())
     assert report["loaded"] == [], culprits(report, report["loaded"])

@@ -9,12 +9,13 @@ import torch
 
 from workbench.core.blocks import BuildContext
 from workbench.core.build import build_model
-from workbench.core.errors import DataError
+from workbench.schema.errors import DataError
 from workbench.core.graph import Graph, analyze
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer, evaluate_model
+from workbench.core.training.evaluation import evaluate_model
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
-from workbench.plugin_system.params import params_from_dict
+from workbench.schema.params import params_from_dict
 
 
 @pytest.fixture(scope="module")

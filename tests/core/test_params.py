@@ -1,4 +1,4 @@
-"""workbench.plugin_system.params: parsing ``key=value`` settings, validation, (de)serialisation."""
+"""workbench.schema.params: parsing ``key=value`` settings, validation, (de)serialisation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.plugin_system.params import (ParamError, apply_settings, describe_params, field_info, param,
+from workbench.schema.params import (ParamError, apply_settings, describe_params, field_info, param,
                                             params_from_dict, params_to_dict, parse_assignments, parse_value,
                                             suggest, validate_params)
 

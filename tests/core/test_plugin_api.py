@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from workbench import hookspecs
-from workbench.core import inspect as I
+from workbench.core import features
 from workbench.hookspecs import hookimpl
 from workbench.plugin_system import CellSpec, FeatureTrackSpec, NoParams, discover, param, user_settings
-from workbench.plugin_system.api import ApiRangeError, parse_range, range_allows
+from workbench.plugin_system.versions import ApiRangeError, parse_range, range_allows
 
 GROUP = "seqwb.test-plugin-api"
 
@@ -25,19 +25,20 @@ GROUP = "seqwb.test-plugin-api"
     (">=1.0,<2", "1.0", True), (">=1,<2", "1.9", True), (">=1.0,<2", "2.0", False), (">=1.1", "1.0", False),
     ("==1.*", "1.7", True), ("==1.*", "2.0", False), ("!=1.*", "2.0", True), ("==1", "1.0", True),
     ("<=1.0", "1.0", True), (">1.0", "1.0", False), ("!=1.0", "1.0", False), (" >= 1.0 , < 2 ", "1.5", True),
+    ("~=1.0", "1.5", True), ("~=1.1", "2.0", False),
 ])
 def test_range_allows(spec, version, ok):
     assert range_allows(spec, version) is ok
 
 
-@pytest.mark.parametrize("spec", ["", "1.0", ">=one", "~=1.0", ">=1.*", ">=1.0;<2", None, 1.0])
+@pytest.mark.parametrize("spec", ["", "1.0", ">=one", ">=1.*", ">=1.0;<2", None, 1.0])
 def test_bad_ranges_are_refused_with_the_reason(spec):
     with pytest.raises(ApiRangeError, match="SEQWB_API"):
         parse_range(spec)
 
 
 def test_the_contract_version_is_major_minor():
-    assert hookspecs.API_VERSION == "1.0" and hookspecs.API_ATTRIBUTE == "SEQWB_API"
+    assert hookspecs.API_VERSION == "1.1" and hookspecs.API_ATTRIBUTE == "SEQWB_API"
 
 
 # ---- the loader and SEQWB_API ------------------------------------------------------------------------------------
@@ -225,25 +226,25 @@ def test_plugin_tracks_appear_with_the_builtins_and_load_lazily(track_module):
     import workbench_plugins.feature_tracks as builtin_tracks
     reg = discover(entry_points=False, extra=[("builtin-feature-tracks", builtin_tracks), ("tracks", TrackPlugin())])
     assert "seqwb_test_tracks" not in sys.modules                    # discovery did not import the code
-    names = [t.name for t in I.feature_tracks(reg)]
+    names = [t.name for t in features.feature_tracks(reg)]
     assert names[:6] == ["quotes", "comment", "brackets", "line_position", "indent", "word_start"]
     assert names[6:9] == ["digits", "short", "raises"]
-    assert I.feature_title("digits", reg) == "digits title"
+    assert features.feature_title("digits", reg) == "digits title"
     assert "seqwb_test_tracks" not in sys.modules
-    assert I.compute_track("digits", "a1b22", reg).tolist() == [0, 1, 0, 1, 1]
-    assert I.compute_track("quotes", "'a'", reg).tolist() == [1, 1, 0]
+    assert features.compute_track("digits", "a1b22", reg).tolist() == [0, 1, 0, 1, 1]
+    assert features.compute_track("quotes", "'a'", reg).tolist() == [1, 1, 0]
     with pytest.raises(ValueError, match=r"unknown feature 'digits'; choose one of: quotes"):
-        I.compute_track("digits", "1", discover())                   # another registry does not have it
+        features.compute_track("digits", "1", discover())                   # another registry does not have it
 
 
 def test_a_broken_plugin_track_is_named(track_module):
     reg = discover(entry_points=False, extra=[("tracks", TrackPlugin())])
     with pytest.raises(ValueError) as info:
-        I.compute_track("short", "abc", reg)
+        features.compute_track("short", "abc", reg)
     assert str(info.value) == ("feature track 'short' from plugin (registered in code) (tracks) returned 1 values "
                                "for 3 characters")
     with pytest.raises(ValueError, match=r"feature track 'raises' from plugin .*tracks.* failed: KeyError"):
-        I.compute_track("raises", "abc", reg)
+        features.compute_track("raises", "abc", reg)
 
 
 def test_an_invalid_track_id_is_a_plugin_failure():
@@ -258,16 +259,16 @@ def test_an_invalid_track_id_is_a_plugin_failure():
     assert len(reg.failures) == 2 and all("feature track id" in f.error for f in reg.failures)
 
 
-def test_register_feature_track_still_works_next_to_the_hook():
+def test_register_feature_track_still_works_next_to_the_hook(reg):
     def vowels(text):
         return np.array([ch in "aeiou" for ch in text], dtype=float)
     try:
-        I.register_feature_track("vowels-legacy", vowels, title="Vowel")
-        names = [t.name for t in I.feature_tracks()]
+        features.register_feature_track("vowels-legacy", vowels, title="Vowel")
+        names = [t.name for t in features.feature_tracks(reg)]
         assert names[0] == "quotes" and names[-1] == "vowels-legacy"
-        assert I.compute_track("vowels-legacy", "data").tolist() == [0, 1, 0, 1]
+        assert features.compute_track("vowels-legacy", "data", reg).tolist() == [0, 1, 0, 1]
     finally:
-        I.FEATURE_TRACKS.pop("vowels-legacy", None)
+        features.FEATURE_TRACKS.pop("vowels-legacy", None)
 
 
 # ---- a cell with wrong shapes is named when the model is built ---------------------------------------------------
@@ -356,7 +357,7 @@ def test_a_broken_cell_is_named_when_built(bad_cells, cell_id, message):
     import torch
 
     from workbench.core.blocks import BuildContext
-    from workbench.plugin_system.checks import PluginCodeError
+    from workbench.core.plugin_checks import PluginCodeError
     torch.set_num_threads(1)
     reg = discover(entry_points=False, extra=[("bad-cells", BadCells())])
     with pytest.raises(PluginCodeError) as info:
@@ -367,10 +368,10 @@ def test_a_broken_cell_is_named_when_built(bad_cells, cell_id, message):
 def test_a_broken_cell_stops_training_with_one_clear_line_and_saves_nothing(bad_cells, tmp_path):
     import torch
 
-    from workbench.core.errors import WorkbenchError
-    from workbench.core.io import save_project
+    from workbench.schema.errors import WorkbenchError
+    from workbench.core.projectfile import save_project
     from workbench.core.settings import template_project
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
     torch.set_num_threads(1)
     reg = discover(extra=[("bad-cells", BadCells())])
     project, _ = template_project(reg.template("temporal-order-lstm"),
@@ -417,7 +418,7 @@ def test_seqwb_plugins_reports_incompatible_undeclared_and_disabled_plugins(tmp_
 def test_check_cells_reports_each_broken_cell_with_its_plugin(bad_cells):
     import torch
 
-    from workbench.plugin_system.checks import check_cells
+    from workbench.core.plugin_checks import check_cells
     torch.set_num_threads(1)
     reg = discover(extra=[("bad-cells", BadCells())])
     checked, failures = check_cells(reg)
@@ -458,8 +459,8 @@ def seqwb_cells():
 
 
 def test_a_project_needing_a_failed_or_disabled_plugin_names_it_and_is_not_written(tmp_path, monkeypatch, config):
-    from workbench.core.errors import MissingPluginError
-    from workbench.core.io import load_project, project_plugins_used, save_project
+    from workbench.schema.errors import MissingPluginError
+    from workbench.core.projectfile import load_project, project_plugins_used, save_project
     from workbench.core.settings import template_project
     site = tmp_path / "site"
     site.mkdir()

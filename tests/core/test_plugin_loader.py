@@ -24,7 +24,7 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_system import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, PluginFailure, PortSpec,
                                      Registry, TaskSpec, TemplateSpec, UnknownContributionError, discover,
                                      make_plugin_manager, param, resolve)
-from workbench.plugin_system.specs import SPEC_KINDS, FactoryError
+from workbench.schema.specs import SPEC_KINDS, FactoryError
 
 IN_CODE = "(registered in code)"
 
@@ -309,7 +309,7 @@ def fake_distribution(tmp_path, monkeypatch):
     (pkg / "good.py").write_text(textwrap.dedent("""
         from dataclasses import dataclass
         from workbench.hookspecs import hookimpl
-        from workbench.plugin_system.specs import CellSpec
+        from workbench.schema.specs import CellSpec
 
         @dataclass
         class P:

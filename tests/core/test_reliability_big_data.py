@@ -10,8 +10,9 @@ import torch
 
 from tests.helpers import small_project, with_train
 from workbench import cli
-from workbench.core.errors import DataError
-from workbench.core.train import Callback, Trainer
+from workbench.schema.errors import DataError
+from workbench.core.training.events import Callback
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 from workbench_plugins import char_lm
 from workbench_plugins.char_lm import CharLMTask, DiskTokens, LazyStreams
@@ -140,7 +141,7 @@ def test_trainer_passes_progress_to_callbacks_and_the_cli_prints_it(tmp_path, mo
     Trainer(project, reg, callbacks=[cb], base_dir=tmp_path).setup()
     assert ("vocabulary scan", big.stat().st_size, big.stat().st_size) in cb.events
 
-    from workbench.core.io import save_project
+    from workbench.core.projectfile import save_project
     fresh = small_project(reg, **{"task.corpus": "big.txt", "task.max_chars": 10 ** 7})  # no vocabulary yet
     save_project(fresh, tmp_path / "p.seqwb")
     assert cli.main(["train", str(tmp_path / "p.seqwb"), "--steps", "1", "--set", "eval_batches=1"]) == 0

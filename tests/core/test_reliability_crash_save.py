@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_subprocess_env
-from workbench.core.io import load_project, read_manifest
+from workbench.core.projectfile import load_project, read_manifest
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and SIGKILL")
 
@@ -28,7 +28,7 @@ VALUES = 600_000  # a series of 600k int64 steps and 600k float64 values: a 9.6 
 SUPERVISOR = textwrap.dedent('''
     import json, os, random, signal, sys, time
     import numpy as np
-    from workbench.core.io import save_project
+    from workbench.core.projectfile import save_project
     from workbench.core.graph import Graph
     from workbench.core.project import History, Project, Series, TaskConfig
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from tests.helpers import small_project, with_train
-from workbench.core.errors import DataError
-from workbench.core.train import Trainer
+from workbench.schema.errors import DataError
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
-from workbench.plugin_system.params import params_from_dict
+from workbench.schema.params import params_from_dict
 
 torch.set_num_threads(1)
 
@@ -165,7 +165,7 @@ def test_images_of_another_size_than_the_model_was_trained_on(reg, tmp_path):
 
 
 def test_generated_images_of_another_size_than_the_image_encoder_takes(reg, tmp_path):
-    from workbench.core.errors import GraphError
+    from workbench.schema.errors import GraphError
     from workbench.core.settings import template_project
     project, _ = template_project(reg.template("captioning"), {"task.image_size": "16", "threads": "1"}, reg)
     with pytest.raises(GraphError) as info:

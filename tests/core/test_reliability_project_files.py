@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import workbench
 from tests.core.test_io import _Payload, make_project, members_of, rewrite
-from workbench.core import io
-from workbench.core.errors import ProjectFileError
+from workbench.core import projectfile as io
+from workbench.schema.errors import ProjectFileError
 
 
 @pytest.fixture()

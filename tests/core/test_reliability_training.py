@@ -11,11 +11,13 @@ import torch
 
 from tests.helpers import small_project, with_train, write_corpus
 from workbench import cli
-from workbench.core.errors import TrainingError
-from workbench.core.io import load_project, save_project
-from workbench.core.train import Callback, Trainer, load_for_inference
+from workbench.schema.errors import TrainingError
+from workbench.core.projectfile import load_project, save_project
+from workbench.core.training.events import Callback
+from workbench.core.training.session import load_for_inference
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
-from workbench.plugin_system.specs import with_source
+from workbench.schema.specs import with_source
 from workbench_plugins.char_lm import CharLMTask
 
 torch.set_num_threads(1)
@@ -264,7 +266,7 @@ def test_cli_plugin_exception_at_setup_names_the_plugin(tmp_path, reg, monkeypat
     path = tmp_path / "p.seqwb"
     save_project(project, path)
     original = path.read_bytes()
-    monkeypatch.setattr(cli, "_registry", lambda: reg)
+    monkeypatch.setattr("workbench.plugin_system.default_registry", lambda: reg)
     code = cli.main(["train", str(path), "--steps", "2"])
     err = capsys.readouterr().err
     assert code == 1

@@ -14,11 +14,12 @@ import torch
 
 from tests.helpers import small_project, write_corpus
 from workbench.core.decode import DecodeResult, PrefixedTask, run_decoder
-from workbench.core.io import save_project
-from workbench.core.search import (DecodeSession, available_weights, check_document, hypothesis_at, layout_tree,
+from workbench.core.projectfile import save_project
+from workbench.core.project import available_weights
+from workbench.core.search import (DecodeSession, check_document, hypothesis_at, layout_tree,
                                    prefix_of, read_document)
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer
+from workbench.core.training.trainer import Trainer
 
 TINY = {"task.demo_train": "300", "task.demo_valid": "16", "task.demo_test": "16", "task.bleu_sentences": "4",
         "hidden_size": "16", "embed_size": "8", "batch_size": "16", "eval_every": "20", "sample_every": "0",
@@ -138,7 +139,7 @@ def test_any_decoder_takes_a_prefix_through_the_task(reg, trained, session):
     def no_prefix(model, task, params, *, prompt="", device=None, generator=None):
         return beam(model, task, params, prompt=prompt, device=device, generator=generator)
 
-    from workbench.plugin_system.params import params_from_dict
+    from workbench.schema.params import params_from_dict
     params = params_from_dict(reg.decoder("beam").params, {"width": 2, "max_len": 16})
     forced = PrefixedTask(task, greedy.tokens[:3])
     result = forced.extend(no_prefix(model, forced, params, prompt=source))

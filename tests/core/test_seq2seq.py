@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from workbench.core.build import build_model
-from workbench.core.errors import DataError
+from workbench.schema.errors import DataError
 from workbench.core.graph import analyze
 from workbench.core.settings import template_project
-from workbench.core.train import Trainer, evaluate_model
-from workbench.plugin_system.params import params_from_dict
+from workbench.core.training.evaluation import evaluate_model
+from workbench.core.training.trainer import Trainer
+from workbench.schema.params import params_from_dict
 from workbench_plugins import translation
 from workbench_plugins.translation import BOS, EOS, PAD, generate_dates
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from tests.helpers import with_train
-from workbench.core.errors import DataError
+from workbench.schema.errors import DataError
 from workbench.core.settings import template_project
-from workbench.core.train import Callback, Trainer
+from workbench.core.training.events import Callback
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
-from workbench.plugin_system.params import params_from_dict
+from workbench.schema.params import params_from_dict
 from workbench_plugins import classify, tagging, text_data, word_lm
 
 

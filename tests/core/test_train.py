@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from tests.helpers import small_project, with_train, write_corpus
-from workbench.core.errors import TrainingError
-from workbench.core.io import load_project, save_project
-from workbench.core.train import Callback, RunControl, Trainer, scheduled_lr
+from workbench.schema.errors import TrainingError
+from workbench.core.projectfile import load_project, save_project
+from workbench.core.training.events import Callback, RunControl
+from workbench.core.training.optim import scheduled_lr
+from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
 

@@ -17,7 +17,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
 
 from tests.helpers import small_project, with_train  # noqa: E402
-from workbench.core.train import StepEvent  # noqa: E402
+from workbench.core.training.events import StepEvent  # noqa: E402
 from workbench.gui.dashboard import TrainingDashboard  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.run_bridge import RunEnd, RunStart, RunState  # noqa: E402

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from tests.helpers import small_project  # noqa: E402
-from workbench.core import train as core_train  # noqa: E402
+from workbench.core.training import evaluation as core_eval  # noqa: E402
+from workbench.core.training import session as core_session  # noqa: E402
 from workbench.gui import evaluate_dialog  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
 
@@ -32,8 +33,8 @@ def reg():
 def trained(reg, tmp_path_factory):
     """A char-LM (2 LSTM layers of 16) whose best weights (the validation at step 6) differ from its current
     ones (step 9), saved in a folder of its own."""
-    from workbench.core.io import project_plugins_used, save_project
-    from workbench.core.train import Trainer
+    from workbench.core.projectfile import project_plugins_used, save_project
+    from workbench.core.training.trainer import Trainer
     folder = tmp_path_factory.mktemp("evaluate-gui")
     project = small_project(reg, hidden_size=16, embed_size=8, eval_batches=1)
     trainer = Trainer(project, reg, base_dir=folder)
@@ -49,8 +50,8 @@ def trained(reg, tmp_path_factory):
 def expected(project, reg, path, split: str, max_batches: int, best: bool = False) -> dict:
     """The core's own evaluation of the same weights on the same batches."""
     from pathlib import Path
-    loaded = core_train.load_for_inference(project, reg, Path(path).parent, best=best)
-    return core_train.evaluate_model(loaded.model, loaded.task, split, project.train.batch_size,
+    loaded = core_session.load_for_inference(project, reg, Path(path).parent, best=best)
+    return core_eval.evaluate_model(loaded.model, loaded.task, split, project.train.batch_size,
                                      project.train.chunk_len, max_batches, loaded.device)
 
 
@@ -73,7 +74,7 @@ def assert_shown(dialog, metrics: dict) -> None:
     shown = dialog.values()
     assert list(shown) == list(metrics)
     for key, value in metrics.items():
-        assert shown[key] == core_train.format_metric(dialog.result.metrics[key])
+        assert shown[key] == core_eval.format_metric(dialog.result.metrics[key])
         assert float(shown[key]) == pytest.approx(value, rel=1e-4, abs=1e-4)
         assert dialog.result.metrics[key] == pytest.approx(value, rel=1e-6)
 
@@ -94,13 +95,13 @@ def test_the_menu_opens_it_and_the_validation_metrics_are_the_cores(make_window,
     assert not dialog.untrained_note.isVisibleTo(dialog)
 
     threads = []
-    real = core_train.evaluate_weights
+    real = core_eval.evaluate_weights
 
     def spy(*args, **kwargs):
         threads.append((threading.current_thread(), torch.get_num_threads()))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core_train, "evaluate_weights", spy)
+    monkeypatch.setattr(core_eval, "evaluate_weights", spy)
     rng = torch.random.get_rng_state()
     main_threads = torch.get_num_threads()
     result = evaluate(dialog, qtbot, split="valid", weights="current", max_batches=2)
@@ -121,7 +122,7 @@ def test_the_menu_opens_it_and_the_validation_metrics_are_the_cores(make_window,
     # the Log dock keeps the line (the CLI's line, then the weights and batches) after the dialog closes
     dialog.close()
     log = win.log_view.toPlainText()
-    assert f"Evaluated valid @ step {STEP}: loss {core_train.format_metric(result.metrics['loss'])}" in log
+    assert f"Evaluated valid @ step {STEP}: loss {core_eval.format_metric(result.metrics['loss'])}" in log
     assert "(current weights, 2 batches, " in log
 
 
@@ -203,7 +204,7 @@ def test_a_plugin_that_raises_shows_its_message(make_window, reg, trained, qtbot
 
 
 def slow_evaluation(monkeypatch, seconds_per_batch: float = 0.2) -> None:
-    real = core_train.evaluate_weights
+    real = core_eval.evaluate_weights
 
     def slow(*args, progress=None, **kwargs):
         def each(done, total):
@@ -211,7 +212,7 @@ def slow_evaluation(monkeypatch, seconds_per_batch: float = 0.2) -> None:
             progress(done, total)
         return real(*args, progress=each, **kwargs)
 
-    monkeypatch.setattr(core_train, "evaluate_weights", slow)
+    monkeypatch.setattr(core_eval, "evaluate_weights", slow)
 
 
 def test_the_window_stays_responsive_and_closing_while_it_runs_does_not_wait(make_window, reg, trained, qtbot,

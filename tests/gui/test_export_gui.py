@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from tests.helpers import small_project  # noqa: E402
-from workbench.core.io import load_project, save_project  # noqa: E402
-from workbench.core.train import Trainer  # noqa: E402
+from workbench.core.projectfile import load_project, save_project  # noqa: E402
+from workbench.core.training.trainer import Trainer  # noqa: E402
 from workbench.gui import export_menu, plot_export  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
 
@@ -87,7 +87,7 @@ def test_file_export_model_writes_a_checked_torchscript_file(make_window, reg, t
     assert kind == "information" and "tokens" in text and "logits" in text
 
     # the file is the trained model: it scores a batch exactly as the project's model does
-    from workbench.core.train import load_for_inference
+    from workbench.core.training.session import load_for_inference
     model = load_for_inference(win.doc.project, reg, trained_file.parent, "cpu").model
     tokens = torch.randint(0, 10, (9, 3))
     with torch.no_grad():

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from workbench.core.graph import Link  # noqa: E402
-from workbench.core.io import save_project  # noqa: E402
+from workbench.core.projectfile import save_project  # noqa: E402
 from workbench.gui.app import default_project  # noqa: E402
 from workbench.gui.new_project import NewFromTemplateDialog  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
@@ -136,7 +136,7 @@ def test_unsaved_changes_question_cancel_discard_save(make_window, reg, qtbot, t
     answers.queue = [SB.Save]
     assert win.close_project()                  # Save writes other.seqwb (it has a path), then closes
     assert win.doc.path is None and win.doc.project.name == "Character LM"
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     assert load_project(other, registry=reg).graph.nodes["rnn"].params["hidden_size"] == 96
 
     edit(win)

@@ -16,10 +16,10 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from workbench.core.decode import run_decoder  # noqa: E402
-from workbench.core.io import save_project  # noqa: E402
+from workbench.core.projectfile import save_project  # noqa: E402
 from workbench.core.search import DecodeSession, layout_tree, prefix_of, write_document  # noqa: E402
 from workbench.core.settings import template_project  # noqa: E402
-from workbench.core.train import Trainer  # noqa: E402
+from workbench.core.training.trainer import Trainer  # noqa: E402
 from workbench.gui.decode_views import SearchTreeView  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.inspect_decode import DecodeInspector  # noqa: E402

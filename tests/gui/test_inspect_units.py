@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from tests.helpers import small_project  # noqa: E402
-from workbench.core import inspect as core  # noqa: E402
+from workbench.core import features, recording  # noqa: E402
 from workbench.gui import inspect_colors  # noqa: E402
 from workbench.gui.inspect_menu import show_hidden_units  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
@@ -34,8 +34,8 @@ def reg():
 @pytest.fixture(scope="module")
 def trained(reg, tmp_path_factory):
     """A char-LM (2 LSTM layers of 16) trained for 8 steps, saved next to nothing (stdlib corpus)."""
-    from workbench.core.io import project_plugins_used, save_project
-    from workbench.core.train import Trainer
+    from workbench.core.projectfile import project_plugins_used, save_project
+    from workbench.core.training.trainer import Trainer
     folder = tmp_path_factory.mktemp("inspect-gui")
     project = small_project(reg, hidden_size=H, embed_size=8, eval_batches=1)
     trainer = Trainer(project, reg, base_dir=folder)
@@ -120,7 +120,7 @@ def test_the_tab_is_built_on_demand_and_records_in_a_worker_thread(make_window, 
     assert panel.heatmap.image_array().shape == (T, H)
     lo, hi = panel.heatmap.levels()
     assert lo == -hi and hi >= np.percentile(np.abs(rec["layers"]["rnn.1"]["c"]), 99.5)
-    np.testing.assert_array_equal(panel.heatmap.image_array(), core.recording_arrays(rec)["rnn.1/c"])
+    np.testing.assert_array_equal(panel.heatmap.image_array(), recording.recording_arrays(rec)["rnn.1/c"])
 
     # the text view's colours follow the chosen unit
     view = panel.text_view
@@ -149,7 +149,7 @@ def test_unit_search_ranks_the_planted_unit_first_and_clicking_it_selects_it(mak
     panel = show_hidden_units(win)
     rec = record(panel, qtbot, "text", QUOTED)
     h3 = rec["layers"]["rnn.0"]["h"][:, 3]
-    quotes = core.compute_track("quotes", QUOTED)
+    quotes = features.compute_track("quotes", QUOTED, reg)
     assert h3[quotes > 0].min() > 0.5 and h3[quotes == 0].max() < 0.1
 
     panel.all_layers.setChecked(False)
@@ -181,7 +181,7 @@ def test_unit_search_ranks_the_planted_unit_first_and_clicking_it_selects_it(mak
     units, matches = panel.span_result()
     assert 3 in units and panel.span_units.count() == len(units)
     assert (start, end) in matches and panel.matches_list.count() == len(matches)
-    spans = core.matching_spans(rec, "rnn.0", "h", [3], panel.threshold_spin.value(), min_length=1)
+    spans = recording.matching_spans(rec, "rnn.0", "h", [3], panel.threshold_spin.value(), min_length=1)
     bounds = np.flatnonzero(np.diff(np.concatenate([[0], quotes, [0]])))
     assert spans == list(zip(bounds[0::2].tolist(), bounds[1::2].tolist()))
 
@@ -196,7 +196,7 @@ def test_saturation_scatter_export_and_cancel(make_window, reg, trained, qtbot, 
     assert "tanh" in sat.plots["g"].titleLabel.text
     for (layer, gate), scatter in sat.scatters.items():
         x, y = scatter.getData()
-        want = core.gate_saturation(rec)[layer][gate]
+        want = recording.gate_saturation(rec)[layer][gate]
         np.testing.assert_allclose(x, want["left"])
         np.testing.assert_allclose(y, want["right"])
     sat.unitChosen.emit("rnn.1", "f", 5)
@@ -213,10 +213,10 @@ def test_saturation_scatter_export_and_cancel(make_window, reg, trained, qtbot, 
         with qtbot.waitSignal(panel.exportFinished, timeout=30000):
             getattr(panel, f"export_{kind}")(str(tmp_path / f"r.{kind}"))
     assert (tmp_path / "r.csv").read_text().count("\n") > 2 * len(TEXT)   # rows, and newlines inside tokens
-    back = core.load_npz(tmp_path / "r.npz")
-    for key, want in core.recording_arrays(rec).items():
+    back = recording.load_npz(tmp_path / "r.npz")
+    for key, want in recording.recording_arrays(rec).items():
         if key != "meta":
-            np.testing.assert_array_equal(core.recording_arrays(back)[key], want, err_msg=key)
+            np.testing.assert_array_equal(recording.recording_arrays(back)[key], want, err_msg=key)
     panel.set_recording(back)
     np.testing.assert_array_equal(panel.heatmap.image_array(), rec["layers"]["rnn.1"]["f"])
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog  # noqa: E402
 from tests.conftest import REPO_ROOT, make_subprocess_env  # noqa: E402
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from tests.helpers import small_project  # noqa: E402
-from workbench.core.io import load_project, project_plugins_used, save_project  # noqa: E402
+from workbench.core.projectfile import load_project, project_plugins_used, save_project  # noqa: E402
 from workbench.gui.mainwindow import MainWindow  # noqa: E402
 from workbench.gui.recovery import (RecoveryDialog, find_orphans, offer_recovery, recovery_dir,  # noqa: E402
                                     restore_entry)
@@ -224,7 +224,7 @@ CHILD = textwrap.dedent("""
     import sys, time
     from PySide6.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])
-    from workbench.core.io import load_project
+    from workbench.core.projectfile import load_project
     from workbench.gui.mainwindow import MainWindow
     from workbench.plugin_system import discover
     reg = discover()

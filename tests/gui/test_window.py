@@ -176,7 +176,7 @@ def test_the_window_paints_before_torch_is_imported(tmp_path, subprocess_env, re
 
 def test_seqwb_file_opens_the_file(tmp_path, subprocess_env, repo_root, reg):
     from tests.helpers import small_project
-    from workbench.core.io import save_project
+    from workbench.core.projectfile import save_project
     project = small_project(reg)
     project.name = "From the command line"
     save_project(project, tmp_path / "cli.seqwb")

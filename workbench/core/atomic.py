@@ -86,7 +86,7 @@ def fsync_dir(folder: Path) -> None:
 
 def _temp_pattern(name: str) -> re.Pattern[str]:
     # ".<name>.<pid>.<random>[.bak].tmp" (and ".<name>.<random>[.bak].tmp" from versions without the pid): the
-    # temporary files of atomic_write and of workbench.core.io's project saves.
+    # temporary files of atomic_write and of workbench.core.projectfile's project saves.
     return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{6,16}}(?:\.bak)?\.tmp")
 
 

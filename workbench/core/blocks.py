@@ -29,11 +29,11 @@ class BuildContext:
     def make_cell(self, cell_id: str, input_size: int, hidden_size: int, params: dict | None = None,
                   field: str = "cell"):
         """Build a registered cell with the node's settings for it (``params`` overrides them)."""
-        from workbench.plugin_system.params import params_from_dict
+        from workbench.schema.params import params_from_dict
         spec = self.registry.cell(cell_id)
         values = self.cell_params.get(field, {}) if params is None else params
         p = params_from_dict(spec.params, values, f"{self.node_id}.{field}")
-        from workbench.plugin_system.checks import build_cell   # names the plugin if its cell breaks the contract
+        from workbench.core.plugin_checks import build_cell   # names the plugin if its cell breaks the contract
         return build_cell(spec, input_size, hidden_size, p)
 
 

@@ -57,12 +57,12 @@ class SequenceModel(nn.Module):
             missing = [k for k, v in outs.items() if v is None and any(ln.src == nid and ln.src_port == k
                                                                        for ln in graph.links)]
             if missing:
-                from workbench.core.errors import GraphError
+                from workbench.schema.errors import GraphError
                 raise GraphError([f"node {nid}: cannot infer the size of output(s) {', '.join(missing)}; "
                                   f"set it in the node's parameters"])
             from workbench.core.graph import split_nested_params
             ctx = BuildContext(registry, task_sizes, nid, split_nested_params(spec.params, node.params)[1])
-            from workbench.plugin_system.checks import PluginCodeError, call_factory, plugin_label
+            from workbench.core.plugin_checks import PluginCodeError, call_factory, plugin_label
             block = call_factory("block", spec, report.params[nid], ins, outs, ctx)  # failures name the plugin
             if not isinstance(block, Block):
                 raise PluginCodeError(f"block {node.type!r} from {plugin_label(spec)}: the factory returned "

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import torch
 
-from workbench.plugin_system.params import params_from_dict
+from workbench.schema.params import params_from_dict
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from workbench.core.blocks import flatten_state, unflatten_like
-from workbench.core.errors import TrainingError
+from workbench.schema.errors import TrainingError
 
 #: what torchrun (torch.distributed.run) sets in every worker's environment
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -1,31 +1,6 @@
-"""Errors that carry a message meant for the user (one clear line)."""
+"""Deprecated import path, kept so that plugins written for plugin API 1.0 keep working through 1.x.
 
+New code imports from :mod:`workbench.api` (plugins) or :mod:`workbench.schema.errors` (the workbench itself).
+"""
 
-class WorkbenchError(Exception):
-    """Base class: ``str(exc)`` is the one line shown to the user."""
-
-
-class GraphError(WorkbenchError):
-    """The model graph is not valid; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        head = self.problems[0] if self.problems else "invalid graph"
-        more = f" (and {len(self.problems) - 1} more problem(s))" if len(self.problems) > 1 else ""
-        super().__init__(f"invalid model graph: {head}{more}")
-
-
-class DataError(WorkbenchError):
-    """Input data cannot be read or does not fit the task."""
-
-
-class ProjectFileError(WorkbenchError):
-    """A project file cannot be read (corrupt, truncated, unknown format, newer version...)."""
-
-
-class MissingPluginError(ProjectFileError):
-    """A project needs a plugin that is not installed (or too old)."""
-
-
-class TrainingError(WorkbenchError):
-    """Training stopped because of a fault (NaN loss, out of memory, plugin exception...)."""
+from workbench.schema.errors import *  # noqa: F401,F403

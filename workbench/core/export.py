@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from workbench import __version__
 from workbench.core.history_export import write_bytes
 from workbench.core.build import LENGTHS
-from workbench.core.errors import WorkbenchError
+from workbench.schema.errors import WorkbenchError
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -308,7 +308,7 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
     """Export the project's model to ``out`` in ``fmt`` (``torchscript`` or ``onnx``) after checking that the
     exported model gives the original's outputs on two example batches; raise :class:`ExportError` otherwise
     (nothing is written then)."""
-    from workbench.core.train import load_for_inference
+    from workbench.core.training.session import load_for_inference
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")

@@ -2,7 +2,7 @@
 
 Two node types are built in: ``task-input`` (its outputs are the ports the task feeds the model) and
 ``task-output`` (its inputs are the ports the task reads back).  Every other node type is a block contributed by
-a plugin (:class:`~workbench.plugin_system.specs.BlockSpec`).
+a plugin (:class:`~workbench.schema.specs.BlockSpec`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from workbench.core.errors import GraphError
-from workbench.plugin_system.params import ParamError, field_info, params_from_dict
-from workbench.plugin_system.specs import PortSpec, resolve
+from workbench.schema.errors import GraphError
+from workbench.schema.params import ParamError, field_info, params_from_dict
+from workbench.schema.specs import PortSpec, resolve
 
 TASK_INPUT = "task-input"
 TASK_OUTPUT = "task-output"
@@ -236,7 +236,7 @@ def check_link(graph: Graph, src: str, src_port: str, dst: str, dst_port: str, r
 
 
 def _port_doc(t: str) -> str:
-    from workbench.plugin_system.specs import PORT_TYPES
+    from workbench.schema.specs import PORT_TYPES
     return PORT_TYPES.get(t, t)
 
 

@@ -143,7 +143,7 @@ def record_activations(model, task, text: str, device=None, progress=None, path:
     through ``model.sequence_graph`` (every recurrent layer's fused kernel where its cell has one) when every
     stepped block supports it, and steps otherwise; ``path="steps"`` always steps (the reference the whole-chunk
     path is tested against).  ``progress(done, total)``, when given, is called every few hundred steps and at
-    the end; an exception it raises stops the recording (the window's Cancel).  :mod:`workbench.core.inspect`
+    the end; an exception it raises stops the recording (the window's Cancel).  :mod:`workbench.core.recording`
     adds token labels, offsets and kinds to the result.
     """
     if path not in RECORD_PATHS:

@@ -1,6 +1,6 @@
 """The project: graph + task + training/decoding configs + history + checkpoint.  Qt-free and torch-free.
 
-Tensors in a :class:`Checkpoint` are opaque here (``workbench.core.io`` stores them as safetensors); everything
+Tensors in a :class:`Checkpoint` are opaque here (``workbench.core.projectfile`` stores them as safetensors); everything
 else is JSON-ready plain data.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workbench.core.graph import Graph
-from workbench.plugin_system.params import param, params_from_dict, params_to_dict
+from workbench.schema.params import param, params_from_dict, params_to_dict
 
 
 @dataclass

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from workbench.core.project import available_weights  # noqa: F401 - re-exported
+from workbench.core.project import available_weights
 
 FORMAT = "seqwb-search-tree"
 FORMAT_VERSION = 1
@@ -441,7 +441,7 @@ class DecodeSession:
         key = (project.task.id, json.dumps(project.task.params, sort_keys=True, default=str),
                tuple(project.vocab or ()), str(base))
         if key != self._task_key:
-            from workbench.plugin_system.params import params_from_dict
+            from workbench.schema.params import params_from_dict
             spec = self.registry.task(project.task.id)
             task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), base)
             task.prepare(vocab=project.vocab)
@@ -486,7 +486,7 @@ class DecodeSession:
                 try:
                     model.load_state_dict(state, strict=True)
                 except RuntimeError as exc:
-                    from workbench.core.errors import TrainingError
+                    from workbench.schema.errors import TrainingError
                     raise TrainingError(f"the saved weights do not fit this model: "
                                         f"{str(exc).splitlines()[0]}") from None
             model.to(dev).eval()
@@ -506,7 +506,7 @@ class DecodeSession:
                device: Any = None, seed: int = 0) -> dict[str, Any]:
         """Decode ``prompt`` into a search document (``prefix`` ids, or else ``prefix_text``, forced first)."""
         from workbench.core.decode import run_decoder, token_label
-        from workbench.plugin_system.params import params_from_dict, params_to_dict
+        from workbench.schema.params import params_from_dict, params_to_dict
         spec = self.registry.decoder(decoder)
         params = params_from_dict(spec.params, settings, spec.id)
         loaded = self.load(project, base_dir, weights, device)

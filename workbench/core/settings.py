@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from workbench.core.project import Project
-from workbench.plugin_system.params import (ParamError, apply_settings, field_info, params_from_dict,
+from workbench.schema.params import (ParamError, apply_settings, field_info, params_from_dict,
                                             params_to_dict, suggest)
 
 

@@ -41,7 +41,7 @@ class Task:
 
     # ---- data --------------------------------------------------------------------------------------------
     def prepare(self, vocab: Optional[list[str]] = None, progress=None) -> None:
-        """Read the data (raise :class:`~workbench.core.errors.DataError` with a clear message) and set
+        """Read the data (raise :class:`~workbench.schema.errors.DataError` with a clear message) and set
         ``self.vocab`` (reuse ``vocab`` when given, so a reopened project keeps its token ids) and ``self.sizes``."""
         raise NotImplementedError
 
@@ -62,7 +62,7 @@ class Task:
         exactly what one process computes on those rows of the whole batch.  Plain values (flags) are kept.  The
         default slices by :attr:`time_major`; a task with another layout overrides this method.
         """
-        from workbench.core.errors import DataError
+        from workbench.schema.errors import DataError
         if self.time_major is None:
             raise DataError(f"task {type(self).__name__} does not declare its batch layout (Task.time_major), so "
                             f"its batches cannot be split across processes; train it in one process")
@@ -202,7 +202,7 @@ class StreamLMTask(Task):
         """The split cut into ``batch_size`` contiguous streams: ``[n, B]``."""
         key = (split, batch_size)
         if key not in self._cache:
-            from workbench.core.errors import DataError
+            from workbench.schema.errors import DataError
             data = self._splits.get(split)
             if data is None or data.numel() == 0:
                 raise DataError(f"the {split} split is empty{self.empty_split_hint(split)}")

@@ -67,8 +67,8 @@ def run_app(path: str | None = None) -> int:
     if path:
         # Read the file before the window exists, so a good file opens straight away and a bad one leaves the
         # window on the default project with the reason shown.
-        from workbench.core.errors import WorkbenchError
-        from workbench.core.io import load_project
+        from workbench.schema.errors import WorkbenchError
+        from workbench.core.projectfile import load_project
         try:
             project = load_project(path, registry=registry)
         except (WorkbenchError, OSError, ValueError) as exc:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from workbench.core.graph import GraphReport, Link, Node, analyze, check_link
 from workbench.core.project import Project
-from workbench.plugin_system.params import ParamError, apply_settings, params_from_dict, params_to_dict
+from workbench.schema.params import ParamError, apply_settings, params_from_dict, params_to_dict
 
 Pos = tuple[float, float]
 

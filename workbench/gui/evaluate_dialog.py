@@ -2,12 +2,12 @@
 the window's ``seqwb eval``.
 
 The dialog computes nothing itself.  A worker thread (a ``QThreadPool`` of one) loads the model with
-:class:`workbench.core.inspect.Recorder` and runs :func:`workbench.core.train.evaluate_weights`, the timed
+:class:`workbench.core.recording.Recorder` and runs :func:`workbench.core.training.evaluation.evaluate_weights`, the timed
 evaluation ``seqwb eval`` prints, on a snapshot of the project taken when Evaluate is pressed, so editing or
 training meanwhile is safe.  The Recorder, unlike ``load_for_inference``, never reseeds torch's global random
 generator nor changes the process's thread count: a training run may be live in another thread, and both are
 process-wide.  The thread count the worker sets for itself belongs to that thread only (torch's OpenMP setting is
-per calling thread; see :func:`workbench.core.inspect.record_loaded`), and it is put back afterwards.
+per calling thread; see :func:`workbench.core.recording.record_loaded`), and it is put back afterwards.
 
 Once opened, the dialog stays with the window (Close hides it, cancelling an evaluation that is still running
 without waiting for it), so the data and the model read for one evaluation are reused by the next.
@@ -62,7 +62,7 @@ class _Signals(QObject):
 
     splits = Signal(object)        # {split: (batches or None, reason it cannot be evaluated or "")}
     progress = Signal(int, int)    # batches done, batches planned (0: the task cannot say)
-    finished = Signal(object)      # workbench.core.train.Evaluation
+    finished = Signal(object)      # workbench.core.training.evaluation.Evaluation
     failed = Signal(str)
     cancelled = Signal()
 
@@ -86,7 +86,7 @@ class _SplitsJob(QRunnable):
 
     def run(self) -> None:
         try:
-            from workbench.core.train import planned_batches
+            from workbench.core.training.evaluation import planned_batches
             task = self.recorder.load(self.project, self.base_dir, "current").task
             cfg = self.project.train
             found: dict[str, tuple[int | None, str]] = {}
@@ -126,7 +126,7 @@ class _EvaluateJob(QRunnable):
             import torch
 
             from workbench.core.device import default_threads
-            from workbench.core.train import evaluate_weights
+            from workbench.core.training.evaluation import evaluate_weights
             loaded = self.recorder.load(self.project, self.base_dir, self.weights)
             if self.cancel.is_set():
                 raise EvaluationCancelled()
@@ -178,7 +178,7 @@ class EvaluateDialog(QDialog):
     """Split, weights and batches; Evaluate runs in the worker and the metrics appear in a table.
 
     ``evaluate(split, weights, max_batches)`` does what pressing Evaluate does (tests and scripts); the last
-    result is ``result`` (a :class:`workbench.core.train.Evaluation`) and the last error ``error``."""
+    result is ``result`` (a :class:`workbench.core.training.evaluation.Evaluation`) and the last error ``error``."""
 
     evaluationFinished = Signal(object)
     evaluationFailed = Signal(str)
@@ -192,7 +192,7 @@ class EvaluateDialog(QDialog):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)      # the recorder is used from one thread at a time
         # the snapshot and the one-line error of the hidden-units view: the same rules for every worker
-        from workbench.core.inspect import Recorder
+        from workbench.core.recording import Recorder
         from workbench.gui.inspect_units import one_line, snapshot
         self._snapshot, self._one_line = snapshot, one_line
         self.main_window = window
@@ -673,7 +673,7 @@ class EvaluateDialog(QDialog):
 
     def show_result(self, result: Any) -> None:
         """The metrics in the table (formatted as ``seqwb eval`` prints them) and what they were measured on."""
-        from workbench.core.train import format_metric
+        from workbench.core.training.evaluation import format_metric
         self.result = result
         self.table.setRowCount(0)
         for key, value in result.metrics.items():
@@ -699,7 +699,7 @@ class EvaluateDialog(QDialog):
     # ---- the window's changes ------------------------------------------------------------------------------
     def _on_project_replaced(self) -> None:
         self.cancel()
-        from workbench.core.inspect import Recorder
+        from workbench.core.recording import Recorder
         self.recorder = Recorder(self.registry)     # the old one is the cancelled job's until it ends
         self._splits, self._splits_key, self._splits_signals = {}, None, None
         self.split_note.hide()

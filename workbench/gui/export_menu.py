@@ -90,7 +90,7 @@ def trained(project: Any) -> bool:
 def export_model_to(window: Any, path: str, fmt: str, *, quiet: bool = False) -> str | None:
     """Export in a worker thread with a busy dialog; the result (or the reason it failed) is shown.  Returns the
     path written, or None.  ``quiet``: no message boxes (tests read ``window.last_export``)."""
-    from workbench.core.errors import WorkbenchError
+    from workbench.schema.errors import WorkbenchError
     from workbench.core.export import export_model
 
     project = window.doc.project

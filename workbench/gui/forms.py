@@ -1,6 +1,6 @@
 """Forms generated from parameter dataclasses, so that plugins never write Qt to get an editor.
 
-:class:`ParamsForm` turns :func:`workbench.plugin_system.params.field_info` into one editor per field: a spin box
+:class:`ParamsForm` turns :func:`workbench.schema.params.field_info` into one editor per field: a spin box
 with the declared range for numbers, a combo box for choices and for cell choosers (``ui="cell"``), a check box
 for booleans, a line edit for text (with a browse button for ``ui="path"``).  The form never changes a project
 itself: it hands each edited value to a ``commit(name, value)`` callback, which answers with ``None`` when the
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSp
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.gui.style import set_muted
-from workbench.plugin_system.params import FieldInfo, field_info
+from workbench.schema.params import FieldInfo, field_info
 
 Commit = Callable[[str, Any], "str | None"]
 

@@ -30,10 +30,11 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, 
                                QVBoxLayout, QWidget)
 
 from workbench.core.project import Project
-from workbench.core.search import available_weights, hypothesis_at, prefix_of, read_document, write_document
+from workbench.core.project import available_weights
+from workbench.core.search import hypothesis_at, prefix_of, read_document, write_document
 from workbench.gui.decode_views import AttentionView, SearchTreeView, TreeTheme, hypothesis_text, line_text
 from workbench.gui.forms import ElidedLabel, FlowLayout, ParamsForm, ScrollPage, error_color
-from workbench.plugin_system.params import ParamError, field_info, params_from_dict
+from workbench.schema.params import ParamError, field_info, params_from_dict
 
 TREE_FILTER = "Search trees (*.json)"
 

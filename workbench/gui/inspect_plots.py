@@ -1,7 +1,7 @@
 """pyqtgraph views of a recording: the units × time heatmap (with a unit's trace under it) and gate saturation.
 
 The heatmap is one ``ImageItem`` whatever the size (20,000 steps × 512 units is one image, downsampled to the
-screen by pyqtgraph), with fixed levels from :func:`workbench.core.inspect.display_levels` and a colour bar.
+screen by pyqtgraph), with fixed levels from :func:`workbench.core.recording.display_levels` and a colour bar.
 Image layout: the array is ``[T, H]`` — time along x, units along y — and the y axis is inverted so unit 0 is at
 the top.  Hovering shows unit, position, character and value above the plot; a click picks the unit (and the
 position, which the text view scrolls to); the mouse wheel zooms, dragging pans, right-click ▸ View All resets.

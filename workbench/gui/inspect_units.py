@@ -1,7 +1,7 @@
 """Looking inside: the hidden-units panel (heatmap, text view, unit search, hypothesis selection, saturation).
 
-The panel shows what :mod:`workbench.core.inspect` computes and computes nothing about the model itself: a
-recording is made by :class:`workbench.core.inspect.Recorder` in a worker thread (a ``QThreadPool`` of one), on a
+The panel shows what :mod:`workbench.core.recording` computes and computes nothing about the model itself: a
+recording is made by :class:`workbench.core.recording.Recorder` in a worker thread (a ``QThreadPool`` of one), on a
 snapshot of the project taken when Record is pressed, so editing or training while it runs is safe.  Everything
 after that (correlations, spans, saturation) is numpy on arrays already in memory and runs on the GUI thread.
 
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QRadioButton, QSizePolicy, QSpinBox, QSplitter, QStyle, QStyledItemDelegate, QTabWidget,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from workbench.core import inspect as core
+from workbench.core import features, project, recording
 from workbench.gui.inspect_plots import HeatmapView, SaturationView
 from workbench.gui.inspect_text import ActivationTextView
 from workbench.gui.forms import ElidedLabel, show_note
@@ -48,7 +48,7 @@ def snapshot(project: Any) -> Any:
 
 
 def one_line(exc: BaseException) -> str:
-    from workbench.core.errors import WorkbenchError
+    from workbench.schema.errors import WorkbenchError
     msg = str(exc) if isinstance(exc, (WorkbenchError, ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
     return (msg.splitlines() or [type(exc).__name__])[0]
 
@@ -63,7 +63,7 @@ class _RecordSignals(QObject):
 class RecordJob(QRunnable):
     """Reads the input (validation text, a file) and records it, off the GUI thread."""
 
-    def __init__(self, recorder: core.Recorder, project: Any, base_dir: Path, weights: str, source: str,
+    def __init__(self, recorder: recording.Recorder, project: Any, base_dir: Path, weights: str, source: str,
                  value: Any, signals: _RecordSignals, cancel: threading.Event):
         super().__init__()
         self.setAutoDelete(True)
@@ -83,21 +83,21 @@ class RecordJob(QRunnable):
 
     def _progress(self, done: int, total: int) -> None:
         if self.cancel.is_set():
-            raise core.RecordingCancelled()
+            raise recording.RecordingCancelled()
         self.signals.progress.emit(done, total)
 
     def run(self) -> None:
         try:
             text = self._text()
             if self.cancel.is_set():
-                raise core.RecordingCancelled()
+                raise recording.RecordingCancelled()
             if not text:
                 raise ValueError("the text to record is empty")
             t0 = time.perf_counter()
             rec = self.recorder.record(self.project, text, self.base_dir, self.weights, progress=self._progress)
             rec["meta"]["seconds"] = round(time.perf_counter() - t0, 3)
             self.signals.finished.emit(rec)
-        except core.RecordingCancelled:
+        except recording.RecordingCancelled:
             self._emit(self.signals.cancelled)
         except Exception as exc:  # noqa: BLE001 - every failure is shown in the panel, none takes the app down
             self._emit(self.signals.failed, one_line(exc))
@@ -165,7 +165,7 @@ class HiddenUnitsPanel(QWidget):
         self.setObjectName("hiddenUnitsPanel")
         self.doc = doc
         self.registry = registry
-        self.recorder = core.Recorder(registry)
+        self.recorder = recording.Recorder(registry)
         self.recording: Optional[dict[str, Any]] = None
         self.layer = ""
         self.quantity = "h"
@@ -452,7 +452,7 @@ class HiddenUnitsPanel(QWidget):
         """The weights the project can be recorded at (called again when the list opens: training adds some)."""
         current = self.weights_combo.currentData()
         self.weights_combo.clear()
-        available = core.available_weights(self.doc.project)
+        available = project.available_weights(self.doc.project)
         cur = available["current"]
         if cur["trained"]:
             self.weights_combo.addItem(f"current weights (step {cur['step']:,})", "current")
@@ -473,7 +473,7 @@ class HiddenUnitsPanel(QWidget):
         self.feature_combo.blockSignals(True)
         current = self.feature_combo.currentData()
         self.feature_combo.clear()
-        for track in core.feature_tracks(self.registry):
+        for track in features.feature_tracks(self.registry):
             self.feature_combo.addItem(track.title, track.name)
             self.feature_combo.setItemData(self.feature_combo.count() - 1, track.description,
                                            Qt.ItemDataRole.ToolTipRole)
@@ -590,7 +590,7 @@ class HiddenUnitsPanel(QWidget):
 
     def _on_project_replaced(self, *_args: Any) -> None:
         self._generation += 1
-        self.recorder = core.Recorder(self.registry)
+        self.recorder = recording.Recorder(self.registry)
         self.recording = None
         self.refresh_weights()
         self._show_empty()
@@ -630,17 +630,17 @@ class HiddenUnitsPanel(QWidget):
         values is not something to redo at every key press)."""
         key = (layer or self.layer, quantity or self.quantity)
         if key not in self._levels:
-            self._levels[key] = core.display_levels(self.recording, *key)
+            self._levels[key] = recording.display_levels(self.recording, *key)
         return self._levels[key]
 
     def set_recording(self, rec: dict[str, Any]) -> None:
-        """Show ``rec`` (from the worker, or :func:`workbench.core.inspect.load_npz`)."""
+        """Show ``rec`` (from the worker, or :func:`workbench.core.recording.load_npz`)."""
         self.recording = rec
         self._levels: dict[tuple[str, str], tuple[float, float]] = {}
         self._track, self._track_name = None, ""
         self._span = None
         self._matches = []
-        layers = core.layer_names(rec)
+        layers = recording.layer_names(rec)
         self.text_view.set_text(rec["text"], rec.get("offsets"), rec.get("labels"))
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
@@ -655,13 +655,13 @@ class HiddenUnitsPanel(QWidget):
         self.selection_label.setText("No span selected.")
         self.matches_label.setText("")
         self.heatmap.set_span(0, 0)
-        self.saturation.set_data(core.gate_saturation(rec), layers)
+        self.saturation.set_data(recording.gate_saturation(rec), layers)
         meta = rec.get("meta", {})
         weights = "untrained weights" if not meta.get("trained", True) else f"{meta.get('weights', 'current')} weights"
         took = ""
         if "seconds" in meta:
             took = f" in {meta['seconds']:.1f} s" if meta["seconds"] >= 0.1 else " in under 0.1 s"
-        self._say(f"Recorded {len(rec['text']):,} characters ({core.steps(rec):,} steps) at {weights}, step "
+        self._say(f"Recorded {len(rec['text']):,} characters ({recording.steps(rec):,} steps) at {weights}, step "
                   f"{meta.get('step', 0):,}{took}.")
         if not layers:
             self._say("This model has no recurrent layer to look inside.", error=True)
@@ -672,7 +672,7 @@ class HiddenUnitsPanel(QWidget):
         rec = self.recording
         if rec is None or not self.layer:
             return
-        qs = core.quantities(rec, self.layer)
+        qs = recording.quantities(rec, self.layer)
         self.quantity_combo.blockSignals(True)
         self.quantity_combo.clear()
         for q in qs:
@@ -686,7 +686,7 @@ class HiddenUnitsPanel(QWidget):
     def _show_quantity(self, keep_view: bool = True) -> None:
         rec = self.recording
         t0 = time.perf_counter()
-        values = core.activations(rec, self.layer, self.quantity)
+        values = recording.activations(rec, self.layer, self.quantity)
         levels = self.levels()
         H = values.shape[1]
         self.heatmap.set_data(values, levels, rec.get("labels") or list(rec["text"]),
@@ -698,7 +698,7 @@ class HiddenUnitsPanel(QWidget):
         self.unit_spin.blockSignals(False)
         self.units_label.setText(f"of {H}")
         self.threshold_spin.blockSignals(True)
-        self.threshold_spin.setValue(core.threshold_for_levels(levels))
+        self.threshold_spin.setValue(recording.threshold_for_levels(levels))
         self.threshold_spin.blockSignals(False)
         self._show_unit()
         self._update_selection()
@@ -708,7 +708,7 @@ class HiddenUnitsPanel(QWidget):
         rec = self.recording
         if rec is None or not self.layer:
             return
-        values = core.activations(rec, self.layer, self.quantity)
+        values = recording.activations(rec, self.layer, self.quantity)
         levels = self.levels()
         self.heatmap.set_track(self._track, self._track_name, self.unit)
         self.text_view.set_values(values[:, self.unit], levels)
@@ -721,7 +721,7 @@ class HiddenUnitsPanel(QWidget):
     def set_unit(self, unit: int) -> None:
         if self.recording is None or not self.layer:
             return
-        H = core.activations(self.recording, self.layer, self.quantity).shape[1]
+        H = recording.activations(self.recording, self.layer, self.quantity).shape[1]
         unit = max(0, min(int(unit), H - 1))
         self.unit = unit
         if self.unit_spin.value() != unit:
@@ -746,7 +746,7 @@ class HiddenUnitsPanel(QWidget):
     def _step_unit(self, delta: int) -> None:
         if self.recording is None or not self.layer:
             return
-        H = core.activations(self.recording, self.layer, self.quantity).shape[1]
+        H = recording.activations(self.recording, self.layer, self.quantity).shape[1]
         self.set_unit((self.unit + delta) % H)
 
     def _on_layer_changed(self, _index: int) -> None:
@@ -785,17 +785,17 @@ class HiddenUnitsPanel(QWidget):
     def feature(self) -> str:
         name = self.feature_combo.currentData()
         if name == REGEX_ITEM:
-            return core.REGEX_PREFIX + self.regex_edit.text()
+            return features.REGEX_PREFIX + self.regex_edit.text()
         return str(name)
 
     def run_search(self, feature: str | None = None) -> list[tuple[str, int, float]]:
         """Rank units by ``feature`` (default: the tab's) and list them; returns ``[(layer, unit, r)]``."""
         if feature:
-            if not feature.startswith(core.REGEX_PREFIX) and self.feature_combo.findData(feature) < 0:
+            if not feature.startswith(features.REGEX_PREFIX) and self.feature_combo.findData(feature) < 0:
                 self.refresh_features()     # a plugin may have registered it since the panel was built
-            if feature.startswith(core.REGEX_PREFIX):
+            if feature.startswith(features.REGEX_PREFIX):
                 self.feature_combo.setCurrentIndex(self.feature_combo.findData(REGEX_ITEM))
-                self.regex_edit.setText(feature[len(core.REGEX_PREFIX):])
+                self.regex_edit.setText(feature[len(features.REGEX_PREFIX):])
             else:
                 self.feature_combo.blockSignals(True)
                 self.feature_combo.setCurrentIndex(self.feature_combo.findData(feature))
@@ -805,22 +805,22 @@ class HiddenUnitsPanel(QWidget):
         if self.recording is None:
             self.search_note.setText("Record a text first (Record, top left).")
             return []
-        if feature == core.REGEX_PREFIX:
+        if feature == features.REGEX_PREFIX:
             self.search_note.setText("Type a regular expression.")
             return []
         try:
-            track = core.step_track(self.recording, feature, self.registry)
-            layers = core.layer_names(self.recording) if self.all_layers.isChecked() else [self.layer]
-            rows = core.search_layers(self.recording, track, self.quantity, layers)
+            track = recording.step_track(self.recording, feature, self.registry)
+            layers = recording.layer_names(self.recording) if self.all_layers.isChecked() else [self.layer]
+            rows = recording.search_layers(self.recording, track, self.quantity, layers, registry=self.registry)
         except ValueError as exc:
-            msg = str(exc).replace("the track", f"the feature “{core.feature_title(feature, self.registry)}”")
+            msg = str(exc).replace("the track", f"the feature “{features.feature_title(feature, self.registry)}”")
             self.search_note.setText(msg)
             self._track, self._track_name = None, ""
             self._show_unit()
             return []
-        self._track, self._track_name = track, core.feature_title(feature, self.registry)
+        self._track, self._track_name = track, features.feature_title(feature, self.registry)
         share = float((track != 0).mean()) * 100
-        self.search_note.setText(f"{core.feature_title(feature, self.registry)}: non-zero on {share:.1f} % of the text. "
+        self.search_note.setText(f"{features.feature_title(feature, self.registry)}: non-zero on {share:.1f} % of the text. "
                                  f"{self.quantity} of {', '.join(layers)}, ranked by |r|; click a unit to show it.")
         self.results.setUpdatesEnabled(False)
         for i, (layer, unit, r) in enumerate(rows[:500], 1):
@@ -859,10 +859,10 @@ class HiddenUnitsPanel(QWidget):
             return [], []
         start, end = self._span
         threshold = self.threshold_spin.value()
-        units = core.units_on_span(self.recording, self.layer, self.quantity, start, end, threshold,
+        units = recording.units_on_span(self.recording, self.layer, self.quantity, start, end, threshold,
                                    self.margin_spin.value())
         min_length = self.min_length_spin.value() or max(1, (end - start) // 2)
-        matches = core.matching_spans(self.recording, self.layer, self.quantity, units, threshold, min_length)
+        matches = recording.matching_spans(self.recording, self.layer, self.quantity, units, threshold, min_length)
         return units, matches
 
     def _snippet(self, start: int, end: int, width: int = 36) -> str:
@@ -890,7 +890,7 @@ class HiddenUnitsPanel(QWidget):
         start, end = self._span
         self.heatmap.set_span(start, end)
         units, matches = self.span_result()
-        values = core.activations(self.recording, self.layer, self.quantity)
+        values = recording.activations(self.recording, self.layer, self.quantity)
         self.selection_label.setText(
             f"Positions {start:,}–{end - 1:,} «{self._snippet(start, end)}»: "
             + (f"{len(units)} unit{'s' if len(units) != 1 else ''} of {self.layer} {self.quantity} on over it "
@@ -987,12 +987,12 @@ class HiddenUnitsPanel(QWidget):
     def export_npz(self, path: str) -> None:
         """Everything the views show, as ``seqwb record --npz`` writes it (in the worker; ``exportFinished``)."""
         rec = self.recording          # this recording, even if another one replaces it meanwhile
-        self._write(lambda: core.save_npz(rec, path), path)
+        self._write(lambda: recording.save_npz(rec, path), path)
 
     def export_csv(self, path: str) -> None:
         """The shown layer and quantity, a row per step and a column per unit (in the worker)."""
         rec, layer, quantity = self.recording, self.layer, self.quantity
-        self._write(lambda: core.write_csv(rec, layer, quantity, path), path)
+        self._write(lambda: recording.write_csv(rec, layer, quantity, path), path)
 
     def _write(self, fn, path: str) -> None:
         """Write a file in the worker (a CSV of 20,000 x 512 values takes seconds to format)."""

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLay
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, split_nested_params
 from workbench.gui.forms import CollapsibleSection, ParamsForm
-from workbench.plugin_system.params import field_info, param, params_to_dict
-from workbench.plugin_system.specs import PORT_TYPES
+from workbench.schema.params import field_info, param, params_to_dict
+from workbench.schema.specs import PORT_TYPES
 
 #: inspector sections, by the key under which their folded state is saved
 PROJECT_SECTIONS = ("project", "task", "train", "decode")

@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
         plan = plan_run(self.doc.project, force_new=new_run)
         self.show_dashboard()
         self._run_graph_hash = self.doc.graph.content_hash()
-        from workbench.plugin_system.params import params_to_dict
+        from workbench.schema.params import params_to_dict
         self._run_train = params_to_dict(self.doc.project.train)
         base_dir = str(Path(self.doc.path).resolve().parent) if self.doc.path else None
         self.log(f"Train: {plan.text}")
@@ -749,7 +749,7 @@ class MainWindow(QMainWindow):
         """While a run is live, tell the user when the document no longer matches what the run trains."""
         if not self.bridge.is_live() or self.dashboard is None:
             return
-        from workbench.plugin_system.params import params_to_dict
+        from workbench.schema.params import params_to_dict
         graph_edited = self.doc.graph.content_hash() != self._run_graph_hash
         settings_edited = params_to_dict(self.doc.project.train) != self._run_train
         if graph_edited or settings_edited:
@@ -837,8 +837,8 @@ class MainWindow(QMainWindow):
         """Open ``path`` in this window; on any error the message is shown and the current project stays."""
         if not self._stop_run_first() or not self.maybe_save():
             return False
-        from workbench.core.errors import MissingPluginError, WorkbenchError
-        from workbench.core.io import load_project
+        from workbench.schema.errors import MissingPluginError, WorkbenchError
+        from workbench.core.projectfile import load_project
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             project = load_project(path, registry=self.registry)
@@ -881,8 +881,8 @@ class MainWindow(QMainWindow):
         return self._save_to(path)
 
     def _save_to(self, path: str) -> bool:
-        from workbench.core.errors import WorkbenchError
-        from workbench.core.io import project_plugins_used, save_project
+        from workbench.schema.errors import WorkbenchError
+        from workbench.core.projectfile import project_plugins_used, save_project
         self.inspector.commit_pending()
         project = self.doc.project
         # The layout belongs to the project file too: where the user was looking and what the inspector showed.

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
                                QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
 from workbench.gui.forms import ParamsForm, error_color
-from workbench.plugin_system.params import ParamError, apply_settings
+from workbench.schema.params import ParamError, apply_settings
 
 
 class NewFromTemplateDialog(QDialog):

@@ -267,9 +267,9 @@ class PluginManagerDialog(QDialog):
         self.details.setPlainText(item.data(0, ROLE_DETAILS) if item is not None else "")
 
     def check_cells(self) -> list[Any]:
-        """Run :func:`workbench.plugin_system.checks.check_cells` (core computes; this shows) and list each
+        """Run :func:`workbench.core.plugin_checks.check_cells` (core computes; this shows) and list each
         problem under its plugin."""
-        from workbench.plugin_system.checks import check_cells
+        from workbench.core.plugin_checks import check_cells
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             checked, problems = check_cells(self.registry)
@@ -307,7 +307,7 @@ class PluginManagerDialog(QDialog):
 
 
 def _spec_details(kind: str, spec: Any) -> str:
-    from workbench.plugin_system.params import field_info
+    from workbench.schema.params import field_info
     lines = [f"{kind} {spec.id}: {spec.title} (version {spec.version})", f"factory: {spec.factory}"]
     if spec.description:
         lines += ["", spec.description]

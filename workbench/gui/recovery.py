@@ -10,7 +10,7 @@ original path (or asks for one, Save As, if it never had one).
 
 Files, per document (a random id, so two windows or two processes never write the same files)::
 
-    <recovery folder>/<id>.seqwb   the project (written atomically by workbench.core.io.save_project)
+    <recovery folder>/<id>.seqwb   the project (written atomically by workbench.core.projectfile.save_project)
     <recovery folder>/<id>.json    what it is: original path, project name, time, contents (written after it)
     <recovery folder>/<id>.lock    locked (flock / msvcrt) by the process whose window owns the id
 
@@ -301,7 +301,7 @@ class RecoveryManager(QObject):
             if not locked:
                 self._fail(f"the recovery file {self._path('.lock')} is locked by another process")
                 return False
-        from workbench.core.io import project_plugins_used
+        from workbench.core.projectfile import project_plugins_used
         from workbench.gui.run_bridge import snapshot_project
         from workbench.gui.worker_gc import worker_gc
         project = snapshot_project(self.doc.project)
@@ -321,7 +321,7 @@ class RecoveryManager(QObject):
     def _write(self, generation: int, project: Any, plugins: list, meta: dict) -> None:   # the writer thread
         error = ""
         try:
-            from workbench.core.io import save_project
+            from workbench.core.projectfile import save_project
             with self._io:
                 if generation == self._generation:
                     self.folder.mkdir(parents=True, exist_ok=True)
@@ -496,8 +496,8 @@ def offer_recovery(window: Any, folder: Path | None = None) -> str:
 
 def restore_entry(window: Any, entry: RecoveryEntry, lock: DocumentLock) -> bool:
     """Load a copy into ``window``: modified, with the original path (Save goes there; Save As if it had none)."""
-    from workbench.core.errors import WorkbenchError
-    from workbench.core.io import load_project
+    from workbench.schema.errors import WorkbenchError
+    from workbench.core.projectfile import load_project
     try:
         project = load_project(entry.data_path, registry=window.registry)
     except (WorkbenchError, OSError, ValueError) as exc:

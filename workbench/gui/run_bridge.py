@@ -272,8 +272,8 @@ class TrainingThread(QThread):
 
     def _train(self) -> RunEnd:
         from workbench.core.device import describe_device
-        from workbench.core.errors import WorkbenchError
-        from workbench.core.train import Trainer
+        from workbench.schema.errors import WorkbenchError
+        from workbench.core.training.trainer import Trainer
         cfg = self.snapshot.train
         relay = _Relay(self.buffer, CHECKPOINT_SECONDS, cfg.checkpoint_every)
         trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
@@ -393,7 +393,7 @@ class RunBridge(QObject):
         """Train a snapshot of ``project`` in the worker thread; returns the snapshot (which the run owns)."""
         if self.is_live():
             raise RuntimeError("a run is already live")
-        from workbench.core.train import RunControl   # the first Train pays for importing torch, not startup
+        from workbench.core.training.events import RunControl  # the first Train pays for importing torch, not startup
         self.snapshot = snapshot_project(project)
         self.control = RunControl()
         self.buffer = EventBuffer()

@@ -3,8 +3,8 @@
 from workbench.plugin_system.loader import (DisabledPlugin, PluginFailure, PluginNote, Registry,
                                             UnknownContributionError, default_registry, discover,
                                             make_plugin_manager)
-from workbench.plugin_system.params import ParamError, param
-from workbench.plugin_system.specs import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, NoParams, PortSpec,
+from workbench.schema.params import ParamError, param
+from workbench.schema.specs import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, NoParams, PortSpec,
                                            TaskSpec, TemplateSpec, resolve)
 
 __all__ = [

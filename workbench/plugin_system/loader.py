@@ -17,57 +17,20 @@ import pluggy
 
 from workbench import hookspecs
 from workbench.plugin_system import user_settings
-from workbench.plugin_system.api import ApiRangeError, range_allows
-from workbench.plugin_system.params import suggest
-from workbench.plugin_system.specs import SPEC_KINDS, with_source
+from workbench.plugin_system.versions import ApiRangeError, range_allows
+from workbench.schema.errors import UnknownContributionError
+from workbench.schema.params import suggest
+from workbench.schema.registry import DisabledPlugin, PluginFailure, PluginNote
+from workbench.schema.specs import SPEC_KINDS, with_source
 
 __all__ = ["DisabledPlugin", "PluginFailure", "PluginNote", "Registry", "UnknownContributionError", "discover",
            "make_plugin_manager"]
 
 
-class UnknownContributionError(LookupError):
-    """A project or a command names a cell/block/task/decoder/template that no loaded plugin provides."""
-
-
-@dataclass(frozen=True)
-class PluginFailure:
-    distribution: str
-    entry_point: str
-    error: str
-    detail: str = ""  # the traceback, for --debug and the plugins dialog
-    hook: str = ""
-    #: "error" (it raised or returned something wrong) or "incompatible" (its SEQWB_API range excludes ours)
-    category: str = "error"
-
-    def message(self) -> str:
-        where = f"{self.distribution or '?'} ({self.entry_point}{', ' + self.hook if self.hook else ''})"
-        if self.category == "incompatible":
-            return f"plugin {where} not loaded: {self.error}"
-        return f"plugin {where} failed: {self.error}"
-
-
-@dataclass(frozen=True)
-class PluginNote:
-    """Something worth saying about a plugin that is not a failure (e.g. it declares no API range)."""
-
-    distribution: str
-    entry_point: str
-    note: str
-
-
-@dataclass(frozen=True)
-class DisabledPlugin:
-    """A plugin that was not loaded because the user turned it off (environment or plugin settings)."""
-
-    distribution: str
-    entry_point: str
-    version: str
-    reason: str
-
-
 @dataclass
 class Registry:
-    """Every contribution that loaded, by kind and id, plus the failures."""
+    """Every contribution that loaded, by kind and id, plus the failures (implements
+    :class:`workbench.schema.registry.Registry`)."""
 
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in SPEC_KINDS})
     failures: list[PluginFailure] = field(default_factory=list)

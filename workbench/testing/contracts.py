@@ -135,7 +135,7 @@ def check_cell(factory: Callable, params: Any) -> None:
 
 
 def check_cell_spec(spec) -> None:
-    """Contract checks for a registered :class:`~workbench.plugin_system.specs.CellSpec` (default params)."""
+    """Contract checks for a registered :class:`~workbench.schema.specs.CellSpec` (default params)."""
     factory = spec.load()
     cell = factory(4, 6, spec.params())
     assert tuple(cell.gate_names) == tuple(spec.gates), \

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph
 from workbench.hookspecs import hookimpl
-from workbench.plugin_system.params import param
-from workbench.plugin_system.specs import CellSpec, FeatureTrackSpec, NoParams, PortSpec, TaskSpec, TemplateSpec
+from workbench.schema.params import param
+from workbench.schema.specs import CellSpec, FeatureTrackSpec, NoParams, PortSpec, TaskSpec, TemplateSpec
 
 #: the plugin-API versions this plugin is written for (Sequence Workbench checks it before loading us)
 SEQWB_API = ">=1.0,<2"

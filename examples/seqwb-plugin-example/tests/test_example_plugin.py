@@ -48,7 +48,7 @@ def test_running_parity_track(seqwb_registry):
 
 def test_the_template_builds_and_trains(seqwb_registry, tmp_path):
     from workbench.core.settings import template_project
-    from workbench.core.train import Trainer
+    from workbench.core.training.trainer import Trainer
     project, _ = template_project(seqwb_registry.template("parity-indrnn"), {"eval_every": "0",
                                                                              "probe_every": "0"}, seqwb_registry)
     end = Trainer(project, seqwb_registry, base_dir=tmp_path).fit(steps=3, final_eval=False)

@@ -12,8 +12,8 @@ from typing import Any
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
 from workbench.gui.style import category_sort_key, category_title
-from workbench.plugin_system.params import field_info
-from workbench.plugin_system.specs import PORT_TYPES
+from workbench.schema.params import field_info
+from workbench.schema.specs import PORT_TYPES
 
 MIME_TYPE = "application/x-seqwb-block"   # drag payload: JSON {"type": ..., "params": {...}}
 

@@ -1,15 +1,14 @@
-"""``seqwb export FILE --format onnx|torchscript -o OUT``: the command-line side of :mod:`workbench.core.export`.
-
-Registered by :func:`workbench.cli.build_parser`; kept in its own module so the CLI file stays one line longer.
-"""
+"""``seqwb export FILE --format onnx|torchscript -o OUT``: the command-line side of :mod:`workbench.core.export`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.cli.common import EXIT_OK, UsageError, apply_settings, note, open_project, print_json, registry
 
-def add_export_command(add) -> None:
-    """Add the ``export`` sub-command with ``add(name, func, help)`` (the CLI's own sub-parser factory)."""
+
+def register(add, sets) -> None:
+    """Add the ``export`` sub-command (``add(name, func, help)`` makes one)."""
     sp = add("export", cmd_export, "export the trained model's forward pass to ONNX or TorchScript, checked "
                                    "against the model before it is written")
     sp.add_argument("file")
@@ -26,7 +25,6 @@ def add_export_command(add) -> None:
 
 
 def _format_for(path: str, chosen: str | None) -> str:
-    from workbench.cli import UsageError
     if chosen:
         return chosen
     suffix = Path(path).suffix.lower()
@@ -38,18 +36,17 @@ def _format_for(path: str, chosen: str | None) -> str:
 
 
 def cmd_export(args) -> int:
-    from workbench.cli import EXIT_OK, UsageError, _apply, _note, _open, _print_json, _registry
     from workbench.core.export import export_model
     fmt = _format_for(args.output, args.format)
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists already; use --force to overwrite it")
-    reg = _registry()
-    project = _open(args.file, reg)
+    reg = registry()
+    project = open_project(args.file, reg)
     if args.best and not any(k.startswith("best/") for k in (project.checkpoint.tensors if project.checkpoint
                                                                else {})):
         raise UsageError("this project has no best weights yet: they are kept at the first validation of a run")
-    _apply(project, args.set, reg)     # the settings apply to this export only; the file is not rewritten
+    apply_settings(project, args.set, reg)     # the settings apply to this export only; the file is not rewritten
     ckpt = project.checkpoint
     trained = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
     if not trained and not args.allow_untrained:
@@ -58,10 +55,10 @@ def cmd_export(args) -> int:
     result = export_model(project, reg, out, fmt, base_dir=Path(args.file).resolve().parent, best=args.best,
                           require_trained=False)
     if args.json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return EXIT_OK
-    for note in result.notes:
-        _note(note)
+    for text in result.notes:
+        note(text)
     def shape(row):
         return "[" + ", ".join(str(d) for d in row["shape"]) + "]"
     print(f"wrote {result.path} ({fmt})")

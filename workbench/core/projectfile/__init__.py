@@ -52,10 +52,10 @@ import safetensors.numpy
 
 from workbench import __version__
 from workbench.core.atomic import copy_mode, create_temp, fsync_dir, remove_stale_temps, temp_name
-from workbench.core.errors import MissingPluginError, ProjectFileError
+from workbench.schema.errors import MissingPluginError, ProjectFileError
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
 from workbench.core.project import Checkpoint, History, Project, Run, Series
-from workbench.plugin_system.params import field_info
+from workbench.schema.params import field_info
 
 __all__ = [
     "FORMAT_VERSION",

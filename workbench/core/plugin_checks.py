@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.core.errors import WorkbenchError
+from workbench.schema.errors import WorkbenchError
 
 __all__ = ["PluginCodeError", "build_cell", "call_factory", "plugin_label"]
 
@@ -104,13 +104,13 @@ def build_cell(spec: Any, input_size: int, hidden_size: int, params: Any) -> Any
 def check_cells(registry: Any, input_size: int = 4, hidden_size: int = 6) -> tuple[int, list[Any]]:
     """Build every registered cell with its default parameters and run the trial step of :func:`build_cell`.
 
-    Returns ``(cells checked, failures)``, each failure a :class:`~workbench.plugin_system.loader.PluginFailure`
+    Returns ``(cells checked, failures)``, each failure a :class:`~workbench.schema.registry.PluginFailure`
     with ``hook="cell check"`` naming the plugin and what is wrong.  Used by ``seqwb plugins --check`` and the
     plugin manager's "Check cells" button: a cell with the wrong shapes is named before any project uses it.
     """
     import traceback
 
-    from workbench.plugin_system.loader import PluginFailure
+    from workbench.schema.registry import PluginFailure
     failures = []
     specs = list(registry.items.get("cell", {}).values())
     for spec in specs:

@@ -1,4 +1,4 @@
-"""Looking inside a recording: feature tracks, unit search, hypothesis selection, gate saturation, export.
+"""Looking inside a recording: unit search, hypothesis selection, gate saturation, colour levels and export.
 
 Qt-free; the hidden-units views (``workbench/gui/inspect_units.py``) and ``seqwb record`` / ``seqwb units`` call
 these functions, so the window and the command line show the same numbers.  numpy is all this module needs at
@@ -14,31 +14,7 @@ A *recording* is the dict :func:`workbench.core.probes.record_activations` retur
      "kinds": {layer: {quantity: "state" | "gate"}},
      "meta": {"weights": "current" | "best", "step": int, "trained": bool, ...}}
 
-Feature tracks
---------------
-A feature track is a plain function ``track(text: str) -> np.ndarray[len(text)]``: one number per *character*
-(``1.0``/``0.0`` for yes/no features, a count for depths and positions).  The value at character ``i`` describes
-the situation *after reading* character ``i``, which is what the hidden state at that step can know: an opening
-quote is already "inside quotes", the closing one is not; a ``#`` is inside its comment, the newline that ends
-it is not.  For character-level tasks a step is a character; for word-level tasks a step's value is the track at
-its token's first character (see ``offsets``).
-
-The built-in tracks are ``quotes``, ``comment``, ``brackets``, ``line_position``, ``indent`` and ``word_start``
-(functions of this module, contributed by the built-in plugin ``workbench_plugins.feature_tracks``);
-``regex:PATTERN`` marks every character inside a match of ``PATTERN``.  A plugin adds tracks with the
-``seqwb_feature_tracks`` hook (see docs/plugins.md); they then appear in the window's unit search and in
-``seqwb units --feature``.  The functions here take the registry whose tracks they use (``registry=None``: the
-process-wide :func:`~workbench.plugin_system.default_registry`).
-
-:func:`register_feature_track` still works for code that registers a track at import time (kept for
-compatibility; a plugin's hook is the better way: it is listed with its distribution and loads lazily)::
-
-    from workbench.core.inspect import register_feature_track
-
-    def digits(text):
-        return np.fromiter((ch.isdigit() for ch in text), dtype=np.float64, count=len(text))
-
-    register_feature_track("digits", digits, title="Digit", description="1 on every digit")
+Unit search correlates units with the feature tracks of :mod:`workbench.core.features`.
 """
 
 from __future__ import annotations
@@ -47,287 +23,17 @@ import csv
 import io
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from workbench.core.project import available_weights  # noqa: F401 - re-exported
+from workbench.core.features import compute_track, feature_title, token_offsets
+from workbench.core.project import available_weights
+from workbench.schema.registry import Registry
 
 NPZ_FORMAT = 1
-
-# ---- feature tracks -------------------------------------------------------------------------------------------
-
-TrackFn = Callable[[str], np.ndarray]
-
-
-@dataclass(frozen=True)
-class FeatureTrack:
-    """A named feature of the input text, one number per character."""
-
-    name: str
-    fn: TrackFn
-    title: str = ""
-    description: str = ""
-    #: where it comes from: "distribution (entry point)" for a plugin's track, "" for one registered in code
-    source: str = ""
-
-    def __call__(self, text: str) -> np.ndarray:
-        where = f" from plugin {self.source}" if self.source else ""
-        try:
-            out = np.asarray(self.fn(text), dtype=np.float64).reshape(-1)
-        except Exception as exc:  # noqa: BLE001 - a plugin's code: name it, keep the app running
-            raise ValueError(f"feature track {self.name!r}{where} failed: {type(exc).__name__}: {exc}") from exc
-        if out.shape[0] != len(text):
-            raise ValueError(f"feature track {self.name!r}{where} returned {out.shape[0]} values for {len(text)} "
-                             f"characters")
-        return out
-
-
-class _PluginTrackFn:
-    """A plugin's track function, imported on first use (discovery never imports a plugin's code)."""
-
-    def __init__(self, spec: Any):
-        self.spec = spec
-        self._fn: TrackFn | None = None
-
-    def __call__(self, text: str) -> np.ndarray:
-        if self._fn is None:
-            self._fn = self.spec.load()
-        return self._fn(text)
-
-
-#: tracks registered in code with :func:`register_feature_track` (plugins use the ``seqwb_feature_tracks`` hook)
-FEATURE_TRACKS: dict[str, FeatureTrack] = {}
-REGEX_PREFIX = "regex:"
-_PLUGIN_TRACKS: dict[Any, FeatureTrack] = {}  # spec -> track: one lazy loader per (frozen, hashable) spec
-
-
-def _registry_or_default(registry: Any) -> Any:
-    if registry is not None:
-        return registry
-    from workbench.plugin_system import default_registry
-    return default_registry()
-
-
-def _plugin_tracks(registry: Any) -> dict[str, FeatureTrack]:
-    out: dict[str, FeatureTrack] = {}
-    for spec in getattr(registry, "items", {}).get("feature_track", {}).values():
-        track = _PLUGIN_TRACKS.get(spec)
-        if track is None:
-            source = f"{spec.distribution} ({spec.plugin})" if spec.distribution else spec.plugin
-            track = FeatureTrack(spec.id, _PluginTrackFn(spec), spec.title or spec.id, spec.description, source)
-            _PLUGIN_TRACKS[spec] = track
-        out[spec.id] = track
-    return out
-
-
-def register_feature_track(name: str, fn: TrackFn, *, title: str = "", description: str = "",
-                           replace: bool = False) -> FeatureTrack:
-    """Make ``fn(text) -> np.ndarray[len(text)]`` available to unit search under ``name``.
-
-    ``name`` is what ``seqwb units --feature NAME`` takes: letters, digits, ``_`` and ``-``.  Registering a name
-    twice is an error unless ``replace=True`` (two plugins must not silently shadow each other).
-    """
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", name or ""):
-        raise ValueError(f"feature track name {name!r}: use letters, digits, '_' and '-', starting with a letter")
-    if name == REGEX_PREFIX.rstrip(":"):
-        raise ValueError("'regex' is reserved for regex:PATTERN")
-    if name in FEATURE_TRACKS and not replace:
-        raise ValueError(f"a feature track named {name!r} is registered already")
-    if not callable(fn):
-        raise TypeError(f"feature track {name!r}: {fn!r} is not callable")
-    track = FeatureTrack(name, fn, title or name.replace("_", " ").capitalize(), description)
-    FEATURE_TRACKS[name] = track
-    return track
-
-
-def feature_tracks(registry: Any = None) -> list[FeatureTrack]:
-    """Every track: the registry's (built-ins first, then plugins in discovery order), then those registered in
-    code whose name no plugin took."""
-    tracks = _plugin_tracks(_registry_or_default(registry))
-    for name, track in FEATURE_TRACKS.items():
-        tracks.setdefault(name, track)
-    return list(tracks.values())
-
-
-def get_track(feature: str, registry: Any = None) -> FeatureTrack:
-    """The track named ``feature``; ``ValueError`` listing the known names if there is none."""
-    tracks = {t.name: t for t in feature_tracks(registry)}
-    if feature not in tracks:
-        known = ", ".join([*tracks, "regex:PATTERN"])
-        raise ValueError(f"unknown feature {feature!r}; choose one of: {known}")
-    return tracks[feature]
-
-
-def compute_track(feature: str, text: str, registry: Any = None) -> np.ndarray:
-    """The per-character values of ``feature`` (a track's name or ``regex:PATTERN``) over ``text``."""
-    if feature.startswith(REGEX_PREFIX):
-        return track_regex(text, feature[len(REGEX_PREFIX):])
-    return get_track(feature, registry)(text)
-
-
-def feature_title(feature: str, registry: Any = None) -> str:
-    if feature.startswith(REGEX_PREFIX):
-        return f"Matches of /{feature[len(REGEX_PREFIX):]}/"
-    track = {t.name: t for t in feature_tracks(registry)}.get(feature)
-    return track.title if track else feature
-
-
-def _scan_code(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inside a string, inside a comment, bracket depth) per character, by the lexical rules of Python.
-
-    Single and double quotes, their triple forms, backslash escapes, and ``#`` comments; a one-line string that
-    is not closed ends at the newline (as Python's tokenizer would complain, and as a reader would assume).  The
-    rules suit most C-like code and prose too: a quote is a quote.
-    """
-    n = len(text)
-    string = np.zeros(n, dtype=np.float64)
-    comment = np.zeros(n, dtype=np.float64)
-    depth = np.zeros(n, dtype=np.float64)
-    i, level = 0, 0
-    while i < n:
-        ch = text[i]
-        if ch == "#":
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            comment[i:end] = 1.0
-            depth[i:end] = level
-            i = end
-            continue
-        if ch in "'\"":
-            triple = text.startswith(ch * 3, i)
-            quote = ch * 3 if triple else ch
-            j = i + len(quote)
-            while j < n:
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if not triple and c == "\n":
-                    break             # an unterminated one-line string stops at the end of its line
-                if text.startswith(quote, j):
-                    break
-                j += 1
-            j = min(j, n)
-            # the opening quote(s) and the body are inside; the closing quote(s) are the way out
-            string[i:j] = 1.0
-            depth[i:j] = level
-            if j < n and text[j] != "\n":
-                depth[j:j + len(quote)] = level
-                i = j + len(quote)
-            else:
-                i = j
-            continue
-        if ch in "([{":
-            level += 1
-        elif ch in ")]}":
-            level = max(0, level - 1)
-        depth[i] = level
-        i += 1
-    return string, comment, depth
-
-
-def track_quotes(text: str) -> np.ndarray:
-    """1 inside a string literal ('...', "...", '''...''', \"\"\"...\"\"\"), from the opening quote up to (not
-    including) the closing one."""
-    return _scan_code(text)[0]
-
-
-def track_comment(text: str) -> np.ndarray:
-    """1 from a ``#`` (outside strings) to the end of its line, newline excluded."""
-    return _scan_code(text)[1]
-
-
-def track_brackets(text: str) -> np.ndarray:
-    """Nesting depth of (), [] and {} outside strings and comments, after reading each character."""
-    return _scan_code(text)[2]
-
-
-def _line_starts(text: str) -> np.ndarray:
-    """Index of the first character of each character's line."""
-    n = len(text)
-    newlines = np.fromiter((i for i, ch in enumerate(text) if ch == "\n"), dtype=np.int64)
-    starts = np.concatenate([[0], newlines + 1])
-    # the line a character belongs to: the number of newlines strictly before it
-    line = np.searchsorted(newlines, np.arange(n), side="left")
-    return starts[line]
-
-
-def track_line_position(text: str) -> np.ndarray:
-    """Column of each character in its line (0 for a line's first character; a newline ends its own line)."""
-    n = len(text)
-    if not n:
-        return np.zeros(0)
-    return (np.arange(n) - _line_starts(text)).astype(np.float64)
-
-
-def track_indent(text: str) -> np.ndarray:
-    """Indentation of each character's line: the width of its leading spaces and tabs (a tab to the next multiple
-    of 8, as Python counts it).  Every character of a line, its newline included, gets the line's value."""
-    out = np.zeros(len(text), dtype=np.float64)
-    pos = 0
-    for line in text.split("\n"):
-        width = 0
-        for ch in line:
-            if ch == " ":
-                width += 1
-            elif ch == "\t":
-                width = (width // 8 + 1) * 8
-            else:
-                break
-        end = pos + len(line) + 1             # the newline belongs to the line it ends
-        out[pos:min(end, len(text))] = width
-        pos = end
-    return out
-
-
-_WORD = re.compile(r"\w+")
-
-
-def track_word_start(text: str) -> np.ndarray:
-    """1 on the first character of every word (a run of letters, digits and underscores)."""
-    out = np.zeros(len(text), dtype=np.float64)
-    for m in _WORD.finditer(text):
-        out[m.start()] = 1.0
-    return out
-
-
-def track_regex(text: str, pattern: str) -> np.ndarray:
-    """1 on every character inside a match of ``pattern`` (Python ``re`` syntax; empty matches mark nothing)."""
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-    out = np.zeros(len(text), dtype=np.float64)
-    for m in rx.finditer(text):
-        out[m.start():m.end()] = 1.0
-    return out
-
-
-# The built-in tracks above are contributed by workbench_plugins.feature_tracks (the seqwb_feature_tracks hook).
-
-
-# ---- recordings ---------------------------------------------------------------------------------------------
-
-def token_offsets(text: str, labels: list[str]) -> np.ndarray:
-    """Where each token starts in ``text``: its index for character-level tokens; for words, the next place the
-    token's text occurs (case-insensitively), or the current place when it does not (an unknown-word token)."""
-    if len(labels) == len(text):
-        return np.arange(len(text), dtype=np.int64)
-    lowered = text.lower()
-    out = np.zeros(len(labels), dtype=np.int64)
-    pos = 0
-    for i, label in enumerate(labels):
-        found = lowered.find(label.lower(), pos) if label else -1
-        if found >= 0:
-            out[i] = found
-            pos = found + len(label)
-        else:
-            out[i] = min(pos, max(len(text) - 1, 0))
-    return out
 
 
 def annotate(recording: dict[str, Any], task: Any = None, model: Any = None,
@@ -385,7 +91,7 @@ def activations(recording: dict[str, Any], layer: str, quantity: str) -> np.ndar
     return layers[layer][quantity]
 
 
-def step_track(recording: dict[str, Any], feature: str | np.ndarray, registry: Any = None) -> np.ndarray:
+def step_track(recording: dict[str, Any], feature: str | np.ndarray, registry: Registry) -> np.ndarray:
     """A feature track per recorded step: per character sampled at each token's first character."""
     if isinstance(feature, str):
         per_char = compute_track(feature, recording["text"], registry)
@@ -404,7 +110,7 @@ def step_track(recording: dict[str, Any], feature: str | np.ndarray, registry: A
     return per_char[np.clip(offsets, 0, max(per_char.shape[0] - 1, 0))]
 
 
-def constant_message(feature: str, value: float, registry: Any = None) -> str:
+def constant_message(feature: str, value: float, registry: Registry) -> str:
     what = f"the feature “{feature_title(feature, registry)}”" if feature else "the track"
     return (f"{what} is constant over this text ({value:g} everywhere): nothing to correlate with; record a text "
             f"where it changes")
@@ -427,7 +133,7 @@ def correlations(values: np.ndarray, track: np.ndarray) -> np.ndarray:
 
 
 def unit_search(recording: dict[str, Any], layer: str, quantity: str, track: str | np.ndarray,
-                top: int | None = None, registry: Any = None) -> list[tuple[int, float]]:
+                registry: Registry, top: int | None = None) -> list[tuple[int, float]]:
     """Units of ``layer``'s ``quantity`` ranked by how well they follow ``track``: ``[(unit, r)]``.
 
     ``r`` is Pearson's correlation over time; the ranking is by ``|r|`` (a unit that is low inside quotes tracks
@@ -449,7 +155,7 @@ def unit_search(recording: dict[str, Any], layer: str, quantity: str, track: str
 
 def search_layers(recording: dict[str, Any], track: str | np.ndarray, quantity: str = "h",
                   layers: Iterable[str] | None = None, top: int | None = None,
-                  registry: Any = None) -> list[tuple[str, int, float]]:
+                  *, registry: Registry) -> list[tuple[str, int, float]]:
     """:func:`unit_search` over several layers (all by default), merged: ``[(layer, unit, r)]`` by ``|r|``."""
     rows: list[tuple[str, int, float]] = []
     names = list(layers) if layers is not None else layer_names(recording)
@@ -693,7 +399,7 @@ class Recorder:
     Reading the data and building the model take seconds; the same task and model are reused while the task
     settings and the graph stay the same, and only the weights are reloaded when the checkpoint changes.
 
-    Unlike :func:`workbench.core.train.load_for_inference` it never reseeds torch's global random generator and
+    Unlike :func:`workbench.core.training.session.load_for_inference` it never reseeds torch's global random generator and
     never changes its thread count: in the window a training run may be going on in another thread, and both are
     process-wide.  (A model is built, once per graph, inside ``torch.random.fork_rng``, which restores the global
     generator afterwards.)  Use one Recorder from one thread at a time.
@@ -712,7 +418,7 @@ class Recorder:
         key = (project.task.id, json.dumps(project.task.params, sort_keys=True, default=str),
                tuple(project.vocab or ()), str(base_dir))
         if key != self._task_key:
-            from workbench.plugin_system.params import params_from_dict
+            from workbench.schema.params import params_from_dict
             spec = self.registry.task(project.task.id)
             task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), base_dir)
             task.prepare(vocab=project.vocab)
@@ -759,7 +465,7 @@ class Recorder:
             try:
                 self._model.load_state_dict(state, strict=True)
             except RuntimeError as exc:
-                from workbench.core.errors import TrainingError
+                from workbench.schema.errors import TrainingError
                 raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
             self._model.to(dev)
             self._weights_key = weights_key
@@ -802,7 +508,7 @@ def record_loaded(loaded: LoadedForRecording, text: str, progress: Optional[Call
     """
     import torch
 
-    from workbench.core.errors import DataError
+    from workbench.schema.errors import DataError
     from workbench.core.probes import record_activations
     if getattr(loaded.model, "context_order", None):
         raise DataError("this model reads a context first (an encoder's source, an image): the recorder runs "

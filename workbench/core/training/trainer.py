@@ -6,16 +6,16 @@ optimizers, learning-rate schedules, validation, best-checkpoint tracking, probe
 the GUI's plots, autosave) observes training through callbacks.
 """
 
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import random
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -24,166 +24,13 @@ from workbench.core import probes
 from workbench.core.blocks import flatten_state, map_state, unflatten_like
 from workbench.core.build import build_model
 from workbench.core.device import default_threads, resolve_device
-from workbench.core.errors import TrainingError, WorkbenchError
 from workbench.core.project import Checkpoint, Project, Run
-from workbench.plugin_system.params import params_from_dict, params_to_dict
-
-
-# ---- events ---------------------------------------------------------------------------------------------------
-
-@dataclass
-class StepEvent:
-    step: int
-    epoch: int
-    loss: float
-    grad_norm: float
-    grad_norm_clipped: float
-    lr: float
-    tokens_per_s: float
-    group_norms: dict[str, float]
-    group_norms_clipped: dict[str, float]
-    elapsed: float
-    progress: float
-    eta: float
-    skipped: bool = False
-
-
-@dataclass
-class EvalEvent:
-    step: int
-    epoch: int
-    split: str
-    metrics: dict[str, float]
-    best: bool
-
-
-@dataclass
-class ProbeEvent:
-    step: int
-    gtt: dict[str, dict[str, list[float]]]
-    sigma: dict[str, float]
-
-
-@dataclass
-class SampleEvent:
-    step: int
-    text: str
-
-
-@dataclass
-class EndEvent:
-    step: int
-    status: str         # finished | stopped | failed
-    message: str = ""
-
-
-class Callback:
-    """Base class with every hook as a no-op; override what you need."""
-
-    def on_train_start(self, trainer: "Trainer") -> None: ...
-    def on_step_end(self, trainer: "Trainer", event: StepEvent) -> None: ...
-    def on_eval_end(self, trainer: "Trainer", event: EvalEvent) -> None: ...
-    def on_probe_end(self, trainer: "Trainer", event: ProbeEvent) -> None: ...
-    def on_sample(self, trainer: "Trainer", event: SampleEvent) -> None: ...
-    # between two steps, at a point where a checkpoint is consistent: just before blocking on a pause, and after
-    # the pause ends (unless it ended with a stop); the window saves a checkpoint there, so Save while paused works
-    def on_pause(self, trainer: "Trainer") -> None: ...
-    def on_resume(self, trainer: "Trainer") -> None: ...
-    def on_exception(self, trainer: "Trainer", exc: BaseException) -> None: ...
-    # while the task reads its data (in setup): ``stage`` such as "vocabulary scan", bytes done and in all
-    def on_data_progress(self, trainer: "Trainer", stage: str, done: int, total: int) -> None: ...
-    def on_train_end(self, trainer: "Trainer", event: EndEvent) -> None: ...
-
-
-class RunControl:
-    """Stop / pause token shared with another thread.  Pausing blocks on an Event: no spinning."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._go = threading.Event()
-        self._go.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._go.set()
-
-    def pause(self) -> None:
-        self._go.clear()
-
-    def resume(self) -> None:
-        self._go.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._go.is_set()
-
-    def wait_while_paused(self) -> None:
-        self._go.wait()
-
-
-# ---- optimizer state (safetensors + JSON, never pickle) -----------------------------------------------------
-
-def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, dict[str, Any]] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"{idx}/{k}"] = v.detach().cpu().contiguous().clone()
-            else:
-                plain.setdefault(str(idx), {})[k] = v
-    return tensors, {"param_groups": sd["param_groups"], "plain": plain}
-
-
-def unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        idx, k = key.split("/", 1)
-        # a copy: the optimizer updates its state in place, and the checkpoint these came from must not change
-        state.setdefault(int(idx), {})[k] = v.clone()
-    for idx, st in (meta.get("plain") or {}).items():
-        state.setdefault(int(idx), {}).update(st)
-    groups = meta.get("param_groups") or opt.state_dict()["param_groups"]
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def make_optimizer(cfg, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-
-
-# ---- learning-rate schedules ------------------------------------------------------------------------------
-
-def scheduled_lr(cfg, step: int, epoch: int, total_steps: int, plateau_lr: float | None) -> float:
-    """The learning rate for the next step: a pure function of the position (plateau keeps its own state)."""
-    base = cfg.lr
-    if cfg.schedule == "step":
-        # Zaremba et al. 2014: keep lr for `decay_start` epochs, then multiply by `decay_factor` every epoch
-        if epoch < cfg.decay_start:
-            return base
-        return base * cfg.decay_factor ** ((epoch - cfg.decay_start) // cfg.decay_every + 1)
-    if cfg.schedule == "cosine":
-        # Loshchilov & Hutter 2017 (SGDR) without restarts
-        frac = min(1.0, step / max(1, total_steps))
-        return cfg.min_lr + (base - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
-    if cfg.schedule == "plateau":
-        return base if plateau_lr is None else plateau_lr
-    return base
-
+from workbench.core.training.evaluation import evaluate_model
+from workbench.core.training.events import Callback, EndEvent, EvalEvent, ProbeEvent, RunControl, SampleEvent, StepEvent
+from workbench.core.training.faults import check_data_fits, progress_argument, check_weights_fit, plugin_at_fault
+from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
+from workbench.schema.errors import TrainingError, WorkbenchError
+from workbench.schema.params import params_from_dict, params_to_dict
 
 # ---- the trainer --------------------------------------------------------------------------------------------
 
@@ -257,7 +104,7 @@ class Trainer:
         self.task_spec = task_spec
         task_params = params_from_dict(task_spec.params, project.task.params, "task")
         self.task = task_spec.load()(task_params, self.base_dir)
-        self.task.prepare(vocab=project.vocab, **_progress_argument(self.task, self._data_progress))
+        self.task.prepare(vocab=project.vocab, **progress_argument(self.task, self._data_progress))
         if cfg.bptt_k2 and not self.task.stateful:
             raise TrainingError(f"bptt_k2 is truncated backpropagation through a carried state; task "
                                 f"{project.task.id!r} trains whole independent sequences, so set bptt_k2=0")
@@ -265,7 +112,7 @@ class Trainer:
         graph_hash = project.graph.content_hash()
         resume = ckpt is not None and ckpt.graph_hash == graph_hash and ckpt.weights and not self._force_new_run
         if resume:
-            _check_data_fits(project, self.task.sizes)  # before project.data is replaced: nothing changes on error
+            check_data_fits(project, self.task.sizes)  # before project.data is replaced: nothing changes on error
         project.vocab = self.task.vocab
         project.data = {"files": self.task.data_files, "sizes": dict(self.task.sizes)}
         if ckpt is not None and ckpt.graph_hash != graph_hash and not self._force_new_run:
@@ -732,7 +579,7 @@ class Trainer:
         spec_id = dec.decoder if self.registry.has("decoder", dec.decoder) else "sample"
         spec = self.registry.decoder(spec_id)
         settings = {k: v for k, v in dec.params.items()}
-        from workbench.plugin_system.params import field_info
+        from workbench.schema.params import field_info
         names = {f.name for f in field_info(spec.params)}
         settings = {k: v for k, v in settings.items() if k in names}
         if "max_len" in names:
@@ -744,243 +591,3 @@ class Trainer:
         self.run.samples.append({"step": ev.step, "text": ev.text})
         self._emit("on_sample", ev)
         return ev
-
-
-# ---- faults: weights that do not fit, exceptions raised by plugin code ----------------------------------------
-
-def _progress_argument(task: Any, callback: Any) -> dict[str, Any]:
-    """``{"progress": callback}`` when the task's ``prepare`` takes it (the Task contract does; an older
-    third-party task may not)."""
-    import inspect
-    try:
-        parameters = inspect.signature(task.prepare).parameters
-    except (TypeError, ValueError):
-        return {}
-    accepts = "progress" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    return {"progress": callback} if accepts else {}
-
-
-def _check_data_fits(project: Project, sizes: dict[str, int]) -> None:
-    """Raise :class:`DataError` when the data now read has another shape than the data the checkpoint was trained
-    on (say, images of another size for a captioning model, or features of another width)."""
-    from workbench.core.errors import DataError
-    before = (project.data or {}).get("sizes") if isinstance(project.data, dict) else None
-    if not isinstance(before, dict):
-        return
-    changed = [f"{name} is {new} (the model was trained with {before[name]})" for name, new in sizes.items()
-               if name in before and before[name] != new]
-    if changed:
-        raise DataError(f"the data do not fit the trained model: {'; '.join(changed)}; use data of the same shape, "
-                        f"or train a new run (--new-run)")
-
-
-def check_weights_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
-    """Raise :class:`TrainingError` naming the first tensor whose name, shape or kind does not fit ``model``.
-
-    ``load_state_dict`` would say only "Error(s) in loading state_dict" on its first line, and it silently casts
-    an integer tensor into a float parameter; a hand-made or damaged file gets a precise message instead.
-    """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in weights]
-    extra = [k for k in weights if k not in expected]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if extra:
-            parts.append(f"unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
-        raise TrainingError(f"the saved weights do not fit this model: {'; '.join(parts)} (the file's weights "
-                            f"were made for a different graph)")
-    for name, want in expected.items():
-        got = weights[name]
-        if tuple(got.shape) != tuple(want.shape):
-            raise TrainingError(f"the saved weights do not fit this model: {name} has shape {list(got.shape)} "
-                                f"in the file, the model needs {list(want.shape)}")
-        if got.dtype.is_floating_point != want.dtype.is_floating_point or got.dtype.is_complex != want.dtype.is_complex:
-            raise TrainingError(f"the saved weights do not fit this model: {name} is {got.dtype} in the file, "
-                                f"the model needs {want.dtype}")
-
-
-def _used_specs(project: Project, registry: Any) -> list[tuple[str, Any]]:
-    """(kind, spec) of the task, the blocks, the cells and the decoder this project uses."""
-    wanted: list[tuple[str, str]] = [("task", project.task.id), ("decoder", project.decode.decoder)]
-    for node in project.graph.nodes.values():
-        wanted.append(("architecture", node.type))
-        for value in node.params.values():
-            if isinstance(value, str):
-                wanted.append(("cell", value))
-    out = []
-    for kind, spec_id in wanted:
-        try:
-            if registry.has(kind, spec_id):
-                out.append((kind, registry.get(kind, spec_id)))
-        except (LookupError, AttributeError):
-            continue
-    return out
-
-
-def plugin_at_fault(exc: BaseException, project: Project, registry: Any) -> str:
-    """Which plugin contribution raised ``exc``: "cell 'x' (plugin distribution 'd', entry point 'e')", or "".
-
-    The traceback is walked from the innermost frame outwards; the first frame whose module is the factory module
-    of a contribution this project uses (or a module of the same package, for a third-party plugin) decides.
-    Built-ins are plugins too, so a bug in one is reported the same way.
-    """
-    specs = _used_specs(project, registry)
-    by_module: dict[str, tuple[str, Any]] = {}
-    by_package: dict[str, tuple[str, Any]] = {}
-    for kind, spec in specs:
-        module = str(getattr(spec, "factory", "")).partition(":")[0]
-        if module:
-            by_module.setdefault(module, (kind, spec))
-            package = module.split(".")[0]
-            if package not in ("workbench", "workbench_plugins", "torch"):
-                by_package.setdefault(package, (kind, spec))
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame.f_globals.get("__name__", ""))
-        tb = tb.tb_next
-    for name in reversed(frames):
-        hit = by_module.get(name) or by_package.get(name.split(".")[0])
-        if hit:
-            kind, spec = hit
-            dist = getattr(spec, "distribution", "") or "unknown distribution"
-            plugin = getattr(spec, "plugin", "")
-            return (f"{kind} {spec.id!r} (plugin distribution {dist!r}"
-                    + (f", entry point {plugin!r}" if plugin else "") + ")")
-    return ""
-
-
-# ---- inference without a run -------------------------------------------------------------------------------
-
-@dataclass
-class LoadedModel:
-    model: Any
-    task: Any
-    task_spec: Any
-    device: torch.device
-    trained: bool          # False: no checkpoint fits the graph; the weights are freshly initialised
-    step: int = 0
-
-
-def load_for_inference(project: Project, registry: Any, base_dir: str | Path | None = None,
-                       device: str | None = None, *, best: bool = False,
-                       threads: int | None = None) -> LoadedModel:
-    """Read the data, build the model and load the checkpoint's weights (the best ones with ``best``)."""
-    try:
-        dev = resolve_device(device or project.train.device)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    if dev.type == "cpu":
-        torch.set_num_threads(threads or project.train.threads or default_threads(False))
-    task_spec = registry.task(project.task.id)
-    task = task_spec.load()(params_from_dict(task_spec.params, project.task.params, "task"),
-                            Path(base_dir) if base_dir else Path.cwd())
-    task.prepare(vocab=project.vocab)
-    torch.manual_seed(project.train.seed)
-    model = build_model(project.graph, registry, task_spec, task.sizes)
-    ckpt = project.checkpoint
-    trained = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
-    if trained:
-        weights = ckpt.weights
-        if best:
-            best_w = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
-            weights = best_w or weights
-        check_weights_fit(model, weights)
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as exc:
-            raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
-    model.to(dev)
-    model.eval()
-    return LoadedModel(model, task, task_spec, dev, trained, ckpt.step if ckpt else 0)
-
-
-@torch.no_grad()
-def evaluate_model(model, task, split: str, batch_size: int, chunk_len: int, max_batches: int = 0,
-                   device=None, progress: Optional[Callable[[int], None]] = None) -> dict[str, float]:
-    """Metrics of ``model`` on ``split`` (``max_batches`` 0: the whole split).
-
-    ``progress(done)`` is called after each batch with the number of batches evaluated so far; an exception
-    raised from it ends the evaluation there (the window's Cancel) and propagates."""
-    device = device or model.device
-    was_training = model.training
-    model.eval()
-    acc: dict[str, float] = {}
-    state = None
-    try:
-        for i, batch in enumerate(task.batches(split, batch_size, chunk_len)):
-            if max_batches and i >= max_batches:
-                break
-            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-            B = batch[model.input_ports[0]].shape[1]
-            if state is None or batch.get("reset") or not task.stateful:
-                state = model.init_state(B, device)
-            outputs, state = model(batch, state)
-            task.eval_update(acc, outputs, batch)
-            if progress is not None:
-                progress(i + 1)
-        metrics = task.eval_finish(acc)
-        # tasks that score generated output (BLEU on greedy decodes) get the model once per evaluation
-        generate = getattr(task, "eval_generate", None)
-        if callable(generate):
-            metrics.update(generate(model, split, device))
-    finally:
-        model.train(was_training)
-    return metrics
-
-
-def format_metric(value: Any) -> str:
-    """A metric as ``seqwb eval`` prints it and Run ▸ Evaluate… shows it: a number to four decimals, anything
-    else (a confusion matrix) as it is."""
-    return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
-
-
-def planned_batches(task, split: str, batch_size: int, chunk_len: int, max_batches: int = 0) -> int | None:
-    """How many batches an evaluation of ``split`` reads, or None when the task cannot say (``num_batches`` is
-    not implemented).  An empty or missing split raises the task's :class:`DataError` here, before any model
-    work."""
-    try:
-        n = int(task.num_batches(split, batch_size, chunk_len))
-    except NotImplementedError:
-        return None
-    return min(n, max_batches) if max_batches else n
-
-
-@dataclass
-class Evaluation:
-    """One evaluation of a model's weights on a split: what ``seqwb eval`` prints and Run ▸ Evaluate… shows."""
-    split: str
-    metrics: dict[str, Any]
-    step: int              # the training step the weights come from
-    trained: bool          # False: freshly initialised weights (no checkpoint fits the graph)
-    best: bool             # the best weights seen in validation, else the current ones
-    batches: int           # batches evaluated
-    seconds: float
-
-    def summary(self) -> str:
-        """The CLI's line: ``valid @ step 200: loss 1.2345  bpc 1.7810  ppl 3.4368``."""
-        return f"{self.split} @ step {self.step}: " + "  ".join(
-            f"{k} {format_metric(v)}" for k, v in self.metrics.items())
-
-
-def evaluate_weights(model, task, device, split: str, batch_size: int, chunk_len: int, max_batches: int = 0, *,
-                     step: int = 0, trained: bool = True, best: bool = False,
-                     progress: Optional[Callable[[int, int], None]] = None) -> Evaluation:
-    """:func:`evaluate_model`, timed and counted, for a model loaded at some weights (``step``, ``trained`` and
-    ``best`` describe them).  ``progress(done, total)`` after each batch, ``total`` 0 when the task cannot say
-    how many there are; an exception from it stops the evaluation (see :func:`evaluate_model`)."""
-    t0 = time.perf_counter()
-    total = planned_batches(task, split, batch_size, chunk_len, max_batches) or 0
-    done = 0
-
-    def counted(n: int) -> None:
-        nonlocal done
-        done = n
-        if progress is not None:
-            progress(n, total)
-
-    metrics = evaluate_model(model, task, split, batch_size, chunk_len, max_batches, device, counted)
-    return Evaluation(split, metrics, int(step), bool(trained), bool(best), done,
-                      round(time.perf_counter() - t0, 3))
