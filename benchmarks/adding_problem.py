@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 from workbench.plugin_system import discover
 
 import memory_tasks  # noqa: E402 - its neighbour in benchmarks/ (on sys.path when run as a script)

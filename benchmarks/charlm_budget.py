@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from workbench.core import recording
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 from workbench.core.settings import template_project
 from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover

@@ -252,7 +252,7 @@ def main(argv=None) -> dict:
               "threads": torch.get_num_threads(), "rows": rows, "compile_seconds": compile_s,
               "load_average": list(load)}
     if args.json:
-        from workbench.core.atomic import atomic_write
+        from workbench.atomic import atomic_write
         with atomic_write(args.json, "w") as fh:
             fh.write(json.dumps(result, indent=2))
     return result

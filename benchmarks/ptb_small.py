@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 from workbench.schema.errors import DataError, TrainingError
 from workbench.core.settings import template_project
 from workbench.core.training.optim import scheduled_lr

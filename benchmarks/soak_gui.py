@@ -274,7 +274,7 @@ def main() -> int:
     print(f"autosaved recovery copies written: {r.get('autosaves')}")
     print(f"load average: {load0:.2f} at start, {load1:.2f} at end")
     if args.json:
-        from workbench.core.atomic import atomic_write
+        from workbench.atomic import atomic_write
         with atomic_write(args.json, "w") as fh:
             json.dump(r, fh, indent=1)
     return 0 if r["status"] in ("stopped", "finished") else 1

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 from workbench.core.decode import run_decoder
 from workbench.core.settings import template_project
 from workbench.core.training.trainer import Trainer

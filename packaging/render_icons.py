@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 - QImage/QPainter need it
     sys.path.insert(0, str(ROOT))
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     stale = []
     for path, data in targets().items():
         if path.exists():

@@ -236,7 +236,7 @@ files store it), and widen `SEQWB_API` in `{pkg}/plugin.py` only after testing w
 def scaffold(name: str, parent: str | Path = ".") -> tuple[PluginNames, Path, list[Path]]:
     """Write the package for ``name`` into ``parent/<distribution>``; refuses a folder that exists and is not
     empty (nothing is overwritten).  Returns the names, the folder and the files written."""
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     names = plugin_names(name)
     root = Path(parent) / names.distribution
     if root.exists() and (not root.is_dir() or any(root.iterdir())):

@@ -25,7 +25,7 @@ import safetensors.torch
 import torch
 
 from tests.core.test_io import assert_projects_equal, make_project, members_of, rewrite
-from workbench.core import atomic
+from workbench import atomic
 from workbench.core import projectfile as io
 from workbench.schema.errors import ProjectFileError
 from workbench.core.project import Checkpoint

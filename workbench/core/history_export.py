@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 
 METRICS_HEADER = ("run", "series", "step", "value")
 

@@ -339,7 +339,7 @@ def recording_arrays(recording: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def save_npz(recording: dict[str, Any], path: str | Path) -> None:
     """Write :func:`recording_arrays` to ``path`` (atomically: readers never see half a file)."""
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     arrays = recording_arrays(recording)
     with atomic_write(path) as fh:
         np.savez_compressed(fh, **arrays)
@@ -364,7 +364,7 @@ def load_npz(path: str | Path) -> dict[str, Any]:
 
 def write_csv(recording: dict[str, Any], layer: str, quantity: str, path: str | Path) -> None:
     """One row per step: ``step, offset, token, unit_0 ... unit_{H-1}`` (values of ``quantity`` in ``layer``)."""
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     values = activations(recording, layer, quantity)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -199,7 +199,7 @@ def check_document(doc: Any) -> dict[str, Any]:
 
 def write_document(doc: dict[str, Any], path: str | Path) -> None:
     """Write ``doc`` as JSON, all or nothing."""
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
     with atomic_write(path, "w") as fh:
         fh.write(text + "\n")
@@ -235,7 +235,7 @@ def write_attention(path: str | Path, attention: dict[str, Any]) -> None:
     token labels and ids, ``node``, and ``weights/<node>`` for every attention block."""
     import numpy as np
 
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     arrays = {"weights": np.asarray(attention["weights"], dtype=np.float32),
               "source": np.asarray(attention["source"], dtype=str),
               "target": np.asarray(attention["target"], dtype=str),

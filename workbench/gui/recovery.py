@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QTreeWidget, Q
                                QWidget)
 
 from workbench import __version__
-from workbench.core.atomic import atomic_write
+from workbench.atomic import atomic_write
 
 RECOVERY_ENV = "SEQWB_RECOVERY_DIR"
 META_FORMAT = "seqwb-recovery"

@@ -63,7 +63,7 @@ def read_disabled(path: Path | None = None) -> tuple[list[str], str]:
 
 def write_disabled(names: Iterable[str], path: Path | None = None) -> Path:
     """Save the disabled list (atomically); keeps any other keys of the file."""
-    from workbench.core.atomic import atomic_write
+    from workbench.atomic import atomic_write
     path = path or settings_path()
     data: dict = {}
     try:

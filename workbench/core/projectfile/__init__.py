@@ -19,7 +19,7 @@ names the file (and the member), never in a zipfile/json/struct exception.  Read
 Saving writes a temporary file next to the target, fsyncs it, keeps the previous version as ``<name>.bak`` and
 then renames over the target, so a crash leaves either the old or the new file, never half of one; the hidden
 temporary file a killed save leaves behind is removed by a later save of the same file once it is stale
-(:func:`workbench.core.atomic.remove_stale_temps`).
+(:func:`workbench.atomic.remove_stale_temps`).
 
 Format changes: bump :data:`FORMAT_VERSION`, register a migration from the previous version with
 :func:`register_migration`, and add a fixture file of the old version to ``tests/fixtures/projects``.
@@ -51,7 +51,7 @@ import numpy as np
 import safetensors.numpy
 
 from workbench import __version__
-from workbench.core.atomic import copy_mode, create_temp, fsync_dir, remove_stale_temps, temp_name
+from workbench.atomic import copy_mode, create_temp, fsync_dir, remove_stale_temps, temp_name
 from workbench.schema.errors import MissingPluginError, ProjectFileError
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
 from workbench.core.project import Checkpoint, History, Project, Run, Series
