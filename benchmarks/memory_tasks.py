@@ -3,7 +3,7 @@
 For each sequence length T and each cell, trains the task's template (same graph, data, seed, optimizer and budget;
 only the cell differs), evaluates on the fixed validation set every ``--eval-every`` steps and prints a table:
 the final metric (mean over seeds, with the range), how many seeds solved the task, the median number of steps
-until they did, and the time per run.  ``tests/core/test_memory_lstm_vs_rnn.py`` is the short version.
+until they did, and the time per run.  ``tests/plugins/test_memory_lstm_vs_rnn.py`` is the short version.
 
     python benchmarks/memory_tasks.py                                   # adding, T = 50 100 200, 4 cells, 2 seeds
     python benchmarks/memory_tasks.py --task copy-memory --lengths 10 20 40

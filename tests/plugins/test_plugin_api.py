@@ -75,8 +75,8 @@ def test_an_incompatible_plugin_is_reported_and_never_called():
     assert plugin.calls == 0
     (failure,) = reg.failures
     assert failure.category == "incompatible" and failure.entry_point == "future"
-    assert failure.error == ("incompatible: it supports plugin API >=2,<3, this Sequence Workbench provides 1.0; "
-                             "install a version of the plugin made for it")
+    assert failure.error == (f"incompatible: it supports plugin API >=2,<3, this Sequence Workbench provides "
+                             f"{hookspecs.API_VERSION}; install a version of the plugin made for it")
     assert failure.message().startswith("plugin (registered in code) (future) not loaded: incompatible")
     assert ("(registered in code)", "future", "") not in reg.plugins
 
@@ -85,7 +85,8 @@ def test_an_undeclared_plugin_loads_with_a_note():
     reg = discover(entry_points=False, extra=[("quiet", Plugin())])
     assert reg.has("cell", "api-cell") and reg.failures == []
     (note,) = reg.notes
-    assert (note.entry_point, note.note) == ("quiet", "declares no SEQWB_API; loaded on trust (plugin API here: 1.0)")
+    assert (note.entry_point, note.note) == ("quiet", f"declares no SEQWB_API; loaded on trust (plugin API here: "
+                                                      f"{hookspecs.API_VERSION})")
 
 
 def test_an_unreadable_range_is_an_error_and_the_plugin_is_not_loaded():
@@ -408,9 +409,11 @@ def test_seqwb_plugins_reports_incompatible_undeclared_and_disabled_plugins(tmp_
     assert proc.returncode == 0, proc.stderr
     lines = [" ".join(line.split()) for line in proc.stdout.splitlines()]
     assert ("INCOMPATIBLE seqwb-from-the-future seqwb-from-the-future: incompatible: it supports plugin API >=2.0, "
-            "this Sequence Workbench provides 1.0; install a version of the plugin made for it") in lines
+            f"this Sequence Workbench provides {hookspecs.API_VERSION}; install a version of the plugin made for it"
+            ) in lines
     assert ("DISABLED seqwb-switched-off seqwb-switched-off: disabled by SEQWB_DISABLE_PLUGINS") in lines
-    assert ("NOTE seqwb-quiet seqwb-quiet: declares no SEQWB_API; loaded on trust (plugin API here: 1.0)") in lines
+    assert ("NOTE seqwb-quiet seqwb-quiet: declares no SEQWB_API; loaded on trust "
+            f"(plugin API here: {hookspecs.API_VERSION})") in lines
     assert not [line for line in lines if line.startswith("FAILED")]
     assert "cell lstm" in "\n".join(lines)
 
