@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from workbench.api import Cell, State
-from workbench.core.cells import defines_own
 from workbench_plugins._kernels import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states,
                                         sigmoid_backward, tanh_backward)
 
@@ -103,7 +102,9 @@ class GRUCell(Cell):
 
     gate_names = ("r", "z", "n")
     state_names = ("h",)
+    split_step = True
     has_fused = True
+    traced_sequence = True
 
     def __init__(self, input_size: int, hidden_size: int, params):
         super().__init__(input_size, hidden_size)
@@ -127,6 +128,9 @@ class GRUCell(Cell):
         return h, (h,)
 
     def sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        # both kernels below compute this class's step; a subclass with another step declares has_fused = False
+        if not self.has_fused:
+            return self.sequence_steps(x, state)
         if x.shape[0] == 0:
             return no_steps(x, state, self.hidden_size)
         (h0,) = state
@@ -141,10 +145,11 @@ class GRUCell(Cell):
     def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
         # torch.nn.GRU is the step path's function (reset gate after the recurrent product, as in
         # step_projected), so with the fused path on it gives every h_t in one call; the gates follow from x_t
-        # and h_{t-1} without stepping.
-        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
-                or not defines_own(self, GRUCell, ("input_projection", "step_projected", "step", "sequence"))):
-            return super().sequence_traced(x, state)
+        # and h_{t-1} without stepping.  A subclass whose step differs is refused at build while it keeps
+        # traced_sequence (plugin_checks).
+        if (not self.traced_sequence or x.shape[0] == 0 or not self.params.fused
+                or x.dtype not in KERNEL_DTYPES):
+            return self.trace_steps(x, state)
         H = self.hidden_size
         with torch.no_grad():
             out, final = self.sequence(x, state)

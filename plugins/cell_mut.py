@@ -33,6 +33,7 @@ class MUTCell(Cell):
 
     gate_names = ("z", "r")
     state_names = ("h",)
+    split_step = True
     has_fused = False
     #: which rows of (z, r, h) have a learned input matrix W_x*; the others take x itself (or tanh(x))
     learned_rows: tuple[str, ...] = ("z", "r", "h")

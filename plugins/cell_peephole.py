@@ -107,6 +107,9 @@ class PeepholeLSTMCell(Cell):
 
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
+    split_step = True
+    # sequence() is PeepholeSequence, a Python loop with a hand-written backward, not a fused kernel; build_cell
+    # compares it with stepping all the same
     has_fused = False
 
     def __init__(self, input_size: int, hidden_size: int, params):

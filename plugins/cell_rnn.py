@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from workbench.api import Cell, State
-from workbench.core.cells import defines_own
 from workbench_plugins._kernels import KERNEL_DTYPES, no_steps
 
 
@@ -22,7 +21,9 @@ class RNNCell(Cell):
 
     gate_names = ()
     state_names = ("h",)
+    split_step = True
     has_fused = True
+    traced_sequence = True
 
     def __init__(self, input_size: int, hidden_size: int, params, nonlinearity: str | None = None):
         super().__init__(input_size, hidden_size)
@@ -40,9 +41,11 @@ class RNNCell(Cell):
         return h, (h,)
 
     def sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        # torch.nn.RNN computes this class's step; a subclass with another step declares has_fused = False
+        if not self.has_fused or not self.params.fused:
+            return self.sequence_steps(x, state)
         if x.shape[0] == 0:
             return no_steps(x, state, self.hidden_size)
-        if not self.params.fused:
             return self.sequence_steps(x, state)
         out, h = self.rnn(x, state[0].unsqueeze(0).contiguous())
         return out, (h[0],)
@@ -50,9 +53,9 @@ class RNNCell(Cell):
     def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
         # no gates: the only thing to keep is h_t, which torch.nn.RNN (same nonlinearity, same two biases as
         # step_projected) gives for every step in one call
-        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
-                or not defines_own(self, RNNCell, ("input_projection", "step_projected", "step", "sequence"))):
-            return super().sequence_traced(x, state)
+        if (not self.traced_sequence or x.shape[0] == 0 or not self.params.fused
+                or x.dtype not in KERNEL_DTYPES):
+            return self.trace_steps(x, state)
         with torch.no_grad():
             out, final = self.sequence(x, state)
         return out, final, {"h": out}

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from workbench.api import Cell, State
-from workbench.core.cells import defines_own
 from workbench_plugins._kernels import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states,
                                         sigmoid_backward, tanh_backward)
 
@@ -106,7 +105,9 @@ class LSTMCell(Cell):
 
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
+    split_step = True
     has_fused = True
+    traced_sequence = True
 
     def __init__(self, input_size: int, hidden_size: int, params):
         super().__init__(input_size, hidden_size)
@@ -172,6 +173,9 @@ class LSTMCell(Cell):
         return h, (h, c)
 
     def sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        # both kernels below compute this class's _gates; a subclass with other gates declares has_fused = False
+        if not self.has_fused:
+            return self.sequence_steps(x, state)
         if x.shape[0] == 0:
             return no_steps(x, state, self.hidden_size)
         h0, c0 = state
@@ -185,11 +189,11 @@ class LSTMCell(Cell):
 
     def sequence_traced(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
         # torch.nn.LSTM computes the step path's function (same gate order, both biases), so with the fused path
-        # on, it gives every h_t in one call and the gates follow from x_t and h_{t-1} without stepping.
-        if (x.shape[0] == 0 or not self.params.fused or x.dtype not in KERNEL_DTYPES
-                or not defines_own(self, LSTMCell, ("input_projection", "step_projected", "step", "_gates",
-                                                       "sequence"))):
-            return super().sequence_traced(x, state)
+        # on, it gives every h_t in one call and the gates follow from x_t and h_{t-1} without stepping.  A
+        # subclass whose step differs is refused at build while it keeps traced_sequence (plugin_checks).
+        if (not self.traced_sequence or x.shape[0] == 0 or not self.params.fused
+                or x.dtype not in KERNEL_DTYPES):
+            return self.trace_steps(x, state)
         H = self.hidden_size
         with torch.no_grad():
             out, (h_T, c_T) = self.sequence(x, state)

@@ -147,11 +147,13 @@ class {n.class_name}(Cell):
     - ``recurrent_weights`` names the hidden-to-hidden matrices (the spectral-norm probe plots them);
     - the state is a tuple of ``[batch, hidden]`` tensors named by ``state_names`` (``h`` first).
     ``sequence`` (the whole-sequence path) defaults to a loop over ``step_projected``; override it if you have a
-    fused kernel, sharing the same parameters.
+    fused kernel, sharing the same parameters, and declare ``has_fused = True`` (checked against the step when a
+    model is built).
     """
 
     gate_names = ()
     state_names = ("h",)
+    split_step = True      # the step comes in the two parts below
 
     def __init__(self, input_size: int, hidden_size: int, params=None):
         super().__init__(input_size, hidden_size)

@@ -277,17 +277,22 @@ def test_a_third_party_cell_records_through_the_default_sequence_traced(fixture_
     # the one-method style (only step): stepped on the raw inputs, same numbers
     for i, cell in enumerate(cells):
         cells[i] = StepOnlyMGU(cell)
-    assert not cells[0]._splits_step()
+    assert not cells[0].split_step
     steps_only, chunks_only = record_both(model)
     assert_same_recording(steps, steps_only)
     assert_same_recording(steps_only, chunks_only)
 
 
-def test_a_subclass_that_changes_the_step_does_not_get_the_fused_shortcut(reg):
-    """A cell class derived from the built-in LSTM with its own step equations records what its step computes."""
+def test_a_subclass_that_changes_the_step_and_declares_its_kernels_off_records_its_step(reg):
+    """A cell class derived from the built-in LSTM with its own step equations, declaring the parent's kernels off
+    (as the build-time check asks of it, tests/plugins/test_cell_declarations.py), records what its step
+    computes."""
     from workbench_plugins.lstm import LSTMCell
 
     class ScaledLSTM(LSTMCell):
+        has_fused = False
+        traced_sequence = False
+
         def step_projected(self, xp_t, state, gates=None):
             h, (h, c) = super().step_projected(xp_t, state, gates)
             return 0.5 * h, (0.5 * h, c)

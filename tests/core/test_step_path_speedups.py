@@ -176,7 +176,7 @@ def test_step_only_cell_sequence_equals_step_loop_across_chunks(mgu_cls, style):
     torch.manual_seed(0)
     split = mgu_cls(6, 16)
     cell = split if style == "split" else StepOnlyMGU(split)
-    assert cell._splits_step() == (style == "split")
+    assert cell.split_step == (style == "split")
     torch.manual_seed(2)
     xs = [torch.randn(T, 3, 6, requires_grad=True) for T in (5, 4)]
     h0 = (torch.randn(3, 16) * 0.5).requires_grad_()
@@ -200,15 +200,16 @@ def test_both_api_styles_give_the_same_numbers(mgu_cls):
     out_step, (h_step,) = StepOnlyMGU(split).sequence(x, h0)
     assert (out_split - out_step).abs().max() < TOL and (h_split - h_step).abs().max() < TOL
     gates: dict = {}
-    StepOnlyMGU(split).step_projected(x[0], h0, gates)   # the one-method cell still answers the two-part API
-    assert gates["f"].shape == (3, 16)
+    h_one, _ = StepOnlyMGU(split).step(x[0], h0, gates)
+    h_derived, _ = split.step(x[0], h0)                  # the split cell's step: step_projected(input_projection)
+    assert (h_one - h_derived).abs().max() < TOL and gates["f"].shape == (3, 16)
 
 
 def test_a_cell_with_neither_step_names_itself():
     class Empty(Cell):
         pass
 
-    with pytest.raises(NotImplementedError, match="Empty must implement step_projected"):
+    with pytest.raises(NotImplementedError, match="Empty has no step_projected: a cell implements step"):
         Empty(2, 3).sequence(torch.zeros(2, 1, 2), (torch.zeros(1, 3),))
 
 

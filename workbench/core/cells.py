@@ -1,17 +1,4 @@
-"""The cell contract.  A cell is one recurrent step; a recurrent block runs it over time.
-
-A cell must provide the per-step path.  It may override :meth:`Cell.sequence` with a fused whole-sequence
-kernel (``torch.nn.LSTM`` etc.) that shares the same parameters; the contract tests check that both agree.
-
-For a fast Python-stepped cell, split the step in two: :meth:`input_projection` maps all timesteps of the
-input in one matrix product (``[T, B, I] -> [T, B, G]``) and :meth:`step_projected` does the recurrent part.
-The default :meth:`sequence` then loops over ``unbind(0)`` slices (indexing ``x[t]`` in the loop makes every
-backward step zero-fill a full-size gradient).
-
-For the hidden-unit recorder, :meth:`Cell.sequence_traced` runs a chunk of timesteps and returns every state and
-gate of every step, ``[T, B, H]`` each.  The default is the per-step path in a loop; a cell with a fused kernel may
-override it (run the kernel for all h_t, then recompute the gates of all timesteps from x_t and h_{t-1} at once).
-"""
+"""The cell contract.  A cell is one recurrent step; a recurrent block runs it over time (see :class:`Cell`)."""
 
 from __future__ import annotations
 
@@ -23,26 +10,43 @@ from torch import Tensor, nn
 State = tuple[Tensor, ...]
 
 
-def _overrides(cell: "Cell", name: str) -> bool:
-    return getattr(type(cell), name) is not getattr(Cell, name)
-
-
-def defines_own(cell: "Cell", cls: type, names: tuple[str, ...]) -> bool:
-    """True if ``cell`` uses ``cls``'s own ``names`` (no subclass below ``cls`` redefines any of them).
-
-    A cell class whose :meth:`Cell.sequence_traced` shortcut relies on its step being a known function (a fused
-    kernel's equations) checks this, so that a third-party subclass that changes the step gets the generic loop
-    rather than the parent's kernel."""
-    return isinstance(cell, cls) and all(getattr(type(cell), n) is getattr(cls, n) for n in names)
-
-
 class Cell(nn.Module):
-    #: names of the gate activations :meth:`step_projected` reports when asked (e.g. ``("i", "f", "g", "o")``)
+    """One recurrent step.  A cell states what it provides in three class attributes; the base class's loops and the
+    build-time checks go by these declarations, never by which methods a subclass happens to override:
+
+    ``split_step`` (default False)
+        False, the one-method API: the cell writes :meth:`step`, and the per-step loops call it on the raw inputs.
+        True: the cell writes :meth:`input_projection` (``[T, B, I] -> [T, B, G]``, every timestep in one product)
+        and :meth:`step_projected` (the recurrent part); the per-step loops project the whole input once and call
+        :meth:`step_projected` on ``unbind(0)`` slices (indexing ``x[t]`` in the loop makes every backward step
+        zero-fill a full-size gradient).  :meth:`step` is derived from the two; a cell may override it only with
+        something that computes the same (a faster decode path).
+    ``has_fused`` (default False)
+        :meth:`sequence` is a fused whole-sequence kernel sharing the cell's parameters (``torch.nn.LSTM`` etc.)
+        rather than the per-step loop :meth:`sequence_steps`.
+    ``traced_sequence`` (default False)
+        :meth:`sequence_traced` (what the hidden-unit recorder reads) is the cell's own fast path, e.g. the fused
+        kernel for every h_t and the gates of all timesteps recomputed at once from x_t and h_{t-1}.  False: the
+        recorder steps the cell (:meth:`trace_steps`).
+
+    Each declaration promises that the path computes what stepping computes.  When a model is built,
+    :func:`workbench.core.plugin_checks.build_cell` runs every cell on a small random input and refuses one whose
+    ``sequence``, ``sequence_traced`` or split step disagree with stepping, naming the declaration.  Declarations
+    are inherited with the methods they describe, so a subclass that changes the step of a cell with a kernel is
+    refused until it overrides the kernel too or declares that capability off (the built-in cells run their
+    kernels only while it is declared).
+    """
+
+    #: names of the gate activations the step reports when asked (e.g. ``("i", "f", "g", "o")``)
     gate_names: tuple[str, ...] = ()
     #: names of the state tensors, ``h`` first (e.g. ``("h", "c")`` for an LSTM)
     state_names: tuple[str, ...] = ("h",)
-    #: True if :meth:`sequence` is a fused kernel rather than the Python loop
+    #: the cell writes input_projection + step_projected (step is derived from them) rather than step itself
+    split_step: bool = False
+    #: sequence() is a fused whole-sequence kernel rather than the per-step loop
     has_fused: bool = False
+    #: sequence_traced() is the cell's own fast path rather than stepping (what the hidden-unit recorder reads)
+    traced_sequence: bool = False
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
@@ -64,38 +68,42 @@ class Cell(nn.Module):
 
     def step_projected(self, xp_t: Tensor, state: State, gates: Optional[dict] = None) -> tuple[Tensor, State]:
         """One step from a projected input ``[B, G]``.  Fill ``gates`` (name -> ``[B, H]``) when it is a dict."""
-        if _overrides(self, "step") and not _overrides(self, "input_projection"):
-            # a cell written against the one-method API (only ``step``): its "projection" is the identity
-            return self.step(xp_t, state, gates)
-        raise NotImplementedError(f"{type(self).__name__} must implement step_projected (or step)")
+        raise NotImplementedError(
+            f"{type(self).__name__} has no step_projected: a cell implements step (the one-method API), or "
+            f"input_projection + step_projected and declares split_step = True")
 
     def step(self, x_t: Tensor, state: State, gates: Optional[dict] = None) -> tuple[Tensor, State]:
-        """One step: ``x_t [B, I]`` and ``state`` -> ``(h_t [B, H], new_state)``."""
+        """One step: ``x_t [B, I]`` and ``state`` -> ``(h_t [B, H], new_state)``.
+
+        Default: ``step_projected(input_projection(x_t))``, the step a split cell derives from its two parts.  (A
+        cell that wrote the two parts without declaring ``split_step`` steps correctly through it too, one
+        projection per step instead of one per sequence.)"""
         return self.step_projected(self.input_projection(x_t), state, gates)
 
     # ---- whole sequence ------------------------------------------------------------------------------------
     def sequence(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """``x [T, B, I]`` -> ``(outputs [T, B, H], final_state)``.  Default: the per-step path in a loop."""
+        """``x [T, B, I]`` -> ``(outputs [T, B, H], final_state)``.  Default: the per-step path in a loop
+        (:meth:`sequence_steps`); a fused kernel overrides it and declares ``has_fused = True``."""
         return self.sequence_steps(x, state)
 
     def sequence_steps(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """The plain per-step path over a whole sequence (autograd records every step).
 
-        A cell that implements only :meth:`step` is stepped on the raw inputs; one that splits its step gets its
-        input projection for all timesteps in one product.  With :meth:`compile_steps` on, the loop runs in
-        compiled blocks while training.  Outputs are gathered with one ``stack`` at the end:
-        writing each ``h_t`` into a preallocated buffer would make autograd copy the whole buffer's gradient at
-        every step of the backward pass.
+        A cell with ``split_step`` gets its input projection for all timesteps in one product and is stepped with
+        :meth:`step_projected`; any other is stepped with :meth:`step` on the raw inputs.  With
+        :meth:`compile_steps` on, the loop runs in compiled blocks while training.  Outputs are gathered with one
+        ``stack`` at the end: writing each ``h_t`` into a preallocated buffer would make autograd copy the whole
+        buffer's gradient at every step of the backward pass.
         """
-        xs = self.input_projection(x) if self._splits_step() else x
+        xs = self.input_projection(x) if self.split_step else x
         block = self._compile_block
         if block and xs.shape[0] >= block and torch.is_grad_enabled():
             return self._sequence_compiled(xs, state, block)
         return self._run_steps(xs, state)
 
     def _run_steps(self, xs: Tensor, state: State) -> tuple[Tensor, State]:
-        """The loop itself, over ``xs`` (projected inputs for a splitting cell, raw inputs otherwise)."""
-        one_step = self.step_projected if self._splits_step() else self.step
+        """The loop itself, over ``xs`` (projected inputs for a ``split_step`` cell, raw inputs otherwise)."""
+        one_step = self.step_projected if self.split_step else self.step
         outs = []
         for x_t in xs.unbind(0):
             h, state = one_step(x_t, state)
@@ -111,16 +119,22 @@ class Cell(nn.Module):
         The dict holds what stepping the cell with a ``gates`` dict reports at every step: each state by
         :attr:`state_names` (``h`` first), then each gate the step puts in ``gates``, in that order; entry ``t``
         along the first dimension is step ``t``'s value.  It is what the hidden-unit recorder keeps, so it must
-        equal stepping (to rounding).  The default steps the cell (the inputs projected once, as in
-        :meth:`sequence_steps`) and writes every step into buffers allocated at the first step.  A cell with a
-        fused kernel can override it: run the kernel once for every h_t, then recompute the gates of all
-        timesteps at once from x_t and h_{t-1}.
+        equal stepping (to rounding).  This default is :meth:`trace_steps`.  A cell with a fused kernel can
+        override it (run the kernel once for every h_t, then recompute the gates of all timesteps at once from
+        x_t and h_{t-1}) and declares ``traced_sequence = True``; an override that cannot serve some
+        configuration (a parameter, a dtype, the declaration switched off by a subclass) returns
+        :meth:`trace_steps` there.
         """
+        return self.trace_steps(x, state)
+
+    def trace_steps(self, x: Tensor, state: State) -> tuple[Tensor, State, dict[str, Tensor]]:
+        """:meth:`sequence_traced` by stepping the cell along the declared per-step path (the inputs projected
+        once for a ``split_step`` cell, as in :meth:`sequence_steps`), every step written into buffers allocated
+        at the first step."""
         T, B = x.shape[0], x.shape[1]
         with torch.no_grad():
-            splits = self._splits_step()
-            xs = self.input_projection(x) if splits else x
-            one_step = self.step_projected if splits else self.step
+            xs = self.input_projection(x) if self.split_step else x
+            one_step = self.step_projected if self.split_step else self.step
             out: Optional[Tensor] = None
             bufs: dict[str, Tensor] = {}
             for t, x_t in enumerate(xs.unbind(0)):
@@ -140,10 +154,6 @@ class Cell(nn.Module):
                 empty = x.new_zeros(0, B, self.hidden_size)
                 return empty, tuple(state), {n: empty for n in (*self.state_names, *self.gate_names)}
         return out, tuple(state), bufs
-
-    def _splits_step(self) -> bool:
-        """True if the cell uses the two-part step (its own :meth:`step_projected`)."""
-        return _overrides(self, "step_projected")
 
     # ---- opt-in: torch.compile of the per-step loop --------------------------------------------------------
     #: steps per compiled block (0: off) and the torch.compile backend; set with :meth:`compile_steps`

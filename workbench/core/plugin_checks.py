@@ -2,8 +2,11 @@
 
 A cell whose ``step`` returns the wrong shape would otherwise fail deep inside a matrix product during training
 ("mat1 and mat2 shapes cannot be multiplied"), with nothing pointing at the plugin.  :func:`build_cell` builds the
-cell and runs one step and a three-step sequence on a batch of two zeros (microseconds) before the model uses it.
-torch is imported by the functions, not by this module.
+cell and, before the model uses it, runs it on a batch of two: one step (shapes), then three steps of a seeded
+random input through each path the cell declares (:class:`~workbench.core.cells.Cell`), compared with stepping.
+A ``sequence`` or ``sequence_traced`` that computes something else than the step (typically a subclass that
+changed the step but inherited its parent's kernel and declarations) would otherwise train or record the wrong
+function without any error.  torch is imported by the functions, not by this module.
 """
 
 from __future__ import annotations
@@ -67,10 +70,13 @@ def build_cell(spec: Any, input_size: int, hidden_size: int, params: Any) -> Any
                               f"asked for {input_size} and {hidden_size}")
     B, T, H = 2, 3, hidden_size
     names = tuple(cell.state_names)
+    modes = [(m, m.training) for m in cell.modules()]
     try:
-        # fork_rng: a cell that samples (dropout masks, noise) in its trial step must not shift the random stream
-        # that seeded training uses next
+        # fork_rng: a cell that samples (dropout masks, noise) in its trial steps must not shift the random stream
+        # that seeded training uses next (the input has its own generator).  Eval mode: the paths are compared as
+        # the recorder and decoders run them, without dropout inside the cell.
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            cell.eval()
             state = cell.init_state(B)
             if not isinstance(state, tuple) or len(state) != len(names):
                 raise PluginCodeError(f"{who}: init_state returned {type(state).__name__} of "
@@ -80,8 +86,10 @@ def build_cell(spec: Any, input_size: int, hidden_size: int, params: Any) -> Any
                 if _shape(s) != (B, H):
                     raise PluginCodeError(f"{who}: init_state gives {name!r} of shape {_shape(s)}, expected "
                                           f"[batch, hidden] = {(B, H)}")
-            x = torch.zeros(B, input_size, dtype=state[0].dtype if state else torch.float32)
-            h, new_state = cell.step(x, state)
+            dtype = state[0].dtype if state else torch.float32
+            x = torch.randn(T, B, input_size, generator=torch.Generator().manual_seed(0)).to(dtype)
+            rng = torch.get_rng_state()
+            h, new_state = cell.step(x[0], state)
             if _shape(h) != (B, H):
                 raise PluginCodeError(f"{who}: step returned an output of shape {_shape(h)}, expected "
                                       f"[batch, hidden] = {(B, H)}")
@@ -90,15 +98,106 @@ def build_cell(spec: Any, input_size: int, hidden_size: int, params: Any) -> Any
                 got = [_shape(s) for s in new_state] if isinstance(new_state, tuple) else type(new_state).__name__
                 raise PluginCodeError(f"{who}: step returned a state of shapes {got}, expected {len(names)} "
                                       f"tensor(s) {names} of shape {(B, H)}")
-            out, _ = cell.sequence(x.unsqueeze(0).expand(T, B, input_size).contiguous(), state)
-            if _shape(out) != (T, B, H):
-                raise PluginCodeError(f"{who}: sequence returned outputs of shape {_shape(out)}, expected "
+            torch.set_rng_state(rng)
+            seq = cell.sequence(x, cell.init_state(B))
+            if _shape(seq[0]) != (T, B, H):
+                raise PluginCodeError(f"{who}: sequence returned outputs of shape {_shape(seq[0])}, expected "
                                       f"[time, batch, hidden] = {(T, B, H)}")
+            problems = _capability_problems(cell, x, rng, seq)
     except PluginCodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. a matrix product with the wrong sizes inside the cell
         raise PluginCodeError(f"{who}: a trial step on a batch of {B} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        for m, training in modes:
+            m.training = training
+    if problems:
+        raise PluginCodeError(f"{who}: " + "; ".join(problems))
     return cell
+
+
+#: how far a path may be from stepping, relative to the size of the values (at least 1): kernels and the step sum
+#: in other orders, a few float32 roundings (~1e-7) over three steps; a path with another function is off by
+#: orders of magnitude more
+CAPABILITY_TOL = 1e-4
+
+
+def _capability_problems(cell: Any, x: Any, rng: Any, seq: tuple[Any, Any]) -> list[str]:
+    """Run ``cell`` over ``x [T, B, I]`` by stepping and through each path it declares; one line per disagreement.
+
+    ``seq`` is what ``cell.sequence(x, init_state)`` returned (run by the caller from the random state ``rng``).
+    The reference is the per-step loop of the base class (``step_projected`` on the projected inputs for a
+    ``split_step`` cell, ``step`` otherwise).  Every run starts from a fresh ``init_state`` and the random state
+    ``rng``, so a cell that samples draws the same numbers on every path that takes its steps in the same order."""
+    import torch
+
+    def fresh() -> Any:
+        torch.set_rng_state(rng)
+        return cell.init_state(x.shape[1])
+
+    def stepped(one_step: Any, xs: Any) -> tuple[Any, tuple, list[dict]]:
+        state, outs, steps = fresh(), [], []
+        for x_t in xs.unbind(0):
+            gates: dict = {}
+            h, state = one_step(x_t, state, gates)
+            outs.append(h.clone())   # (clones: a step may reuse its buffers)
+            # what a recurrent block's per-step trace holds: the states by name, then the gates as reported
+            steps.append({**{n: s.clone() for n, s in zip(cell.state_names, state)},
+                          **{n: g.clone() for n, g in gates.items()}})
+        return torch.stack(outs), tuple(state), steps
+
+    if cell.split_step:
+        ref_out, ref_state, ref_steps = stepped(cell.step_projected, cell.input_projection(x))
+    else:
+        ref_out, ref_state, ref_steps = stepped(cell.step, x)
+    if not all(bool(torch.isfinite(t).all()) for t in (ref_out, *ref_state)):
+        return []   # a step that overflows on this input says nothing about the other paths
+
+    def off(a: Any, b: Any) -> float:
+        """How far ``a`` is from ``b``, relative to the size of ``b`` (at least 1); inf for another shape or a NaN
+        (which would otherwise get lost in ``max``)."""
+        if tuple(a.shape) != tuple(b.shape):
+            return float("inf")
+        d = float((a.double() - b.double()).abs().max()) / max(1.0, float(b.double().abs().max()))
+        return d if d == d else float("inf")
+
+    def worst_of(out: Any, final: Any) -> tuple[float, str]:
+        if len(final) != len(ref_state):
+            return float("inf"), f"the final state has {len(final)} tensors, not {len(ref_state)}"
+        return max([(off(out, ref_out), "the outputs differ")] +
+                   [(off(a, b), f"the final {n!r} differs") for n, a, b in zip(cell.state_names, final, ref_state)])
+
+    problems = []
+
+    def compare(what: str, worst: tuple[float, str], fix: str) -> None:
+        if worst[0] > CAPABILITY_TOL:
+            problems.append(f"{what}: {worst[1]} by {worst[0]:.3g}; {fix}")
+
+    if cell.split_step:
+        # decoders and probes call step: derived from the two parts, unless the cell overrides it (a decode path)
+        out, final, _ = stepped(cell.step, x)
+        compare("step disagrees with step_projected(input_projection(x)) (split_step = True)", worst_of(out, final),
+                "an override of step must compute the same")
+    out, final = seq
+    if cell.has_fused:
+        compare("sequence (has_fused = True) disagrees with stepping the cell", worst_of(out, final),
+                "declare has_fused = False or override sequence")
+    else:
+        compare("sequence disagrees with stepping the cell", worst_of(out, final),
+                "an override of sequence must compute the step's function over time")
+    if cell.traced_sequence:
+        what = "sequence_traced (traced_sequence = True)"
+        fix = "declare traced_sequence = False or override sequence_traced"
+        out, final, traced = cell.sequence_traced(x, fresh())
+        want = list(ref_steps[0])
+        if list(traced) != want:
+            problems.append(f"{what} reports {list(traced)}, stepping the cell reports {want} (names and order must "
+                            f"match); {fix}")
+        else:
+            worst = max([worst_of(out, final)] +
+                        [(off(traced[n], torch.stack([s[n] for s in ref_steps])), f"{n!r} differs") for n in want])
+            compare(f"{what} disagrees with stepping the cell", worst, fix)
+    return problems
 
 
 def check_cells(registry: Any, input_size: int = 4, hidden_size: int = 6) -> tuple[int, list[Any]]:

@@ -71,7 +71,7 @@ def check_traced_matches_steps(factory: Callable, params: Any, input_size: int =
                                T: int = 6, batch: int = 3, tol: float = 1e-5, seed: int = 0) -> None:
     """:meth:`Cell.sequence_traced` (what the hidden-unit recorder reads) equals stepping the cell with a ``gates``
     dict: outputs, final state, and per step every state (``state_names``) then every reported gate, in that
-    order.  Matters for a cell that overrides ``sequence_traced`` (a fused shortcut); the default steps."""
+    order.  Matters for a cell that declares ``traced_sequence`` (its own fast path); the default steps the cell."""
     torch.manual_seed(seed)
     cell = _make(factory, input_size, hidden_size, params, torch.float64)
     x = torch.randn(T, batch, input_size, dtype=torch.float64)

@@ -21,6 +21,7 @@ class IndRNNCell(Cell):
 
     gate_names = ()
     state_names = ("h",)
+    split_step = True      # input_projection + step_projected: the inputs are projected once per sequence
 
     def __init__(self, input_size: int, hidden_size: int, params=None):
         super().__init__(input_size, hidden_size)
