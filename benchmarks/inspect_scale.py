@@ -63,7 +63,7 @@ def main() -> int:
         "task.valid_fraction": "0.2"}, reg)
     recorder = recording.Recorder(reg)
     text = recorder.sample_text(project, ROOT, args.chars)
-    recorder.load(project, ROOT)                   # build once, as the window's first Record does
+    recorder.session.load(project, ROOT)                   # build once, as the window's first Record does
     t0 = time.perf_counter()
     rec = recorder.record(project, text, ROOT)
     record_s = time.perf_counter() - t0

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "task.valid_fraction": "0.2"}, reg)
     recorder = recording.Recorder(reg)
     text = recorder.sample_text(project, ROOT, chars)
-    loaded = recorder.load(project, ROOT)           # build once, as the window's first Record does
+    loaded = recorder.session.load(project, ROOT)           # build once, as the window's first Record does
     task = loaded.task
     ids = task.encode(text)
     embed = int(project.graph.nodes["embed"].params.get("embed_size", 64))

@@ -16,7 +16,7 @@ from workbench.core import export as export_mod
 from workbench.core.export import ExportError, export_model
 from workbench.core.projectfile import load_project, save_project
 from workbench.core.settings import template_project
-from workbench.core.training.session import load_for_inference
+from workbench.core.training.session import ModelSession
 from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 
@@ -48,7 +48,7 @@ def lstm_project(reg, tmp_path_factory):
 
 def _reference(reg, project, folder, inputs):
     """The original model's outputs on ``inputs`` (name -> tensor)."""
-    model = load_for_inference(project, reg, folder, "cpu").model
+    model = ModelSession(reg).load(project, folder, "current", "cpu").model
     with torch.no_grad():
         out, _ = model(dict(inputs), None)
     return out
@@ -88,7 +88,7 @@ def test_torchscript_gives_the_models_outputs_on_other_shapes(reg, lstm_project,
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     # the weights are the trained ones, not a fresh initialisation
     fresh, _ = template_project(reg.template("adding-problem-lstm"), TINY, reg)
-    untrained = load_for_inference(fresh, reg, path.parent, "cpu").model
+    untrained = ModelSession(reg).load(fresh, path.parent, "current", "cpu").model
     with torch.no_grad():
         assert not torch.allclose(untrained(inputs, None)[0]["sum"], expected)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from tests.conftest import make_subprocess_env
@@ -267,18 +268,21 @@ def test_recorder_refuses_what_would_not_fit_in_memory_and_reuses_its_model(tiny
     reg = discover()
     project = load_project(tiny_project, registry=reg)
     recorder = recording.Recorder(reg)
-    first = recorder.load(project, tiny_project.parent)
-    assert first.trained and first.step == 12 and recorder.load(project, tiny_project.parent).model is first.model
+    first = recorder.session.load(project, tiny_project.parent)
+    assert first.trained and first.step == 12 and recorder.session.load(project, tiny_project.parent).model is first.model
     # 2 layers x (h, c, i, f, g, o) x 16 units x 4 bytes = 768 bytes per character
     assert recording.recording_bytes(first.model, 1000) == 768_000
     monkeypatch.setattr(recording, "MAX_RECORDING_BYTES", 768 * 100)
     with pytest.raises(DataError, match="record at most 100 characters"):
         recorder.record(project, "x" * 101, tiny_project.parent)
     assert recorder.record(project, "x" * 100, tiny_project.parent)["layers"]["rnn.1"]["o"].shape == (100, 16)
-    # the validation at the end of the run kept best weights: they load into the same model
+    # the validation at the end of the run kept best weights: a model of their own (the decoding view compares
+    # the two side by side), kept too
     assert available_weights(project)["best"]["step"] == 12
-    best = recorder.load(project, tiny_project.parent, weights="best")
-    assert best.weights == "best" and best.model is first.model
+    best = recorder.session.load(project, tiny_project.parent, weights="best")
+    assert best.weights == "best" and best.model is not first.model
+    assert recorder.session.load(project, tiny_project.parent, weights="best").model is best.model
+    assert all(torch.equal(v, project.checkpoint.tensors[f"best/{k}"]) for k, v in best.model.state_dict().items())
     project.checkpoint.tensors = {k: v for k, v in project.checkpoint.tensors.items() if not k.startswith("best/")}
     with pytest.raises(ValueError, match="no best weights"):
-        recorder.load(project, tiny_project.parent, weights="best")
+        recorder.session.load(project, tiny_project.parent, weights="best")

@@ -14,7 +14,7 @@ from workbench import cli
 from workbench.schema.errors import TrainingError
 from workbench.core.projectfile import load_project, save_project
 from workbench.core.training.events import Callback
-from workbench.core.training.session import load_for_inference
+from workbench.core.training.session import ModelSession
 from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 from workbench.schema.specs import with_source
@@ -186,7 +186,7 @@ def test_weights_of_wrong_shape_dtype_or_graph_give_one_clear_error(reg, change,
         Trainer(project, reg).setup()
     assert str(info.value) == message
     with pytest.raises(TrainingError) as info:
-        load_for_inference(project, reg, threads=1)
+        ModelSession(reg).load(project)
     assert str(info.value) == message
 
 
@@ -202,7 +202,7 @@ def test_weights_for_a_different_graph_start_a_fresh_run_with_a_notice(reg):
     assert fresh.pos.step == 0
     assert fresh.notices == ["the model graph changed since the last checkpoint: starting a new run from fresh "
                              "weights"]
-    assert load_for_inference(project, reg, threads=1).trained is False
+    assert ModelSession(reg).load(project).trained is False
 
 
 # ---- exceptions raised by plugin code -------------------------------------------------------------------------------

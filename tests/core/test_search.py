@@ -125,7 +125,7 @@ def _path(doc, nid):
 
 def test_any_decoder_takes_a_prefix_through_the_task(reg, trained, session):
     project, folder, _ = trained
-    loaded = session.load(project, folder)
+    loaded = session.models.load(project, folder)
     task, model = loaded.task, loaded.model
     source = sources(project, folder, session)[1]
     greedy = run_decoder(reg.decoder("greedy"), model, task, {"max_len": 16}, prompt=source)
@@ -179,7 +179,7 @@ def test_attention_along_a_hypothesis(trained, session):
     assert np.allclose(w.sum(1), 1.0, atol=1e-5) and (w >= 0).all()
     assert att["source"] == list(source) and att["target"][-1] == "<eos>" and att["node"] == "decoder"
     # the step path along the hypothesis gives the weights the whole-sequence path gives with teacher forcing
-    loaded = session.load(project, folder)
+    loaded = session.models.load(project, folder)
     task, model = loaded.task, loaded.model
     src = torch.tensor(task.encode(source)).view(-1, 1)
     target_in = torch.tensor([1] + best["tokens"]).view(-1, 1)     # <bos> + hypothesis
@@ -309,7 +309,7 @@ def test_cli_refuses_what_it_cannot_do(reg, tmp_path, subprocess_env):
 
 def test_result_round_trips_through_json(trained, session):
     project, folder, _ = trained
-    loaded = session.load(project, folder)
+    loaded = session.models.load(project, folder)
     result = run_decoder(session.registry.decoder("beam"), loaded.model, loaded.task, {"width": 2, "max_len": 10},
                          prompt=sources(project, folder, session)[0])
     again = DecodeResult.from_json(json.loads(json.dumps(result.to_json())))

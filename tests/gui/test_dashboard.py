@@ -20,7 +20,8 @@ from tests.helpers import small_project, with_train  # noqa: E402
 from workbench.core.training.events import StepEvent  # noqa: E402
 from workbench.gui.dashboard import TrainingDashboard  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
-from workbench.gui.run_bridge import RunEnd, RunStart, RunState  # noqa: E402
+from workbench.core.runs import RunState  # noqa: E402
+from workbench.gui.run_bridge import RunEnd, RunStart  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
 
 LSTM_MATRICES = ("W_hi", "W_hf", "W_hg", "W_ho")
@@ -115,9 +116,9 @@ def tick_labels(axis) -> list[tuple[object, str]]:
 
 
 def step_event(step: int, *, total: int, eta: float = 17.0) -> StepEvent:
-    return StepEvent(step=step, epoch=0, loss=0.5, grad_norm=1.0, grad_norm_clipped=1.0, lr=0.01,
-                     tokens_per_s=16000.0, group_norms={"rnn.0": 0.5}, group_norms_clipped={"rnn.0": 0.5},
-                     elapsed=1.0, progress=step / total, eta=eta)
+    metrics = {"train/loss": 0.5, "train/grad_norm": 1.0, "train/grad_norm_clipped": 1.0, "train/lr": 0.01,
+               "train/tokens_per_s": 16000.0, "grad/rnn.0": 0.5, "grad_clipped/rnn.0": 0.5}
+    return StepEvent(step=step, epoch=0, metrics=metrics, elapsed=1.0, progress=step / total, eta=eta)
 
 
 def start_live_run(dash, project, *, planned: int) -> None:

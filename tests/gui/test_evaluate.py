@@ -50,7 +50,7 @@ def trained(reg, tmp_path_factory):
 def expected(project, reg, path, split: str, max_batches: int, best: bool = False) -> dict:
     """The core's own evaluation of the same weights on the same batches."""
     from pathlib import Path
-    loaded = core_session.load_for_inference(project, reg, Path(path).parent, best=best)
+    loaded = core_session.ModelSession(reg).load(project, Path(path).parent, "best" if best else "current")
     return core_eval.evaluate_model(loaded.model, loaded.task, split, project.train.batch_size,
                                      project.train.chunk_len, max_batches, loaded.device)
 

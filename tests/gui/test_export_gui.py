@@ -87,8 +87,8 @@ def test_file_export_model_writes_a_checked_torchscript_file(make_window, reg, t
     assert kind == "information" and "tokens" in text and "logits" in text
 
     # the file is the trained model: it scores a batch exactly as the project's model does
-    from workbench.core.training.session import load_for_inference
-    model = load_for_inference(win.doc.project, reg, trained_file.parent, "cpu").model
+    from workbench.core.training.session import ModelSession
+    model = ModelSession(reg).load(win.doc.project, trained_file.parent, "current", "cpu").model
     tokens = torch.randint(0, 10, (9, 3))
     with torch.no_grad():
         expected = model({"tokens": tokens}, None)[0]["logits"]

@@ -93,7 +93,7 @@ def test_beam_tree_for_width_3_and_its_highlighted_path(qtbot, reg, trained, vie
     assert len(pane.tree.node_items) == len(nodes)
     # the decoder, asked directly, gives the path the view highlights
     session = DecodeSession(reg)
-    loaded = session.load(trained[0], trained[1].parent)
+    loaded = session.models.load(trained[0], trained[1].parent)
     direct = run_decoder(reg.decoder("beam"), loaded.model, loaded.task, BEAM3, prompt=source)
     path = pane.tree.highlighted_path()
     assert [nodes[n]["token"] for n in path if nodes[n]["label"] != "<eos>"] == direct.tokens

@@ -17,7 +17,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from tests.helpers import small_project  # noqa: E402
 from workbench.core.projectfile import load_project  # noqa: E402
-from workbench.gui.run_bridge import EventBuffer, plan_run, snapshot_project  # noqa: E402
+from workbench.core.runs import plan_run, snapshot_project  # noqa: E402
+from workbench.gui.run_bridge import EventBuffer  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
 
 

@@ -74,3 +74,21 @@ def finite(x: Any) -> Any:
 
 def note(msg: str) -> None:
     sys.stderr.write(f"seqwb: {msg}\n")
+
+
+def load_model(args: Any, project: Any, reg: Any, *, weights: str = "current", session: Any = None) -> Any:
+    """The project's model at ``weights`` for an inference command (``--device``, ``--best``): one
+    :class:`~workbench.core.training.session.ModelSession`, the process's threads set once, a clear usage error
+    for weights that do not exist or a device that is not there."""
+    from workbench.core.device import default_threads
+    from workbench.core.training.session import ModelSession, set_cpu_threads
+    from workbench.schema.errors import TrainingError
+    session = session or ModelSession(reg)
+    try:
+        loaded = session.load(project, Path(args.file).resolve().parent, weights, getattr(args, "device", None))
+    except (ValueError, TrainingError) as exc:
+        if isinstance(exc, TrainingError) and "do not fit" in str(exc):
+            raise
+        raise UsageError(str(exc)) from None
+    set_cpu_threads(loaded.device, project.train.threads or default_threads(behind_window=False))
+    return loaded

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.cli.common import EXIT_OK, UsageError, note, open_project, print_json, registry, settings
+from workbench.cli.common import EXIT_OK, UsageError, load_model, note, open_project, print_json, registry, settings
 
 
 def cmd_decode(args) -> int:
-    from workbench.core.project import available_weights
     from workbench.core.search import DecodeSession, write_attention, write_document
     from workbench.schema.errors import UnknownContributionError
     from workbench.schema.params import ParamError, field_info, params_from_dict
@@ -26,24 +25,15 @@ def cmd_decode(args) -> int:
     except (UnknownContributionError, ParamError) as exc:
         raise UsageError(str(exc)) from None
     weights = "best" if args.best else "current"
-    if weights not in available_weights(project):
-        raise UsageError("this project has no best weights yet: they are kept at the first validation of a run")
-    import torch
-
-    from workbench.core.device import default_threads, resolve_device
-    try:
-        device = resolve_device(args.device or project.train.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if device.type == "cpu":
-        torch.set_num_threads(project.train.threads or default_threads(False))
     # the same session the window's decoding view uses, so --tree writes exactly what the view draws
     session = DecodeSession(reg)
     task = session.task(project, base_dir)
     if not task.generative:
         raise UsageError(f"task {project.task.id!r} does not generate tokens; decoders do not apply")
-    if not available_weights(project)["current"]["trained"]:
+    loaded = load_model(args, project, reg, weights=weights, session=session.models)
+    if not loaded.trained:
         note("this project has no trained weights for its graph: decoding with freshly initialised weights")
+    device = loaded.device
     prompt = args.input if args.input is not None else project.decode.prompt
     try:
         doc = session.decode(project, base_dir, spec.id, chosen, prompt, prefix_text=args.prefix or "",

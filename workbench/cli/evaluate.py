@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import EXIT_OK, UsageError, apply_settings, finite, note, open_project, print_json, registry
+from workbench.cli.common import (EXIT_OK, UsageError, apply_settings, finite, load_model, note, open_project,
+                                  print_json, registry)
 
 
 def cmd_eval(args) -> int:
-    from workbench.core.project import available_weights
     from workbench.core.training.evaluation import evaluate_weights
-    from workbench.core.training.session import load_for_inference
     reg = registry()
     project = open_project(args.file, reg)
     apply_settings(project, args.set, reg)
-    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device, best=args.best)
+    loaded = load_model(args, project, reg, weights="best" if args.best else "current")
     if not loaded.trained:
         note("this project has no trained weights for its graph: evaluating freshly initialised weights")
-    # the step the weights come from: for the best weights the step of that validation, as the window shows it
-    best = available_weights(project).get("best") if args.best else None
-    step = best["step"] if best and isinstance(best.get("step"), int) else loaded.step
     # the same timed, counted evaluation as the window's Run ▸ Evaluate…
     result = evaluate_weights(loaded.model, loaded.task, loaded.device, args.split, project.train.batch_size,
-                              project.train.chunk_len, args.max_batches, step=step, trained=loaded.trained,
+                              project.train.chunk_len, args.max_batches, step=loaded.step, trained=loaded.trained,
                               best=bool(args.best))
     out = {"split": args.split, "step": result.step, "trained": result.trained, "best_weights": result.best,
            "metrics": {k: finite(v) for k, v in result.metrics.items()}, "batches": result.batches,
@@ -37,13 +32,12 @@ def cmd_eval(args) -> int:
 
 def cmd_probe(args) -> int:
     from workbench.core import probes
-    from workbench.core.training.session import load_for_inference
     reg = registry()
     project = open_project(args.file, reg)
     apply_settings(project, args.set, reg)
     if not (args.gradient_through_time or args.spectral):
         raise UsageError("choose what to probe: --gradient-through-time and/or --spectral")
-    loaded = load_for_inference(project, reg, Path(args.file).resolve().parent, args.device)
+    loaded = load_model(args, project, reg)
     out: dict[str, Any] = {"step": loaded.step, "trained": loaded.trained}
     if args.gradient_through_time:
         length = args.length or project.train.probe_len or project.train.chunk_len

@@ -21,7 +21,7 @@ from workbench.cli.common import (
 
 
 class _CLIReporter:
-    """Prints log lines (human or JSON) and saves every ``checkpoint_every`` steps."""
+    """Prints log lines (human or JSON) and saves the project at each of the trainer's checkpoints."""
 
     def __init__(self, args, path: str, registry, project):
         self.args, self.path, self.registry, self.project = args, path, registry, project
@@ -51,9 +51,9 @@ class _CLIReporter:
                   f"nan_policy=skip asks ({trainer.skipped_steps} skipped so far)")
         if ev.step % cfg.log_every == 0 or ev.progress >= 1.0:
             self._log(ev)
-        if cfg.checkpoint_every and ev.step % cfg.checkpoint_every == 0:
-            trainer.checkpoint()
-            save(self.project, self.path, self.registry)
+
+    def on_checkpoint(self, trainer, checkpoint) -> None:
+        save(self.project, self.path, self.registry)
 
     def _log(self, ev) -> None:
         self.last_step_logged = ev.step
@@ -161,10 +161,12 @@ def _train(args, launch) -> int:
             resolve_device(args.device)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    from workbench.core.runs import plan_run
+    plan = plan_run(project, force_new=args.new_run, more_steps=args.steps, more_epochs=args.epochs)
     control = RunControl()
     reporter = _CLIReporter(args, args.file, reg, project)
     trainer = Trainer(project, reg, callbacks=[reporter] if main_rank else [], control=control,
-                      base_dir=Path(args.file).resolve().parent, new_run=args.new_run, device=args.device,
+                      base_dir=Path(args.file).resolve().parent, new_run=plan.new_run, device=args.device,
                       distributed=launch)
 
     def quit_now(signum, frame):
@@ -189,6 +191,8 @@ def _train(args, launch) -> int:
         note(n)
     if changed and not args.json and main_rank:
         print("settings: " + "; ".join(changed))
+    if not args.json and main_rank:
+        print(f"train: {plan.text}", flush=True)
     if not args.json and main_rank:
         from workbench.core.device import describe_device
         params = sum(p.numel() for p in trainer.model.parameters())

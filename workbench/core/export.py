@@ -308,7 +308,7 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
     """Export the project's model to ``out`` in ``fmt`` (``torchscript`` or ``onnx``) after checking that the
     exported model gives the original's outputs on two example batches; raise :class:`ExportError` otherwise
     (nothing is written then)."""
-    from workbench.core.training.session import load_for_inference
+    from workbench.core.training.session import ModelSession
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
@@ -320,7 +320,10 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
         missing = _onnx_modules_missing()
         raise ExportError(f"ONNX export needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
                           f"not installed: {ONNX_INSTALL}")
-    loaded = load_for_inference(project, registry, base_dir, "cpu", best=best)
+    try:
+        loaded = ModelSession(registry).load(project, base_dir, "best" if best else "current", "cpu")
+    except ValueError as exc:   # no best weights yet
+        raise ExportError(str(exc)) from None
     if require_trained and not loaded.trained:
         raise ExportError("this project has no trained weights for its graph: train it first")
     model, task = loaded.model, loaded.task

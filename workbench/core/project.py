@@ -46,7 +46,9 @@ class TrainConfig:
     log_every: int = param(10, min=1, help="log a line every N steps")
     sample_every: int = param(200, min=0, help="generate a sample every N steps (0: never)")
     sample_len: int = param(200, min=1, help="length of generated samples")
-    checkpoint_every: int = param(0, min=0, help="the CLI saves the project every N steps (0: only at the end)")
+    checkpoint_every: int = param(0, min=0, help="keep a checkpoint every N steps: the CLI saves the file, the "
+                                                 "window the document (0: only at the end; the window also "
+                                                 "keeps one every 30 s)")
     seed: int = param(1234, help="random seed")
     device: str = param("auto", help="auto | cpu | cuda | cuda:N | mps")
     threads: int = param(0, min=0, help="CPU intra-op threads (0: all cores headless, cores-1 behind the window)")

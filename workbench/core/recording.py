@@ -23,14 +23,12 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from workbench.core.features import compute_track, feature_title, token_offsets
-from workbench.core.project import available_weights
 from workbench.schema.registry import Registry
 
 NPZ_FORMAT = 1
@@ -383,94 +381,19 @@ class RecordingCancelled(Exception):
     """Raised from a progress callback to stop a recording."""
 
 
-@dataclass
-class LoadedForRecording:
-    model: Any
-    task: Any
-    device: Any
-    trained: bool
-    step: int
-    weights: str
-
-
 class Recorder:
-    """Loads a project's model for recording and keeps it between recordings.
+    """Records hidden states and gates of a project's model; the model comes from a
+    :class:`~workbench.core.training.session.ModelSession` kept between recordings (reading the data and building
+    the model take seconds).  Like the session, it changes nothing process-wide, so a training run may go on in
+    another thread.  Use one Recorder from one thread at a time."""
 
-    Reading the data and building the model take seconds; the same task and model are reused while the task
-    settings and the graph stay the same, and only the weights are reloaded when the checkpoint changes.
-
-    Unlike :func:`workbench.core.training.session.load_for_inference` it never reseeds torch's global random generator and
-    never changes its thread count: in the window a training run may be going on in another thread, and both are
-    process-wide.  (A model is built, once per graph, inside ``torch.random.fork_rng``, which restores the global
-    generator afterwards.)  Use one Recorder from one thread at a time.
-    """
-
-    def __init__(self, registry: Any):
-        self.registry = registry
-        self._task_key: Any = None
-        self._task: Any = None
-        self._task_spec: Any = None
-        self._model_key: Any = None
-        self._model: Any = None
-        self._weights_key: Any = None
-
-    def _prepare_task(self, project: Any, base_dir: Path) -> Any:
-        key = (project.task.id, json.dumps(project.task.params, sort_keys=True, default=str),
-               tuple(project.vocab or ()), str(base_dir))
-        if key != self._task_key:
-            from workbench.schema.params import params_from_dict
-            spec = self.registry.task(project.task.id)
-            task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), base_dir)
-            task.prepare(vocab=project.vocab)
-            self._task, self._task_spec, self._task_key = task, spec, key
-            self._model_key = self._weights_key = None
-        return self._task
+    def __init__(self, registry: Registry):
+        from workbench.core.training.session import ModelSession
+        self.session = ModelSession(registry)
 
     def sample_text(self, project: Any, base_dir: str | Path | None, length: int) -> str:
         """``length`` characters of the validation data (``task.sample_text``)."""
-        text = self._prepare_task(project, Path(base_dir) if base_dir else Path.cwd()).sample_text(length)
-        if not text:
-            raise ValueError(f"the task {project.task.id!r} has no validation text to show")
-        return text
-
-    def load(self, project: Any, base_dir: str | Path | None = None, weights: str = "current",
-             device: Any = None) -> LoadedForRecording:
-        import torch
-
-        from workbench.core.build import build_model
-        from workbench.core.device import resolve_device
-        if weights not in ("current", "best"):
-            raise ValueError(f"weights must be 'current' or 'best', not {weights!r}")
-        available = available_weights(project)
-        if weights not in available:
-            raise ValueError("this project has no best weights yet: they are kept at the first validation of a run")
-        task = self._prepare_task(project, Path(base_dir) if base_dir else Path.cwd())
-        dev = resolve_device(device or project.train.device)
-        model_key = (self._task_key, project.graph.content_hash(), str(dev))
-        trained = available["current"]["trained"]
-        if model_key != self._model_key or (not trained and self._weights_key is not None):
-            # Seeded as the trainer seeds its first model, so untrained weights are the same here and in the CLI;
-            # fork_rng puts the global generator back as it was (a training thread keeps its random stream).
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(project.train.seed)
-                self._model = build_model(project.graph, self.registry, self._task_spec, task.sizes)
-            self._model.to(dev).eval()
-            self._model_key, self._weights_key = model_key, None
-        ckpt = project.checkpoint
-        weights_key = (id(ckpt), ckpt.step if ckpt else 0, weights, trained)
-        if trained and weights_key != self._weights_key:
-            state = ckpt.weights
-            if weights == "best":
-                state = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
-            try:
-                self._model.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                from workbench.schema.errors import TrainingError
-                raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
-            self._model.to(dev)
-            self._weights_key = weights_key
-        step = (available[weights].get("step") or 0) if trained else 0
-        return LoadedForRecording(self._model, task, dev, trained, int(step), weights)
+        return self.session.sample_text(project, base_dir, length)
 
     def record(self, project: Any, text: str, base_dir: str | Path | None = None, weights: str = "current",
                device: Any = None, progress: Optional[Callable[[int, int], None]] = None,
@@ -478,7 +401,7 @@ class Recorder:
         """Record ``text`` at the chosen weights: an annotated recording (see the module docstring).  ``path``:
         ``"auto"`` (whole chunks through the fused kernels where the model allows it) or ``"steps"`` (see
         :func:`workbench.core.probes.record_activations`)."""
-        loaded = self.load(project, base_dir, weights, device)
+        loaded = self.session.load(project, base_dir, weights, device)
         return record_loaded(loaded, text, progress=progress, project_name=getattr(project, "name", ""),
                              threads=threads, path=path)
 
@@ -496,7 +419,7 @@ def recording_bytes(model: Any, steps: int) -> int:
     return 4 * per_step * int(steps)
 
 
-def record_loaded(loaded: LoadedForRecording, text: str, progress: Optional[Callable[[int, int], None]] = None,
+def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int], None]] = None,
                   project_name: str = "", threads: int | None = 1, path: str = "auto") -> dict[str, Any]:
     """Run the recorder on a loaded model (``path``: see :func:`workbench.core.probes.record_activations`).
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from workbench.core.project import available_weights
 
 FORMAT = "seqwb-search-tree"
 FORMAT_VERSION = 1
@@ -411,88 +410,24 @@ def hypothesis_at(doc: dict[str, Any], node_id: int) -> tuple[list[int], bool]:
 
 # ---- the session ----------------------------------------------------------------------------------------------
 
-@dataclass
-class LoadedModel:
-    model: Any
-    task: Any
-    device: Any
-    trained: bool
-    step: int
-    weights: str
-
-
 class DecodeSession:
-    """A project's models for decoding, kept between calls (reading the data and building take seconds).
-
-    The task is prepared once per task settings; one model per weights (current, best) is kept, rebuilt when the
-    graph changes and reloaded when the checkpoint does.  Use one session from one thread at a time.
-    """
+    """A project's models for decoding, from a :class:`~workbench.core.training.session.ModelSession` kept between
+    calls.  Use one session from one thread at a time."""
 
     def __init__(self, registry: Any):
+        from workbench.core.training.session import ModelSession
         self.registry = registry
-        self._task_key: Any = None
-        self._task: Any = None
-        self._task_spec: Any = None
-        self._models: dict[str, tuple[Any, Any, Any]] = {}   # weights -> (model key, weights key, model)
+        self.models = ModelSession(registry)
 
-    # ---- loading ---------------------------------------------------------------------------------------------
     def task(self, project: Any, base_dir: str | Path | None = None) -> Any:
-        base = Path(base_dir) if base_dir else Path.cwd()
-        key = (project.task.id, json.dumps(project.task.params, sort_keys=True, default=str),
-               tuple(project.vocab or ()), str(base))
-        if key != self._task_key:
-            from workbench.schema.params import params_from_dict
-            spec = self.registry.task(project.task.id)
-            task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), base)
-            task.prepare(vocab=project.vocab)
-            self._task, self._task_spec, self._task_key = task, spec, key
-            self._models.clear()
-        return self._task
+        return self.models.task(project, base_dir)
 
-    def load(self, project: Any, base_dir: str | Path | None = None, weights: str = "current",
-             device: Any = None) -> LoadedModel:
-        import torch
-
-        from workbench.core.build import build_model
-        from workbench.core.device import resolve_device
-        if weights not in WEIGHTS:
-            raise ValueError(f"weights must be 'current' or 'best', not {weights!r}")
-        available = available_weights(project)
-        if weights not in available:
-            raise ValueError("this project has no best weights yet: they are kept at the first validation of a run")
-        task = self.task(project, base_dir)
+    def _load(self, project: Any, base_dir: str | Path | None, weights: str, device: Any) -> Any:
+        """The session's model at ``weights``; a task that does not generate tokens is refused."""
+        task = self.models.task(project, base_dir)
         if not getattr(task, "generative", False):
             raise ValueError(f"the task {project.task.id!r} does not generate tokens; decoders do not apply")
-        dev = device if isinstance(device, torch.device) else resolve_device(device or project.train.device)
-        model_key = (self._task_key, project.graph.content_hash(), str(dev))
-        trained = available["current"]["trained"]
-        ckpt = project.checkpoint
-        weights_key = (id(ckpt), ckpt.step if ckpt else 0, trained)
-        old = self._models.get(weights)
-        if old is not None and old[0] == model_key and old[1] == weights_key:
-            model = old[2]
-        else:
-            model = old[2] if old is not None and old[0] == model_key and trained else None
-            if model is None:
-                # seeded as the trainer seeds its first model, so untrained weights match the CLI's; fork_rng
-                # gives the global generator back unchanged (a training thread keeps its random stream)
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(project.train.seed)
-                    model = build_model(project.graph, self.registry, self._task_spec, task.sizes)
-            if trained:
-                state = ckpt.weights
-                if weights == "best":
-                    state = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
-                try:
-                    model.load_state_dict(state, strict=True)
-                except RuntimeError as exc:
-                    from workbench.schema.errors import TrainingError
-                    raise TrainingError(f"the saved weights do not fit this model: "
-                                        f"{str(exc).splitlines()[0]}") from None
-            model.to(dev).eval()
-            self._models[weights] = (model_key, weights_key, model)
-        step = int(available[weights].get("step") or 0) if trained else 0
-        return LoadedModel(model, task, dev, trained, step, weights)
+        return self.models.load(project, base_dir, weights, device)
 
     # ---- what the input is -------------------------------------------------------------------------------------
     def input_info(self, project: Any, base_dir: str | Path | None = None, examples: int = 12) -> dict[str, Any]:
@@ -509,7 +444,7 @@ class DecodeSession:
         from workbench.schema.params import params_from_dict, params_to_dict
         spec = self.registry.decoder(decoder)
         params = params_from_dict(spec.params, settings, spec.id)
-        loaded = self.load(project, base_dir, weights, device)
+        loaded = self._load(project, base_dir, weights, device)
         task = loaded.task
         prompt = prompt if prompt else (project.decode.prompt or task.sample_prompt() or "")
         if prefix is None:
@@ -542,7 +477,7 @@ class DecodeSession:
         """The attention map of one hypothesis (None for a model without attention): ``weights`` ``[T, S]`` of the
         first attention block (``blocks`` has all), with ``source`` / ``target`` labels and ids."""
         from workbench.core.decode import token_label
-        loaded = self.load(project, base_dir, weights, device)
+        loaded = self._load(project, base_dir, weights, device)
         task = loaded.task
         prompt = prompt if prompt else (project.decode.prompt or task.sample_prompt() or "")
         trace = follow_path(loaded.model, task, prompt, list(tokens), finished=finished, device=loaded.device)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QSpinBox, QSplitter, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from workbench.core.training.events import EPOCH
 from workbench.gui.forms import ElidedLabel
 from workbench.gui.plots import (GROUP_PATH_SUFFIX, LOG_FLOOR, Decimator, HeatmapPanel, PlotPanel, pen,
                                  run_color, series_color, trailing_mean)
@@ -176,16 +177,9 @@ class RunTraces:
             if kind == "step":
                 last_step_event = ev
                 s = ev.step
-                put("train/loss", s, ev.loss)
-                put("train/lr", s, ev.lr)
-                put("train/tokens_per_s", s, ev.tokens_per_s)
-                if not ev.skipped:
-                    put("train/grad_norm", s, ev.grad_norm)
-                    put("train/grad_norm_clipped", s, ev.grad_norm_clipped)
-                    for g, v in ev.group_norms.items():
-                        put(f"grad/{g}", s, v)
-                    for g, v in ev.group_norms_clipped.items():
-                        put(f"grad_clipped/{g}", s, v)
+                for key, value in ev.metrics.items():   # the series the step recorded, by their own names
+                    if key != EPOCH:
+                        put(key, s, value)
                 self._epochs([s], [ev.epoch])
                 self.last_step = s
             elif kind == "eval":

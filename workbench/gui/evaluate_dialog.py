@@ -1,12 +1,12 @@
 """Run ▸ Evaluate…: the model's metrics on the validation or the test split, at the current or the best weights —
 the window's ``seqwb eval``.
 
-The dialog computes nothing itself.  A worker thread (a ``QThreadPool`` of one) loads the model with
-:class:`workbench.core.recording.Recorder` and runs :func:`workbench.core.training.evaluation.evaluate_weights`, the timed
-evaluation ``seqwb eval`` prints, on a snapshot of the project taken when Evaluate is pressed, so editing or
-training meanwhile is safe.  The Recorder, unlike ``load_for_inference``, never reseeds torch's global random
-generator nor changes the process's thread count: a training run may be live in another thread, and both are
-process-wide.  The thread count the worker sets for itself belongs to that thread only (torch's OpenMP setting is
+The dialog computes nothing itself.  A worker thread (a ``QThreadPool`` of one) loads the model with a
+:class:`workbench.core.training.session.ModelSession` and runs
+:func:`workbench.core.training.evaluation.evaluate_weights`, the timed evaluation ``seqwb eval`` prints, on a
+snapshot of the project taken when Evaluate is pressed, so editing or training meanwhile is safe.  The session
+never reseeds torch's global random generator nor changes the process's thread count: a training run may be live
+in another thread, and both are process-wide.  The thread count the worker sets for itself belongs to that thread only (torch's OpenMP setting is
 per calling thread; see :func:`workbench.core.recording.record_loaded`), and it is put back afterwards.
 
 Once opened, the dialog stays with the window (Close hides it, cancelling an evaluation that is still running
@@ -76,18 +76,18 @@ def _emit(signal: Any, *args: Any) -> None:
 
 class _SplitsJob(QRunnable):
     """Reads the data and counts the batches of each split the dialog offers; a split the task does not have
-    (empty, or no file for it) gets the task's reason instead.  The recorder keeps the data and the model, so the
+    (empty, or no file for it) gets the task's reason instead.  The session keeps the data and the model, so the
     evaluation that follows does not read them again."""
 
-    def __init__(self, recorder: Any, project: Any, base_dir: Path, signals: _Signals, one_line: Any):
+    def __init__(self, session: Any, project: Any, base_dir: Path, signals: _Signals, one_line: Any):
         super().__init__()
-        self.recorder, self.project, self.base_dir, self.signals = recorder, project, base_dir, signals
+        self.session, self.project, self.base_dir, self.signals = session, project, base_dir, signals
         self.one_line = one_line
 
     def run(self) -> None:
         try:
             from workbench.core.training.evaluation import planned_batches
-            task = self.recorder.load(self.project, self.base_dir, "current").task
+            task = self.session.load(self.project, self.base_dir, "current").task
             cfg = self.project.train
             found: dict[str, tuple[int | None, str]] = {}
             for split, _title in SPLITS:
@@ -103,10 +103,10 @@ class _SplitsJob(QRunnable):
 class _EvaluateJob(QRunnable):
     """Loads the model at the chosen weights and evaluates it, off the GUI thread."""
 
-    def __init__(self, recorder: Any, project: Any, base_dir: Path, split: str, weights: str, max_batches: int,
+    def __init__(self, session: Any, project: Any, base_dir: Path, split: str, weights: str, max_batches: int,
                  signals: _Signals, cancel: threading.Event, one_line: Any):
         super().__init__()
-        self.recorder, self.project, self.base_dir = recorder, project, base_dir
+        self.session, self.project, self.base_dir = session, project, base_dir
         self.split, self.weights, self.max_batches = split, weights, max_batches
         self.signals, self.cancel, self.one_line = signals, cancel, one_line
         self._last_report = 0.0
@@ -127,7 +127,7 @@ class _EvaluateJob(QRunnable):
 
             from workbench.core.device import default_threads
             from workbench.core.training.evaluation import evaluate_weights
-            loaded = self.recorder.load(self.project, self.base_dir, self.weights)
+            loaded = self.session.load(self.project, self.base_dir, self.weights)
             if self.cancel.is_set():
                 raise EvaluationCancelled()
             cfg = self.project.train
@@ -190,15 +190,15 @@ class EvaluateDialog(QDialog):
         # The pool is the first child, so it is destroyed first: its wait for a (cancelled) job ends before the
         # job's signal objects, also children, go away.
         self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)      # the recorder is used from one thread at a time
+        self._pool.setMaxThreadCount(1)      # the session is used from one thread at a time
         # the snapshot and the one-line error of the hidden-units view: the same rules for every worker
-        from workbench.core.recording import Recorder
+        from workbench.core.training.session import ModelSession
         from workbench.gui.inspect_units import one_line, snapshot
         self._snapshot, self._one_line = snapshot, one_line
         self.main_window = window
         self.doc = window.doc
         self.registry = window.registry
-        self.recorder = Recorder(self.registry)
+        self.session = ModelSession(self.registry)
         self.result: Any = None
         self.error = ""
         self._cancel: threading.Event | None = None
@@ -462,7 +462,7 @@ class EvaluateDialog(QDialog):
         signals.splits.connect(lambda found, s=signals: self._on_splits(found, s))
         signals.failed.connect(lambda message, s=signals: self._on_splits_failed(message, s))
         self.batches_label.setText("reading the data…")
-        self._start(_SplitsJob(self.recorder, self._snapshot(self.doc.project), self._base_dir(), signals,
+        self._start(_SplitsJob(self.session, self._snapshot(self.doc.project), self._base_dir(), signals,
                                self._one_line), "evaluation: splits")
         return True
 
@@ -585,7 +585,7 @@ class EvaluateDialog(QDialog):
         signals.finished.connect(lambda result, s=signals: self._on_finished(result, s))
         signals.failed.connect(lambda message, s=signals: self._on_failed(message, s))
         signals.cancelled.connect(lambda s=signals: self._on_cancelled(s))
-        job = _EvaluateJob(self.recorder, self._snapshot(self.doc.project), self._base_dir(), split, weights,
+        job = _EvaluateJob(self.session, self._snapshot(self.doc.project), self._base_dir(), split, weights,
                            max_batches, signals, self._cancel, self._one_line)
         self.error = ""
         self.progress.setRange(0, 0)
@@ -699,8 +699,8 @@ class EvaluateDialog(QDialog):
     # ---- the window's changes ------------------------------------------------------------------------------
     def _on_project_replaced(self) -> None:
         self.cancel()
-        from workbench.core.recording import Recorder
-        self.recorder = Recorder(self.registry)     # the old one is the cancelled job's until it ends
+        from workbench.core.training.session import ModelSession
+        self.session = ModelSession(self.registry)     # the old one is the cancelled job's until it ends
         self._splits, self._splits_key, self._splits_signals = {}, None, None
         self.split_note.hide()
         self.result = None
@@ -737,7 +737,7 @@ class EvaluateDialog(QDialog):
 
 
 def show_evaluate_dialog(window: Any) -> EvaluateDialog:
-    """Run ▸ Evaluate…: the window's dialog, built the first time (it imports the recorder and the hidden-units
+    """Run ▸ Evaluate…: the window's dialog, built the first time (it imports the model session and the hidden-units
     helpers), then shown again with the choices made last time."""
     dialog = getattr(window, "evaluate_dialog", None)
     if dialog is None:

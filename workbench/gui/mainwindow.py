@@ -34,7 +34,8 @@ from workbench.gui.forms import ElidedLabel, ScrollPage
 from workbench.gui.inspector import Inspector
 from workbench.gui.palette import PaletteWidget
 from workbench.gui.problems import ProblemsPanel
-from workbench.gui.run_bridge import RunBridge, merge_run_state, plan_run
+from workbench.core.runs import merge_run_state, plan_run
+from workbench.gui.run_bridge import RunBridge
 
 ORGANIZATION = "Sequence Workbench"
 APPLICATION = "Sequence Workbench"

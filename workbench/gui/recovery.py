@@ -302,7 +302,7 @@ class RecoveryManager(QObject):
                 self._fail(f"the recovery file {self._path('.lock')} is locked by another process")
                 return False
         from workbench.core.projectfile import project_plugins_used
-        from workbench.gui.run_bridge import snapshot_project
+        from workbench.core.runs import snapshot_project
         from workbench.gui.worker_gc import worker_gc
         project = snapshot_project(self.doc.project)
         meta = {"format": META_FORMAT, "version": META_VERSION, "app_version": __version__,

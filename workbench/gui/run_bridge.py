@@ -27,17 +27,17 @@ Nothing here imports torch: the worker imports the core trainer (which does) whe
 from __future__ import annotations
 
 import collections
-import copy
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from workbench.core.project import History, Project, Run, Series
+from workbench.core.project import Project
+from workbench.core.runs import RunState, run_state, run_total, snapshot_project
 
 #: how often the GUI drains the buffer (DESIGN §5: 20-30 Hz)
 DRAIN_HZ = 25
@@ -48,17 +48,6 @@ CHECKPOINT_SECONDS = 30.0
 
 
 # ---- plain data that crosses the thread boundary ---------------------------------------------------------------
-
-@dataclass
-class RunState:
-    """A consistent picture of the run at ``step``: what :func:`merge_run_state` puts into the project."""
-
-    step: int
-    run: Run                       # a copy, safe to keep in the GUI thread
-    checkpoint: Any = None         # core Checkpoint (tensors inside); None after a failure: keep the last good one
-    vocab: list[str] | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
 
 @dataclass
 class RunStart:
@@ -114,117 +103,23 @@ class EventBuffer:
         return data, control
 
 
-# ---- snapshot, plan and merge (GUI thread, no torch) -----------------------------------------------------------
-
-def copy_run(run: Run) -> Run:
-    """A copy of a run record that the other thread can go on appending to.  The lists of numbers are copied
-    (C-speed list copies, so this is cheap even for long runs); probe and sample records are shared, because the
-    trainer never changes one after appending it."""
-    return Run(id=run.id, started=run.started, settings=copy.deepcopy(run.settings), status=run.status,
-               message=run.message,
-               series={k: Series(list(s.step), list(s.value)) for k, s in run.series.items()},
-               gtt=list(run.gtt), samples=list(run.samples))
-
-
-def snapshot_project(project: Project) -> Project:
-    """The copy a run trains: design and settings through their JSON form (a true copy), the vocabulary, the
-    history (earlier runs shared read-only, the latest copied because a continued run appends to it) and the
-    checkpoint (shared: the trainer loads it into the model and later *replaces* it, never changes it)."""
-    snap = Project.from_json(project.to_json())
-    snap.vocab = list(project.vocab) if project.vocab is not None else None
-    runs = list(project.history.runs)
-    if runs:
-        runs[-1] = copy_run(runs[-1])
-    snap.history = History(runs=runs)
-    snap.checkpoint = project.checkpoint
-    return snap
-
-
-@dataclass
-class RunPlan:
-    new_run: bool
-    text: str      # what Train will do, in words, for the tooltip and the log
-
-
-def run_total(project: Project) -> str:
-    cfg = project.train
-    return f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}" if cfg.epochs else f"{cfg.steps} steps"
-
-
-def plan_run(project: Project, force_new: bool = False) -> RunPlan:
-    """Whether Train continues the latest run from the project's checkpoint or starts a new run, and why.
-
-    A run is continued only when the checkpoint belongs to the current graph and to the latest run, and that run
-    has not reached its total yet (a finished run is not silently extended: raising ``steps`` extends it)."""
-    total = run_total(project)
-    if force_new:
-        return RunPlan(True, f"start a new run from fresh weights ({total})")
-    ckpt = project.checkpoint
-    current = project.history.current
-    if ckpt is None or not ckpt.weights:
-        return RunPlan(True, f"start a new run ({total})")
-    if ckpt.graph_hash != project.graph.content_hash():
-        return RunPlan(True, f"start a new run from fresh weights ({total}): the model graph changed since the "
-                             f"last checkpoint")
-    run_id = (ckpt.trainer_state or {}).get("run_id")
-    if current is None or (run_id and run_id != current.id):
-        return RunPlan(True, f"start a new run from fresh weights ({total})")
-    cfg = project.train
-    done = ckpt.epoch >= cfg.epochs if cfg.epochs else ckpt.step >= cfg.steps
-    if done:
-        return RunPlan(True, f"start a new run from fresh weights: {current.id} has reached its {total}")
-    return RunPlan(False, f"continue {current.id} from step {ckpt.step} (to {total})")
-
-
-def merge_run_state(project: Project, state: RunState) -> None:
-    """Put what a run brought back into ``project`` (the document's): its record replaces the record with the
-    same id (or is added); a checkpoint, when there is one, comes with its vocabulary and data description."""
-    runs = project.history.runs
-    for i, run in enumerate(runs):
-        if run.id == state.run.id:
-            runs[i] = state.run
-            break
-    else:
-        runs.append(state.run)
-    if state.checkpoint is not None:
-        project.checkpoint = state.checkpoint
-        project.vocab = list(state.vocab) if state.vocab is not None else project.vocab
-        if state.data:
-            project.data = copy.deepcopy(state.data)
-
-
 # ---- the worker --------------------------------------------------------------------------------------------------
 
 class _Relay:
     """The trainer's callback in the worker thread: events go into the buffer, nothing else happens per step.
 
-    It also takes the periodic checkpoints, between two steps after which the trainer runs no evaluation, probe
-    or sample (so a checkpoint taken there is the same as one taken when the run ends there)."""
+    The trainer's checkpoints (every ``checkpoint_every`` steps and every CHECKPOINT_SECONDS) and the consistent
+    point of a pause go back to the document as run states."""
 
-    def __init__(self, buffer: EventBuffer, every_seconds: float, every_steps: int):
+    def __init__(self, buffer: EventBuffer):
         self.buffer = buffer
-        self.every_seconds = every_seconds
-        self.every_steps = every_steps
-        self.last_checkpoint = time.monotonic()
         self.exception: BaseException | None = None
-
-    def state(self, trainer: Any, with_checkpoint: bool) -> RunState:
-        ckpt = trainer.checkpoint() if with_checkpoint else None
-        project = trainer.project
-        return RunState(step=trainer.pos.step, run=copy_run(trainer.run), checkpoint=ckpt,
-                        vocab=list(project.vocab) if project.vocab is not None else None,
-                        data=copy.deepcopy(project.data))
 
     def on_step_end(self, trainer: Any, event: Any) -> None:
         self.buffer.put("step", event)
-        cfg, step = trainer.cfg, event.step
-        busy = ((cfg.eval_every and step % cfg.eval_every == 0) or (cfg.probe_every and step % cfg.probe_every == 0)
-                or (cfg.sample_every and step % cfg.sample_every == 0 and trainer.task.generative))
-        due = (time.monotonic() - self.last_checkpoint >= self.every_seconds
-               or (self.every_steps and step % self.every_steps == 0))
-        if due and not busy and not event.skipped:
-            self.last_checkpoint = time.monotonic()
-            self.buffer.put_control("checkpoint", self.state(trainer, True))
+
+    def on_checkpoint(self, trainer: Any, checkpoint: Any) -> None:
+        self.buffer.put_control("checkpoint", run_state(trainer, False, checkpoint))
 
     def on_eval_end(self, trainer: Any, event: Any) -> None:
         self.buffer.put("eval", event)
@@ -236,8 +131,7 @@ class _Relay:
         self.buffer.put("sample", event)
 
     def on_pause(self, trainer: Any) -> None:
-        self.last_checkpoint = time.monotonic()
-        self.buffer.put_control("paused", self.state(trainer, True))
+        self.buffer.put_control("paused", run_state(trainer, True))
 
     def on_resume(self, trainer: Any) -> None:
         self.buffer.put_control("resumed", trainer.pos.step)
@@ -271,13 +165,14 @@ class TrainingThread(QThread):
             self.buffer.put_control("ended", end or RunEnd("failed", "training ended unexpectedly", 0, None))
 
     def _train(self) -> RunEnd:
-        from workbench.core.device import describe_device
-        from workbench.schema.errors import WorkbenchError
+        from workbench.core.device import default_threads, describe_device
         from workbench.core.training.trainer import Trainer
-        cfg = self.snapshot.train
-        relay = _Relay(self.buffer, CHECKPOINT_SECONDS, cfg.checkpoint_every)
+        from workbench.schema.errors import WorkbenchError
+        relay = _Relay(self.buffer)
+        threads = self.snapshot.train.threads or default_threads(behind_window=True)
         trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
-                          base_dir=self.base_dir, behind_window=True, new_run=self.new_run)
+                          base_dir=self.base_dir, threads=threads, new_run=self.new_run,
+                          checkpoint_seconds=CHECKPOINT_SECONDS)
         try:
             trainer.setup()
         except WorkbenchError as exc:
@@ -291,15 +186,15 @@ class TrainingThread(QThread):
                          device=describe_device(trainer.device),
                          parameters=sum(p.numel() for p in trainer.model.parameters()),
                          total=run_total(self.snapshot), notices=list(trainer.notices),
-                         state=relay.state(trainer, False))
+                         state=run_state(trainer, False))
         self.buffer.put_control("started", start)
         try:
             end = trainer.fit()
         except Exception as exc:  # noqa: BLE001 - the trainer marked the run failed and says why
             cause = relay.exception or exc
-            return RunEnd("failed", str(exc), trainer.pos.step, relay.state(trainer, False),
+            return RunEnd("failed", str(exc), trainer.pos.step, run_state(trainer, False),
                           "".join(traceback.format_exception(cause)))
-        return RunEnd(end.status, end.message, end.step, relay.state(trainer, True))
+        return RunEnd(end.status, end.message, end.step, run_state(trainer, True))
 
 
 # ---- garbage collection in the GUI thread only ------------------------------------------------------------------

@@ -6,30 +6,66 @@ Plain Python: no torch, no Qt.  The window's run bridge, the CLI's reporter and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.core.training.trainer import Trainer
-import threading
-from dataclasses import dataclass
+
+# The names of the series a training step records in the run's history (``Run.series``); a StepEvent carries the
+# same names, so what a live view draws is what a reopened project shows.  Per parameter group: GRAD_PREFIX +
+# group and GRAD_CLIPPED_PREFIX + group.
+LOSS = "train/loss"
+LR = "train/lr"
+EPOCH = "train/epoch"
+TOKENS_PER_S = "train/tokens_per_s"
+GRAD_NORM = "train/grad_norm"
+GRAD_NORM_CLIPPED = "train/grad_norm_clipped"
+SKIPPED_STEPS = "train/skipped_steps"
+GRAD_PREFIX = "grad/"
+GRAD_CLIPPED_PREFIX = "grad_clipped/"
+
 
 # ---- events ---------------------------------------------------------------------------------------------------
 
 @dataclass
 class StepEvent:
+    """One optimizer step.  ``metrics`` holds what the step recorded in the run's history, by series name (the
+    names above); the properties read the common ones."""
+
     step: int
     epoch: int
-    loss: float
-    grad_norm: float
-    grad_norm_clipped: float
-    lr: float
-    tokens_per_s: float
-    group_norms: dict[str, float]
-    group_norms_clipped: dict[str, float]
-    elapsed: float
-    progress: float
-    eta: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+    progress: float = 0.0
+    eta: float = 0.0
     skipped: bool = False
+
+    @property
+    def loss(self) -> float:
+        return self.metrics.get(LOSS, math.nan)
+
+    @property
+    def lr(self) -> float:
+        return self.metrics.get(LR, math.nan)
+
+    @property
+    def grad_norm(self) -> float:
+        return self.metrics.get(GRAD_NORM, math.nan)
+
+    @property
+    def grad_norm_clipped(self) -> float:
+        return self.metrics.get(GRAD_NORM_CLIPPED, math.nan)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.metrics.get(TOKENS_PER_S, 0.0)
+
+    def group_norms(self, clipped: bool = False) -> dict[str, float]:
+        prefix = GRAD_CLIPPED_PREFIX if clipped else GRAD_PREFIX
+        return {k[len(prefix):]: v for k, v in self.metrics.items() if k.startswith(prefix)}
 
 
 @dataclass
@@ -76,6 +112,9 @@ class Callback:
     def on_exception(self, trainer: "Trainer", exc: BaseException) -> None: ...
     # while the task reads its data (in setup): ``stage`` such as "vocabulary scan", bytes done and in all
     def on_data_progress(self, trainer: "Trainer", stage: str, done: int, total: int) -> None: ...
+    # a fresh checkpoint (also in ``trainer.project.checkpoint``) at a consistent point, on the trainer's schedule:
+    # every ``checkpoint_every`` steps and every ``checkpoint_seconds`` (see Trainer); the CLI saves the file here
+    def on_checkpoint(self, trainer: "Trainer", checkpoint: Any) -> None: ...
     def on_train_end(self, trainer: "Trainer", event: EndEvent) -> None: ...
 
 

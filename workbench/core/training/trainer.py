@@ -9,6 +9,7 @@ the GUI's plots, autosave) observes training through callbacks.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import random
@@ -25,8 +26,11 @@ from workbench.core.blocks import flatten_state, map_state, unflatten_like
 from workbench.core.build import build_model
 from workbench.core.device import default_threads, resolve_device
 from workbench.core.project import Checkpoint, Project, Run
+from workbench.schema.registry import Registry
 from workbench.core.training.evaluation import evaluate_model
-from workbench.core.training.events import Callback, EndEvent, EvalEvent, ProbeEvent, RunControl, SampleEvent, StepEvent
+from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NORM, GRAD_NORM_CLIPPED, GRAD_PREFIX, LOSS,
+                                            LR, SKIPPED_STEPS, TOKENS_PER_S, Callback, EndEvent, EvalEvent,
+                                            ProbeEvent, RunControl, SampleEvent, StepEvent)
 from workbench.core.training.faults import check_data_fits, progress_argument, check_weights_fit, plugin_at_fault
 from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
 from workbench.schema.errors import TrainingError, WorkbenchError
@@ -44,10 +48,14 @@ class Position:
 class Trainer:
     """Train a :class:`~workbench.core.project.Project` in place (weights, history and checkpoint)."""
 
-    def __init__(self, project: Project, registry: Any, *, callbacks: list[Callback] | tuple = (),
+    def __init__(self, project: Project, registry: Registry, *, callbacks: list[Callback] | tuple = (),
                  control: RunControl | None = None, base_dir: str | Path | None = None,
-                 behind_window: bool = False, new_run: bool = False, device: str | None = None,
-                 distributed: Any = None):
+                 threads: int | None = None, new_run: bool = False, device: str | None = None,
+                 distributed: Any = None, checkpoint_seconds: float = 0.0):
+        """``threads``: torch's intra-op threads on a CPU, chosen by the caller (the window passes one fewer than
+        the cores); None: the project's ``threads`` setting, else every core (the headless default of
+        :func:`workbench.core.device.default_threads`).  Checkpoints (:meth:`Callback.on_checkpoint`) are taken every ``train.checkpoint_every``
+        steps and, with ``checkpoint_seconds``, at least that often."""
         self.project = project
         # a workbench.core.distributed.DistributedContext (or the LaunchEnv to start one in setup, on the
         # configured device): this process trains its shard of every batch
@@ -60,7 +68,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.control = control or RunControl()
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
-        self.behind_window = behind_window
+        self.threads = threads
+        self.checkpoint_seconds = float(checkpoint_seconds)
         self.cfg = project.train
         if device is not None:
             self.cfg = dataclasses.replace(self.cfg, device=device)
@@ -97,8 +106,9 @@ class Trainer:
             self.device = self.dist.device
             self.dist.check_batch_size(cfg.batch_size)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads or (self.dist.cpu_threads() if self.dist is not None
-                                                  else default_threads(self.behind_window)))
+            threads = self.threads or cfg.threads or (self.dist.cpu_threads() if self.dist is not None
+                                                      else default_threads(behind_window=False))
+            torch.set_num_threads(int(threads))
         project, registry = self.project, self.registry
         task_spec = registry.task(project.task.id)
         self.task_spec = task_spec
@@ -255,6 +265,11 @@ class Trainer:
     def _data_progress(self, stage: str, done: int, total: int) -> None:
         self._emit("on_data_progress", stage, int(done), int(total))
 
+    def _wants(self, name: str) -> bool:
+        """True if a callback implements ``name`` (a checkpoint nobody takes is not worth copying the weights)."""
+        return any(getattr(type(cb), name, None) not in (None, getattr(Callback, name, None))
+                   for cb in self.callbacks)
+
     def _emit(self, name: str, *args) -> None:
         for cb in self.callbacks:
             fn = getattr(cb, name, None)
@@ -308,8 +323,8 @@ class Trainer:
         model.train()
         status, message = "finished", ""
         t_start = time.perf_counter()
-        win_t, win_tokens = t_start, 0
-        tps = 0.0
+        speed = _SpeedWindow()
+        last_checkpoint = time.monotonic()
         use_amp = bool(cfg.amp and self.device.type == "cuda")
         scaler = torch.amp.GradScaler("cuda") if use_amp else None
         batches = self._batches()
@@ -331,24 +346,25 @@ class Trainer:
                 if self.control.stopped if self.dist is None else self._stop_agreed:
                     status, message = "stopped", f"stopped by the user at step {self.pos.step}"
                     break
+                t_batch = time.perf_counter()
                 batch = next(batches)
                 if target_epoch is not None and self.pos.epoch >= target_epoch:
                     break
                 ev = self._train_step(batch, scaler, use_amp)
-                win_tokens += self._last_count
                 now = time.perf_counter()
-                if now - win_t >= 0.5 or tps == 0.0:
-                    tps = win_tokens / max(now - win_t, 1e-9)
-                    win_t, win_tokens = now, 0
+                # the time of this step alone (its batch, forward, backward and update): validation, probes,
+                # samples, callbacks and pauses are not training time
+                rate = speed.add(now - t_batch, self._last_count)
+                if rate is not None:
+                    ev.metrics[TOKENS_PER_S] = rate
+                    self.run.log(TOKENS_PER_S, ev.step, rate)
                 done = (self.pos.step if target_step is not None
                         else self.pos.epoch * n_per_epoch + self.pos.batch) - done_at_start
                 remaining = max(total - done_at_start - done, 0)
                 elapsed = now - t_start
-                ev.tokens_per_s = tps
                 ev.elapsed = elapsed
                 ev.progress = min(1.0, (done_at_start + done) / max(total, 1))
                 ev.eta = elapsed / max(done, 1) * remaining
-                self.run.log("train/tokens_per_s", ev.step, tps)
                 self._emit("on_step_end", ev)
                 step = self.pos.step
                 if cfg.eval_every and step % cfg.eval_every == 0:
@@ -358,6 +374,13 @@ class Trainer:
                     self.probe()
                 if cfg.sample_every and step % cfg.sample_every == 0 and self.task.generative and self.is_main:
                     self.sample()
+                # after the step's validation, probe and sample: a checkpoint here is the one the run would
+                # leave if it ended now
+                due = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or (
+                    self.checkpoint_seconds and time.monotonic() - last_checkpoint >= self.checkpoint_seconds)
+                if due and not ev.skipped and self.is_main and self._wants("on_checkpoint"):
+                    last_checkpoint = time.monotonic()
+                    self._emit("on_checkpoint", self.checkpoint())
             if final_eval and status == "finished" and last_eval_step != self.pos.step \
                     and self.pos.step > start_step:
                 self.evaluate_and_track()
@@ -464,13 +487,17 @@ class Trainer:
                 scaler.update()
             else:
                 opt.step()
+        metrics: dict[str, float] = {LOSS: loss_value, LR: lr, EPOCH: self.pos.epoch}
         if skipped:
-            gn = gn_c = float("nan")
-            groups = groups_c = {}
             self.skipped_steps += 1
             self.notices.append(f"step {next_step}: non-finite loss or gradient, step skipped")
             del self.notices[:-100]  # a long run that skips often must not grow without bound
-            self.run.log("train/skipped_steps", next_step, self.skipped_steps)
+            metrics[SKIPPED_STEPS] = self.skipped_steps
+        else:
+            metrics[GRAD_NORM], metrics[GRAD_NORM_CLIPPED] = gn, gn_c
+            for name in self.group_names:
+                metrics[GRAD_PREFIX + name] = groups[name]
+                metrics[GRAD_CLIPPED_PREFIX + name] = groups_c[name]
         self._carry = model.detach_state(new_state) if self.task.stateful else None
         self._carry_batch = B
         if self.dist is not None and self._carry is not None:
@@ -478,19 +505,9 @@ class Trainer:
             self._carry_global_batch = B * self.dist.world_size
         self.pos.step = next_step
         self.pos.batch += 1
-        run = self.run
-        run.log("train/loss", next_step, loss_value)
-        run.log("train/lr", next_step, lr)
-        run.log("train/epoch", next_step, self.pos.epoch)
-        if not skipped:
-            run.log("train/grad_norm", next_step, gn)
-            run.log("train/grad_norm_clipped", next_step, gn_c)
-            for name in self.group_names:
-                run.log(f"grad/{name}", next_step, groups[name])
-                run.log(f"grad_clipped/{name}", next_step, groups_c[name])
-        return StepEvent(step=next_step, epoch=self.pos.epoch, loss=loss_value, grad_norm=gn,
-                         grad_norm_clipped=gn_c, lr=lr, tokens_per_s=0.0, group_norms=groups,
-                         group_norms_clipped=groups_c, elapsed=0.0, progress=0.0, eta=0.0, skipped=skipped)
+        for key, value in metrics.items():
+            self.run.log(key, next_step, value)
+        return StepEvent(step=next_step, epoch=self.pos.epoch, metrics=metrics, skipped=skipped)
 
     def _forward_k2(self, batch, state):
         """TBPTT(k1, k2): the first k1-k2 steps only advance the state; loss and gradient use the last k2."""
@@ -591,3 +608,31 @@ class Trainer:
         self.run.samples.append({"step": ev.step, "text": ev.text})
         self._emit("on_sample", ev)
         return ev
+
+
+class _SpeedWindow:
+    """Items per second of training time over the last ``seconds`` of it (at least one step).
+
+    The first step of a session is left out (it pays for allocations and warm-up), so the first reading is the
+    second step's; after that every step gives a reading, never one held from seconds before.
+    """
+
+    def __init__(self, seconds: float = 2.0):
+        self.seconds = seconds
+        self.steps: collections.deque[tuple[float, int]] = collections.deque()
+        self.time = 0.0
+        self.items = 0
+        self.first = True
+
+    def add(self, duration: float, items: int) -> float | None:
+        if self.first:
+            self.first = False
+            return None
+        self.steps.append((duration, items))
+        self.time += duration
+        self.items += items
+        while len(self.steps) > 1 and self.time - self.steps[0][0] >= self.seconds:
+            d, n = self.steps.popleft()
+            self.time -= d
+            self.items -= n
+        return self.items / max(self.time, 1e-9)
