@@ -1,21 +1,16 @@
-"""The project file's fast paths (issue 7, speed point 4): tensor members streamed from the tensors' memory in the
-safetensors layout, read back into preallocated buffers; and the clean-up of temporary files left by killed saves.
+"""The project file's tensor members (workbench.core.projectfile.tensors; issue 7, speed point 4): streamed from
+the tensors' memory in the safetensors layout, read back through zipfile straight into new tensors.
 
-The round trips, error messages and safety checks of the format itself are in test_io.py; here: the new writer's
-members are what the ``safetensors`` library (and so the previous reader) reads, bit for bit; old-style members
-(safetensors' own writer, deflated members, unaligned tensors) still load; a tensor changing during a save never
-yields a file with a checksum mismatch; stale temporaries are removed and live ones kept.
+The round trips, error messages and safety checks of the format itself are in test_projectfile.py; here: the
+writer's members are what the ``safetensors`` library (and so the previous reader) reads, bit for bit; old-style
+members (safetensors' own writer, deflated members, unaligned tensors) still load; a tensor changing during a save
+never yields a file with a checksum mismatch.  Temporary files of killed saves: test_atomic_saves.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -24,9 +19,8 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from tests.core.test_io import assert_projects_equal, make_project, members_of, rewrite
-from workbench import atomic
-from workbench.core import projectfile as io
+from tests.core.test_projectfile import assert_projects_equal, make_project, members_of, rewrite
+from workbench.core import projectfile as pf
 from workbench.schema.errors import ProjectFileError
 from workbench.core.project import Checkpoint
 
@@ -80,42 +74,42 @@ def test_streamed_members_are_valid_safetensors_read_by_the_library(tmp_path: Pa
     weights = all_dtypes()
     project = project_with(weights)
     path = tmp_path / "p.seqwb"
-    io.save_project(project, path)
+    pf.save_project(project, path)
     members = members_of(path)
-    manifest = json.loads(members[io.MANIFEST])
+    manifest = json.loads(members[pf.MANIFEST])
     with zipfile.ZipFile(path) as zf:
         assert zf.testzip() is None                       # every CRC-32 is right
-        assert zf.namelist()[0] == io.MANIFEST            # listings show the manifest first
-        for name in (io.WEIGHTS, io.OPTIMIZER, io.STATE, io.HISTORY_ARRAYS):
+        assert zf.namelist()[0] == pf.MANIFEST            # listings show the manifest first
+        for name in (pf.WEIGHTS, pf.OPTIMIZER, pf.STATE, pf.HISTORY_ARRAYS):
             assert zf.getinfo(name).compress_type == zipfile.ZIP_STORED
     for name, data in members.items():
-        if name != io.MANIFEST:                           # what the previous reader checks
+        if name != pf.MANIFEST:                           # what the previous reader checks
             assert manifest["members"][name] == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     # the safetensors library reads the members this writer streamed, bit for bit
-    read = safetensors.torch.load(members[io.WEIGHTS])
+    read = safetensors.torch.load(members[pf.WEIGHTS])
     assert set(read) == set(weights)
     for key, want in weights.items():
         assert read[key].dtype == want.dtype and read[key].shape == want.shape, key
         assert bits(read[key]) == bits(want), key
-    size = int.from_bytes(members[io.WEIGHTS][:8], "little")
+    size = int.from_bytes(members[pf.WEIGHTS][:8], "little")
     assert size % 8 == 0                                  # padded, so every tensor starts aligned
-    header = json.loads(members[io.WEIGHTS][8:8 + size])
+    header = json.loads(members[pf.WEIGHTS][8:8 + size])
     assert json.loads(header["__metadata__"]["seqwb.order"]) == list(weights)
     for key, spec in header.items():
         if key != "__metadata__":
             assert (8 + size + spec["data_offsets"][0]) % weights[key].element_size() == 0, key
-    for name, want in ((io.OPTIMIZER, project.checkpoint.optimizer), (io.STATE, project.checkpoint.tensors)):
+    for name, want in ((pf.OPTIMIZER, project.checkpoint.optimizer), (pf.STATE, project.checkpoint.tensors)):
         read = safetensors.torch.load(members[name])
         assert {k: bits(v) for k, v in read.items()} == {k: bits(v) for k, v in want.items()}
-    assert set(safetensors.numpy.load(members[io.HISTORY_ARRAYS])) >= {"run-1/loss/train/step"}
+    assert set(safetensors.numpy.load(members[pf.HISTORY_ARRAYS])) >= {"run-1/loss/train/step"}
 
 
 def test_round_trip_is_exact_for_every_dtype_and_layout(tmp_path: Path) -> None:
     weights = all_dtypes()
     path = tmp_path / "p.seqwb"
     project = project_with(weights)
-    io.save_project(project, path)
-    loaded = io.load_project(path)
+    pf.save_project(project, path)
+    loaded = pf.load_project(path)
     assert loaded.to_json() == project.to_json()
     assert_projects_equal_tensors(loaded.checkpoint, project.checkpoint)   # bit for bit (NaN included)
     got = loaded.checkpoint.weights
@@ -133,27 +127,27 @@ def test_round_trip_is_exact_for_every_dtype_and_layout(tmp_path: Path) -> None:
     got["f32"][0] = 7.0
     assert bits(got["slice_b"]) == before and got["f32"][0].item() == 7.0
     # and saving what was loaded gives the same tensors again
-    io.save_project(loaded, path)
-    again = io.load_project(path).checkpoint.weights
+    pf.save_project(loaded, path)
+    again = pf.load_project(path).checkpoint.weights
     assert bits(again["slice_a"]) == bits(got["slice_a"]) and bits(again["f64"]) == bits(weights["f64"])
 
 
 def test_files_written_by_the_previous_writer_still_load(tmp_path: Path) -> None:
     project = make_project()
     path = tmp_path / "old.seqwb"
-    io.save_project(project, path)
+    pf.save_project(project, path)
     ck = project.checkpoint
     # the previous writer: safetensors' own serialiser, members deflated by another zip tool (rewrite deflates)
-    old = {io.WEIGHTS: safetensors.torch.save(ck.weights, metadata={"seqwb.order": json.dumps(list(ck.weights))}),
-           io.OPTIMIZER: safetensors.torch.save(ck.optimizer), io.STATE: safetensors.torch.save(ck.tensors)}
+    old = {pf.WEIGHTS: safetensors.torch.save(ck.weights, metadata={"seqwb.order": json.dumps(list(ck.weights))}),
+           pf.OPTIMIZER: safetensors.torch.save(ck.optimizer), pf.STATE: safetensors.torch.save(ck.tensors)}
     rewrite(path, replace=old)
-    assert_projects_equal_tensors(io.load_project(path).checkpoint, ck)
+    assert_projects_equal_tensors(pf.load_project(path).checkpoint, ck)
     # the same members stored (not deflated), as the previous writer stored them
     stored = tmp_path / "stored.seqwb"
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(stored, "w") as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_STORED)
-    assert_projects_equal_tensors(io.load_project(stored).checkpoint, ck)
+    assert_projects_equal_tensors(pf.load_project(stored).checkpoint, ck)
 
 
 def assert_projects_equal_tensors(got: Checkpoint, want: Checkpoint) -> None:
@@ -179,11 +173,11 @@ def store(path: Path, replace: dict[str, bytes]) -> None:
     """Rewrite ``path`` with ``replace``d members, refreshed checksums, every member stored (the fast path)."""
     members = members_of(path)
     members.update(replace)
-    doc = json.loads(members[io.MANIFEST])
+    doc = json.loads(members[pf.MANIFEST])
     for name, data in members.items():
         if name in doc["members"]:
             doc["members"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    members[io.MANIFEST] = json.dumps(doc).encode()
+    members[pf.MANIFEST] = json.dumps(doc).encode()
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
@@ -191,14 +185,14 @@ def store(path: Path, replace: dict[str, bytes]) -> None:
 
 def test_unaligned_tensors_from_other_writers_load(tmp_path: Path) -> None:
     path = tmp_path / "p.seqwb"
-    io.save_project(make_project(), path)
+    pf.save_project(make_project(), path)
     values = torch.tensor([1.25, -3.5, 1e30])
     doubles = torch.tensor([2.0 ** -1074, -1.0], dtype=torch.float64)
     member = safetensors_bytes([("bytes", "U8", [3], b"\x01\x02\x03"), ("f32", "F32", [3], bits(values)),
                                 ("f64", "F64", [2], bits(doubles)), ("flag", "BOOL", [2], b"\x01\x00")])
     assert safetensors.torch.load(member)["f32"].tolist() == values.tolist()  # a valid file for the library
-    store(path, {io.WEIGHTS: member})
-    got = io.load_project(path).checkpoint.weights
+    store(path, {pf.WEIGHTS: member})
+    got = pf.load_project(path).checkpoint.weights
     assert bits(got["f32"]) == bits(values) and bits(got["f64"]) == bits(doubles)
     assert got["bytes"].tolist() == [1, 2, 3] and got["flag"].tolist() == [True, False]
 
@@ -215,21 +209,21 @@ def test_unaligned_tensors_from_other_writers_load(tmp_path: Path) -> None:
 ])
 def test_malformed_stored_tensor_members(tmp_path: Path, member: bytes, why: str) -> None:
     path = tmp_path / "p.seqwb"
-    io.save_project(make_project(), path)
-    store(path, {io.OPTIMIZER: member})
-    with pytest.raises(ProjectFileError, match=f"member {io.OPTIMIZER} is not a valid safetensors file") as info:
-        io.load_project(path)
+    pf.save_project(make_project(), path)
+    store(path, {pf.OPTIMIZER: member})
+    with pytest.raises(ProjectFileError, match=f"member {pf.OPTIMIZER} is not a valid safetensors file") as info:
+        pf.load_project(path)
     assert why in str(info.value) and str(path) in str(info.value)
 
 
 def test_overlapping_tensors_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.seqwb"
-    io.save_project(make_project(), path)
+    pf.save_project(make_project(), path)
     header = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                          "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode()
-    store(path, {io.STATE: len(header).to_bytes(8, "little") + header + b"\x00" * 12})
+    store(path, {pf.STATE: len(header).to_bytes(8, "little") + header + b"\x00" * 12})
     with pytest.raises(ProjectFileError, match="does not start where the previous tensor ends"):
-        io.load_project(path)
+        pf.load_project(path)
 
 
 def test_a_tensor_changing_during_the_save_never_breaks_the_checksums(tmp_path: Path,
@@ -239,7 +233,7 @@ def test_a_tensor_changing_during_the_save_never_breaks_the_checksums(tmp_path: 
     project = make_project()
     moving = torch.zeros(4096)
     project.checkpoint.optimizer["moving"] = moving
-    monkeypatch.setattr(io._StreamWriter, "SLICE", 1024)
+    monkeypatch.setattr(pf.writer._StreamWriter, "SLICE", 1024)
     real_write = zipfile._ZipWriteFile.write
 
     def write_then_change(self, data):  # the "trainer" steps between two slices of the member
@@ -249,9 +243,9 @@ def test_a_tensor_changing_during_the_save_never_breaks_the_checksums(tmp_path: 
 
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", write_then_change)
     path = tmp_path / "p.seqwb"
-    io.save_project(project, path)
+    pf.save_project(project, path)
     monkeypatch.undo()
-    loaded = io.load_project(path).checkpoint.optimizer["moving"]   # would raise "checksum mismatch"
+    loaded = pf.load_project(path).checkpoint.optimizer["moving"]   # would raise "checksum mismatch"
     assert loaded.shape == moving.shape
     assert len(set(loaded.tolist())) > 1       # it did change while being written: slices differ
 
@@ -262,99 +256,53 @@ def test_zip64_headers_of_streamed_members_are_read(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 64)
     project = make_project()
     path = tmp_path / "p.seqwb"
-    io.save_project(project, path)
+    pf.save_project(project, path)
     with zipfile.ZipFile(path) as zf:
         assert any(len(info.extra) for info in zf.infolist())
-    assert_projects_equal(io.load_project(path), project)
+    assert_projects_equal(pf.load_project(path), project)
 
 
-# ---- temporary files left by killed saves ---------------------------------------------------------------------
+@pytest.mark.parametrize("deflated", [False, True], ids=["stored", "deflated"])
+def test_tensor_members_are_read_through_zipfile_in_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           deflated: bool) -> None:
+    # Slices of 7 bytes end inside the length prefix, the header and the tensors; stored members and members
+    # deflated by other zip tools (rewrite deflates) take the same path, zipfile's own member reader.
+    project = project_with(all_dtypes())
+    path = tmp_path / "p.seqwb"
+    pf.save_project(project, path)
+    if deflated:
+        rewrite(path)
+    monkeypatch.setattr(pf.tensors, "READ_SLICE", 7)
+    opened = []
+    real_open = zipfile.ZipFile.open
 
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
+    def spy(self, name, *args, **kwargs):
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *args, **kwargs)
 
-
-def age(path: Path, seconds: float) -> Path:
-    path.write_bytes(b"partial")
-    then = time.time() - seconds
-    os.utime(path, (then, then))
-    return path
-
-
-def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path: Path) -> None:
-    target = tmp_path / "p.seqwb"
-    # a real saver process that dies (no clean-up: os._exit) after creating its temporary file, as a kill would
-    code = ("import os, sys; from pathlib import Path; from workbench.core import projectfile as io; "
-            "tmp, fd = io.create_temp(Path(sys.argv[1]), 'p.seqwb', '.tmp'); os.write(fd, b'PK half'); "
-            "print(tmp.name, flush=True); os._exit(9)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=120)
-    assert out.returncode == 9, out.stderr
-    leftover = tmp_path / out.stdout.strip()
-    assert leftover.exists() and leftover.name.startswith(".p.seqwb.")
-    io.save_project(make_project(), target)
-    assert leftover.exists()                   # just written: it might be a writer on another machine
-    age(leftover, atomic.DEAD_WRITER_TEMP_SECONDS + 5)
-    io.save_project(make_project(), target)
-    assert not leftover.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.seqwb", "p.seqwb.bak"]
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    assert_projects_equal_tensors(pf.load_project(path).checkpoint, project.checkpoint)
+    assert {pf.WEIGHTS, pf.OPTIMIZER, pf.STATE} <= set(opened)
 
 
-def test_only_stale_temporaries_of_the_same_target_are_removed(tmp_path: Path) -> None:
-    dead, live = dead_pid(), os.getppid()
-    grace, stale = atomic.DEAD_WRITER_TEMP_SECONDS + 5, atomic.STALE_TEMP_SECONDS + 5
-    removed = [
-        age(tmp_path / f".p.seqwb.{dead}.0123456789ab.tmp", grace),        # its writer is gone
-        age(tmp_path / f".p.seqwb.{dead}.0123456789ab.bak.tmp", grace),    # the backup's temporary name
-        age(tmp_path / ".p.seqwb.0123456789ab.tmp", stale),                # older name without a pid, long idle
-        age(tmp_path / f".p.seqwb.{live}.0123456789ab.tmp", stale),        # a live pid but untouched for ages
-    ]
-    kept = [
-        age(tmp_path / f".p.seqwb.{dead}.abcdefabcdef.tmp", 1),            # just written (another machine?)
-        age(tmp_path / f".p.seqwb.{live}.abcdefabcdef.tmp", grace),        # a save in progress elsewhere
-        age(tmp_path / f".p.seqwb.{os.getpid()}.aaaaaaaaaaaa.tmp", grace),  # one of this process's own saves
-        age(tmp_path / ".p.seqwb.abcdefabcdef.tmp", grace),               # no pid and not old enough
-        age(tmp_path / f".q.seqwb.{dead}.0123456789ab.tmp", stale),        # another file's
-        age(tmp_path / f".p.seqwb.{dead}.notes.txt", stale),               # not a temporary file
-        age(tmp_path / "p.seqwb.tmp", stale),                              # not hidden: the user's own file
-    ]
-    io.save_project(make_project(checkpoint=False), tmp_path / "p.seqwb")
-    assert not any(p.exists() for p in removed)
-    assert all(p.exists() for p in kept)
-
-
-def test_atomic_write_cleans_up_after_killed_writes_too(tmp_path: Path) -> None:
-    target = tmp_path / "settings.json"
-    leftover = age(tmp_path / f".settings.json.{dead_pid()}.k3_x9q2a.tmp", atomic.DEAD_WRITER_TEMP_SECONDS + 5)
-    fresh = age(tmp_path / f".settings.json.{os.getppid()}.abcdefgh.tmp", 1)
-    with atomic.atomic_write(target, "w") as fh:
-        fh.write("{}")
-    assert target.read_text() == "{}" and not leftover.exists() and fresh.exists()
-    assert atomic.remove_stale_temps(tmp_path, "settings.json", now=time.time() + atomic.STALE_TEMP_SECONDS + 5) \
-        == [fresh]
-
-
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_atomic_write_gives_new_files_the_umask_default_and_keeps_a_replaced_files_mode(tmp_path: Path) -> None:
-    """A tree, a recording or settings written by the CLI are readable like any new file (tempfile.mkstemp would
-    leave them 0600), and a file the user made private stays private when it is written again."""
-    old = os.umask(0o022)
-    try:
-        target = tmp_path / "tree.json"
-        with atomic.atomic_write(target, "w") as fh:
-            fh.write("{}")
-        assert stat.S_IMODE(target.stat().st_mode) == 0o644
-        target.chmod(0o600)
-        with atomic.atomic_write(target, "w") as fh:
-            fh.write("[]")
-        assert target.read_text() == "[]" and stat.S_IMODE(target.stat().st_mode) == 0o600
-        os.umask(0o077)
-        private = tmp_path / "acts.npz"
-        with atomic.atomic_write(private) as fh:
-            fh.write(b"x")
-        assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    finally:
-        os.umask(old)
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+def test_tensor_members_are_checked_against_the_zips_crc_too(tmp_path: Path) -> None:
+    # A byte changed after the file was written, with the manifest's sha256 made to match the changed bytes: only
+    # the zip's CRC-32, which zipfile checks at the end of the member, still describes the original.
+    path = tmp_path / "p.seqwb"
+    pf.save_project(make_project(), path)
+    members = members_of(path)
+    original = members[pf.WEIGHTS]
+    changed = bytearray(original)
+    changed[-1] ^= 0x01                                   # the last tensor's last byte: the header still parses
+    doc = json.loads(members[pf.MANIFEST])
+    doc["members"][pf.WEIGHTS]["sha256"] = hashlib.sha256(changed).hexdigest()
+    members[pf.MANIFEST] = json.dumps(doc).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED)
+    blob = bytearray(path.read_bytes())
+    at = blob.index(original)
+    blob[at:at + len(original)] = changed
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ProjectFileError, match=r"member weights\.safetensors is corrupt \(checksum mismatch\)"):
+        pf.load_project(path)
