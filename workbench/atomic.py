@@ -115,7 +115,7 @@ def remove_stale_temps(folder: str | os.PathLike, name: str, *, now: float | Non
     now = time.time() if now is None else now
     removed: list[Path] = []
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(os.fspath(folder)))
     except OSError:
         return removed
     for entry in entries:

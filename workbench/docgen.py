@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.schema.params import field_info
+from workbench.schema.registry import Registry
 
 KIND_TITLES = {
     "cell": "Cells",
@@ -47,7 +48,7 @@ def _ports(label: str, ports) -> str:
     return f"{label}: " + ", ".join(f"`{p.name}` ({p.type}{', size ' + p.size if p.size else ''})" for p in ports)
 
 
-def catalog_markdown(registry: Any, distribution: str | None = "sequence-workbench") -> str:
+def catalog_markdown(registry: Registry, distribution: str | None = "sequence-workbench") -> str:
     """Markdown for every contribution (of ``distribution`` only, unless None)."""
     out = ["# Plugin catalog", "",
            "Generated from the plugin specs by `seqwb plugins --markdown`; do not edit by hand.", ""]

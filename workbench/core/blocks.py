@@ -14,11 +14,13 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from workbench.schema.registry import Registry
+
 
 class BuildContext:
     """What a block factory may need besides its params: the registry (to build cells), sizes, the task."""
 
-    def __init__(self, registry: Any, task_sizes: dict[str, int], node_id: str,
+    def __init__(self, registry: Registry, task_sizes: dict[str, int], node_id: str,
                  cell_params: dict[str, dict] | None = None):
         self.registry = registry
         self.task_sizes = task_sizes
@@ -33,7 +35,7 @@ class BuildContext:
         spec = self.registry.cell(cell_id)
         values = self.cell_params.get(field, {}) if params is None else params
         p = params_from_dict(spec.params, values, f"{self.node_id}.{field}")
-        from workbench.core.plugin_checks import build_cell   # names the plugin if its cell breaks the contract
+        from workbench.core.plugin_checks import build_cell  # names the plugin if its cell breaks the contract
         return build_cell(spec, input_size, hidden_size, p)
 
 

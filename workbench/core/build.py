@@ -9,14 +9,14 @@ stepped nodes at once with the same trace and state (the recorder's fast path, w
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import torch
 from torch import Tensor, nn
 
 from workbench.core.blocks import Block, BuildContext, map_state
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph, analyze
-
+from workbench.schema.registry import Registry
 
 #: Optional batch entry (and block input) with each sequence's true length, ``[B]`` long, for padded batches
 #: of independent sequences.  Blocks that care (pooling, bidirectional layers) read ``inputs.get(LENGTHS)``.
@@ -24,7 +24,7 @@ LENGTHS = "lengths"
 
 
 class SequenceModel(nn.Module):
-    def __init__(self, graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]):
+    def __init__(self, graph: Graph, registry: Registry, task_spec: Any, task_sizes: dict[str, int]):
         super().__init__()
         report = analyze(graph, registry, task_spec, task_sizes)
         report.raise_if_invalid()
@@ -68,7 +68,7 @@ class SequenceModel(nn.Module):
                 raise PluginCodeError(f"block {node.type!r} from {plugin_label(spec)}: the factory returned "
                                       f"{type(block).__name__}, not a Block")
             self.blocks[nid] = block
-        self.stateful_nodes = [nid for nid in self.order if self.blocks[nid].stateful]
+        self.stateful_nodes = [nid for nid in self.order if self.block(nid).stateful]
         # the batch dimension of each task input and context-node output: sequences ("...[T]") are time-major
         self.batch_dims: dict[tuple[str, str], int] = {(self.in_node, p.name): _batch_dim(p.type)
                                                        for p in task_spec.inputs}
@@ -77,9 +77,13 @@ class SequenceModel(nn.Module):
                 self.batch_dims[(nid, p.name)] = _batch_dim(p.type)
 
     # ---- state -------------------------------------------------------------------------------------------
+    def block(self, node_id: str) -> Block:
+        """The block of node ``node_id`` (``self.blocks`` is a ModuleDict, typed as plain modules)."""
+        return cast(Block, self.blocks[node_id])
+
     def init_state(self, batch: int, device: torch.device | str | None = None) -> dict[str, Any]:
         device = device if device is not None else self.device
-        return {nid: self.blocks[nid].init_state(batch, device) for nid in self.stateful_nodes}
+        return {nid: self.block(nid).init_state(batch, device) for nid in self.stateful_nodes}
 
     @staticmethod
     def detach_state(state: Any) -> Any:
@@ -97,7 +101,7 @@ class SequenceModel(nn.Module):
         new_state: dict[str, Any] = {}
         lengths = batch.get(LENGTHS)
         for nid in self.order:
-            block = self.blocks[nid]
+            block = self.block(nid)
             ins = {port: values[src] for port, src in self.wiring[nid].items()}
             if lengths is not None:
                 ins[LENGTHS] = lengths
@@ -122,7 +126,7 @@ class SequenceModel(nn.Module):
         values[(self.in_node, self.step_port)] = inputs_t[self.step_port]
         new_state: dict[str, Any] = {self.CONTEXT: ctx} if ctx else {}
         for nid in self.stepped_order:
-            block = self.blocks[nid]
+            block = self.block(nid)
             ins = {port: values[src] for port, src in self.wiring[nid].items()}
             out, s = block.step(ins, state.get(nid) if state else None, trace)
             if block.stateful:
@@ -155,7 +159,7 @@ class SequenceModel(nn.Module):
         # blocks write into a scratch trace, handed over only when the whole chunk ran
         scratch: Optional[dict] = {} if trace is not None else None
         for nid in self.stepped_order:
-            block = self.blocks[nid]
+            block = self.block(nid)
             ins = {port: values[src] for port, src in self.wiring[nid].items()}
             result = block.sequence_traced(ins, state.get(nid) if state else None, scratch)
             if result is NotImplemented:
@@ -167,7 +171,7 @@ class SequenceModel(nn.Module):
                 new_state[nid] = s
             for port, v in out.items():
                 values[(nid, port)] = v
-        if trace is not None:
+        if trace is not None and scratch is not None:
             trace.update(scratch)
         return {port: values[src] for port, src in self.outputs_map.items()}, new_state
 
@@ -181,7 +185,7 @@ class SequenceModel(nn.Module):
         broadcast to every row (``expand``, as ``task.prime`` gives the beams of one input) is run on one row and
         its results broadcast back, when decoding (no gradients).
         """
-        state: dict[str, Any] = {nid: self.blocks[nid].init_state(batch_size, self.device)
+        state: dict[str, Any] = {nid: self.block(nid).init_state(batch_size, self.device)
                                  for nid in self.stateful_nodes if nid in self.stepped_order}
         if not self.context_order:
             return state
@@ -272,7 +276,7 @@ class SequenceModel(nn.Module):
     def recurrent_layers(self) -> list[tuple[str, Any]]:
         out = []
         for nid in self.order:
-            out.extend(self.blocks[nid].layers())
+            out.extend(self.block(nid).layers())
         return out
 
     def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
@@ -292,7 +296,7 @@ class SequenceModel(nn.Module):
         if scheme == "default":
             return
         for nid in self.order:
-            self.blocks[nid].init_weights(scheme, scale)
+            self.block(nid).init_weights(scheme, scale)
 
 
 def _batch_dim(port_type: str) -> int:
@@ -300,7 +304,7 @@ def _batch_dim(port_type: str) -> int:
     return 1 if port_type.endswith("[T]") else 0
 
 
-def build_model(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int]) -> SequenceModel:
+def build_model(graph: Graph, registry: Registry, task_spec: Any, task_sizes: dict[str, int]) -> SequenceModel:
     return SequenceModel(graph, registry, task_spec, task_sizes)
 
 

@@ -116,7 +116,7 @@ class LazySearchTree(SearchTree):
             return NotImplemented
         return self.nodes == other.nodes and self.meta == other.meta
 
-    __hash__ = None   # mutable, like the dataclass it extends
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it extends
 
 
 @dataclass
@@ -169,7 +169,7 @@ def run_decoder(spec, model, task, settings: dict[str, Any], *, prompt: str = ""
             return fn(model, task, params, prompt=prompt, device=device, generator=generator, prefix=prefix)
         # max_len counts the prefix too (as beam search does), so the forced run ends where the free one would
         max_len = getattr(params, "max_len", None)
-        if isinstance(max_len, int) and dataclasses.is_dataclass(params):
+        if isinstance(max_len, int) and dataclasses.is_dataclass(params) and not isinstance(params, type):
             prefix = prefix[:max_len]
             params = dataclasses.replace(params, max_len=max(1, max_len - len(prefix)))
         forced = PrefixedTask(task, prefix)

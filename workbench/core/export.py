@@ -28,9 +28,10 @@ import torch
 from torch import Tensor, nn
 
 from workbench import __version__
-from workbench.core.history_export import write_bytes
 from workbench.core.build import LENGTHS
+from workbench.core.history_export import write_bytes
 from workbench.schema.errors import WorkbenchError
+from workbench.schema.registry import Registry
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -224,7 +225,7 @@ def _onnx_attempts(wrapper: ForwardExport, example: tuple[Tensor, ...], names: l
                 warnings.simplefilter("ignore")
                 if "TorchScript" in label:
                     buf = io.BytesIO()
-                    torch.onnx.export(wrapper, example, buf, dynamo=False, input_names=names,
+                    torch.onnx.export(wrapper, example, buf, dynamo=False, input_names=names,  # type: ignore[arg-type]
                                       output_names=output_names, dynamic_axes=legacy_axes)
                     data = buf.getvalue()
                 else:
@@ -232,6 +233,7 @@ def _onnx_attempts(wrapper: ForwardExport, example: tuple[Tensor, ...], names: l
                                                 dynamic_shapes=dynamic if free else None, input_names=names,
                                                 output_names=output_names, optimize=True, verbose=False)
                     path = Path(tmp) / "model.onnx"
+                    assert program is not None      # the dynamo exporter returns its program
                     program.save(str(path), external_data=False)
                     data = path.read_bytes()
             yield label, free, data
@@ -302,7 +304,7 @@ def _first_line(exc: BaseException | None) -> str:
 
 # ---- the entry point ------------------------------------------------------------------------------------------
 
-def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base_dir: str | Path | None = None,
+def export_model(project: Any, registry: Registry, out: str | Path, fmt: str, *, base_dir: str | Path | None = None,
                  best: bool = False, batch_size: int = 2, length: int = 0,
                  require_trained: bool = False) -> ExportResult:
     """Export the project's model to ``out`` in ``fmt`` (``torchscript`` or ``onnx``) after checking that the
@@ -354,6 +356,8 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
                      "weights")
     dynamic = {n: sorted(set(a.values()), reverse=True) for n, a in axes.items()}
 
+    diffs: list[float]
+    data: bytes | None
     if fmt == "torchscript":
         with torch.no_grad():
             traced = _trace(wrapper, example)
@@ -379,14 +383,14 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
                 failures.append(f"{label}: {_first_line(result)}")
                 continue
             try:
-                got = _onnx_run(result, names, example)
-                if got is None:     # no onnxruntime: the first export that worked, unchecked
+                outputs = _onnx_run(result, names, example)
+                if outputs is None:     # no onnxruntime: the first export that worked, unchecked
                     diffs, checked_with = [], "not checked: onnxruntime is not installed (pip install onnxruntime)"
                     notes.append(checked_with)
                 else:
-                    diffs = [_max_diff(expected[0], got)]
+                    diffs = [_max_diff(expected[0], outputs)]
                     if free:
-                        diffs.append(_max_diff(expected[1], _onnx_run(result, names, check)))
+                        diffs.append(_max_diff(expected[1], _onnx_run(result, names, check) or []))
                     checked_with = "onnxruntime"
             except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
                 failures.append(f"{label}: the exported model fails on another batch size or length "
@@ -403,6 +407,7 @@ def export_model(project: Any, registry: Any, out: str | Path, fmt: str, *, base
             break
         if data is None:
             raise ExportError("torch.onnx cannot export this model: " + "; ".join(failures) + _stepped_layers(model))
+    assert data is not None
     write_bytes(out, data)
     inputs = meta["inputs"] if dynamic.get(names[0]) else _describe(names, list(example), {})
     return ExportResult(str(out), fmt, inputs, meta["outputs"], dynamic, max(diffs) if diffs else None,

@@ -72,7 +72,7 @@ REGEX_PREFIX = "regex:"
 _PLUGIN_TRACKS: dict[Any, FeatureTrack] = {}  # spec -> track: one lazy loader per (frozen, hashable) spec
 
 
-def _plugin_tracks(registry: Any) -> dict[str, FeatureTrack]:
+def _plugin_tracks(registry: Registry) -> dict[str, FeatureTrack]:
     out: dict[str, FeatureTrack] = {}
     for spec in getattr(registry, "items", {}).get("feature_track", {}).values():
         track = _PLUGIN_TRACKS.get(spec)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from workbench.schema.errors import GraphError
 from workbench.schema.params import ParamError, field_info, params_from_dict
+from workbench.schema.registry import Registry
 from workbench.schema.specs import PortSpec, resolve
 
 TASK_INPUT = "task-input"
@@ -193,7 +194,7 @@ def split_nested_params(params_cls: type, values: dict[str, Any]) -> tuple[dict[
     return own, nested
 
 
-def node_ports(node: Node, registry: Any, task_spec: Any) -> tuple[tuple[PortSpec, ...], tuple[PortSpec, ...]]:
+def node_ports(node: Node, registry: Registry, task_spec: Any) -> tuple[tuple[PortSpec, ...], tuple[PortSpec, ...]]:
     """(inputs, outputs) of a node; raises LookupError for an unknown block type."""
     if node.type == TASK_INPUT:
         return (), tuple(task_spec.inputs) if task_spec else ()
@@ -203,7 +204,7 @@ def node_ports(node: Node, registry: Any, task_spec: Any) -> tuple[tuple[PortSpe
     return tuple(spec.inputs), tuple(spec.outputs)
 
 
-def check_link(graph: Graph, src: str, src_port: str, dst: str, dst_port: str, registry: Any,
+def check_link(graph: Graph, src: str, src_port: str, dst: str, dst_port: str, registry: Registry,
                task_spec: Any) -> str | None:
     """Why a link may not be made, or ``None`` if it fits.  Used by the editor before it adds a link."""
     if src not in graph.nodes or dst not in graph.nodes:
@@ -246,7 +247,7 @@ def default_infer(params: Any, in_sizes: dict[str, int | None], wanted: dict[str
     return {p.name: first for p in outputs}
 
 
-def analyze(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, int] | None = None) -> GraphReport:
+def analyze(graph: Graph, registry: Registry, task_spec: Any, task_sizes: dict[str, int] | None = None) -> GraphReport:
     """Validate ``graph`` and infer port sizes.  Never raises for a problem in the graph: it lists them."""
     problems: list[str] = []
     task_sizes = dict(task_sizes or {})
@@ -330,9 +331,9 @@ def analyze(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, i
     wanted: dict[tuple[str, str], int | None] = {}
     for node in n_out:
         for p in ports.get(node.id, ((), ()))[0]:
-            ln = seen_inputs.get((node.id, p.name))
-            if ln is not None and p.size:
-                wanted[(ln.src, ln.src_port)] = task_sizes.get(p.size)
+            found = seen_inputs.get((node.id, p.name))
+            if found is not None and p.size:
+                wanted[(found.src, found.src_port)] = task_sizes.get(p.size)
     for node_id in order:
         if node_id not in ports or node_id not in params:
             continue
@@ -344,11 +345,11 @@ def analyze(graph: Graph, registry: Any, task_spec: Any, task_sizes: dict[str, i
             continue
         if node.type == TASK_OUTPUT:
             for p in ins:
-                ln = seen_inputs.get((node_id, p.name))
+                link = seen_inputs.get((node_id, p.name))
                 need = task_sizes.get(p.size) if p.size else None
-                got = sizes.get((ln.src, ln.src_port)) if ln else None
-                if ln is not None and need is not None and got is not None and need != got:
-                    problems.append(f"{ln.src}.{ln.src_port} gives size {got} but the task's {p.name!r} "
+                got = sizes.get((link.src, link.src_port)) if link else None
+                if link is not None and need is not None and got is not None and need != got:
+                    problems.append(f"{link.src}.{link.src_port} gives size {got} but the task's {p.name!r} "
                                     f"needs {need}")
             continue
         in_sizes = {p.name: (sizes.get((seen_inputs[(node_id, p.name)].src, seen_inputs[(node_id, p.name)].src_port))
@@ -389,7 +390,7 @@ class _Missing(dict):
 _PLURAL_AFTER_ONE = re.compile(r"(?<![\d.])1 (layer|stage|step|unit|head|block|direction)s\b")
 
 
-def node_summary(node: "Node", spec: Any, registry: Any,
+def node_summary(node: "Node", spec: Any, registry: Registry,
                  inferred_size: Optional[Callable[[], Optional[int]]] = None) -> str:
     """The block spec's ``summary`` format string filled with the node's parameters (defaults where unset).
 

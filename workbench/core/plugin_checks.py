@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.schema.errors import WorkbenchError
+from workbench.schema.registry import PluginFailure, Registry
 
 __all__ = ["PluginCodeError", "build_cell", "call_factory", "plugin_label"]
 
@@ -200,7 +201,7 @@ def _capability_problems(cell: Any, x: Any, rng: Any, seq: tuple[Any, Any]) -> l
     return problems
 
 
-def check_cells(registry: Any, input_size: int = 4, hidden_size: int = 6) -> tuple[int, list[Any]]:
+def check_cells(registry: Registry, input_size: int = 4, hidden_size: int = 6) -> tuple[int, list[Any]]:
     """Build every registered cell with its default parameters and run the trial step of :func:`build_cell`.
 
     Returns ``(cells checked, failures)``, each failure a :class:`~workbench.schema.registry.PluginFailure`
@@ -209,7 +210,6 @@ def check_cells(registry: Any, input_size: int = 4, hidden_size: int = 6) -> tup
     """
     import traceback
 
-    from workbench.schema.registry import PluginFailure
     failures = []
     specs = list(registry.items.get("cell", {}).values())
     for spec in specs:

@@ -207,7 +207,7 @@ def available_weights(project: Project) -> dict[str, dict[str, Any]]:
     ckpt = project.checkpoint
     fits = bool(ckpt is not None and ckpt.weights and ckpt.graph_hash == project.graph.content_hash())
     out: dict[str, dict[str, Any]] = {"current": {"step": ckpt.step if ckpt else 0, "trained": fits}}
-    if fits and any(k.startswith("best/") for k in (ckpt.tensors or {})):
+    if fits and ckpt is not None and any(k.startswith("best/") for k in (ckpt.tensors or {})):
         best = dict((ckpt.trainer_state or {}).get("best") or {})
         out["best"] = {"step": best.get("step"), "trained": True, "metric": best.get("metric"),
                        "value": best.get("value")}

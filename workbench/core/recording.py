@@ -338,7 +338,7 @@ def recording_arrays(recording: dict[str, Any]) -> dict[str, np.ndarray]:
 def save_npz(recording: dict[str, Any], path: str | Path) -> None:
     """Write :func:`recording_arrays` to ``path`` (atomically: readers never see half a file)."""
     from workbench.atomic import atomic_write
-    arrays = recording_arrays(recording)
+    arrays: dict[str, Any] = recording_arrays(recording)
     with atomic_write(path) as fh:
         np.savez_compressed(fh, **arrays)
 
@@ -431,8 +431,8 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
     """
     import torch
 
-    from workbench.schema.errors import DataError
     from workbench.core.probes import record_activations
+    from workbench.schema.errors import DataError
     if getattr(loaded.model, "context_order", None):
         raise DataError("this model reads a context first (an encoder's source, an image): the recorder runs "
                         "models that read the text itself one token at a time, such as language models and "
@@ -450,7 +450,7 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
     before = torch.get_num_threads()
     change = bool(threads) and getattr(loaded.device, "type", str(loaded.device)) == "cpu" and threads != before
     if change:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(int(threads or 1))
     try:
         rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress, path=path)
     except NotImplementedError as exc:    # a block without a per-step path (a bidirectional layer)
@@ -464,7 +464,7 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
                      "project": project_name})
 
 
-def record(project: Any, registry: Any, text: str, base_dir: str | Path | None = None, weights: str = "current",
+def record(project: Any, registry: Registry, text: str, base_dir: str | Path | None = None, weights: str = "current",
            device: Any = None) -> dict[str, Any]:
     """One recording of ``text`` (what ``seqwb record`` and the window's Record button both run)."""
     return Recorder(registry).record(project, text, base_dir, weights, device)

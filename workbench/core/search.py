@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from workbench.schema.registry import Registry
 
 FORMAT = "seqwb-search-tree"
 FORMAT_VERSION = 1
@@ -235,7 +236,7 @@ def write_attention(path: str | Path, attention: dict[str, Any]) -> None:
     import numpy as np
 
     from workbench.atomic import atomic_write
-    arrays = {"weights": np.asarray(attention["weights"], dtype=np.float32),
+    arrays: dict[str, Any] = {"weights": np.asarray(attention["weights"], dtype=np.float32),
               "source": np.asarray(attention["source"], dtype=str),
               "target": np.asarray(attention["target"], dtype=str),
               "source_ids": np.asarray(attention["source_ids"], dtype=np.int64),
@@ -299,7 +300,7 @@ def node_kinds(doc: dict[str, Any]) -> tuple[dict[int, str], list[int], dict[int
             rank[nid] = r
             for p in path(nid):
                 on_alt[p] = min(on_alt.get(p, r), r)
-    best_path = path(min(rank, key=rank.get)) if rank else []
+    best_path = path(min(rank, key=lambda nid: rank[nid])) if rank else []
     # survivors: ancestors of the finished nodes and of the last step's beams
     last_step = max((nd["step"] for nd, s in zip(nodes, status) if s in ("kept", "forced")), default=-1)
     alive = [False] * n
@@ -414,7 +415,7 @@ class DecodeSession:
     """A project's models for decoding, from a :class:`~workbench.core.training.session.ModelSession` kept between
     calls.  Use one session from one thread at a time."""
 
-    def __init__(self, registry: Any):
+    def __init__(self, registry: Registry):
         from workbench.core.training.session import ModelSession
         self.registry = registry
         self.models = ModelSession(registry)

@@ -13,11 +13,11 @@ import dataclasses
 from typing import Any, Mapping
 
 from workbench.core.project import Project
-from workbench.schema.params import (ParamError, apply_settings, field_info, params_from_dict,
-                                            params_to_dict, suggest)
+from workbench.schema.params import ParamError, apply_settings, field_info, params_from_dict, params_to_dict, suggest
+from workbench.schema.registry import Registry
 
 
-def apply_project_settings(project: Project, settings: Mapping[str, str], registry: Any) -> list[str]:
+def apply_project_settings(project: Project, settings: Mapping[str, str], registry: Registry) -> list[str]:
     """Apply ``settings`` to ``project`` in place; returns what changed, one line each.  Raises ParamError."""
     changed: list[str] = []
     train_fields = {f.name for f in field_info(type(project.train))}
@@ -36,8 +36,8 @@ def apply_project_settings(project: Project, settings: Mapping[str, str], regist
             elif rest == "prompt":
                 project.decode.prompt = value
             else:
-                spec = registry.decoder(project.decode.decoder)
-                current = params_from_dict(spec.params, project.decode.params, "decode", ignore_unknown=True)
+                decoder = registry.decoder(project.decode.decoder)
+                current = params_from_dict(decoder.params, project.decode.params, "decode", ignore_unknown=True)
                 new = apply_settings(current, {rest: value}, "decode")
                 project.decode.params[rest] = getattr(new, rest)
             changed.append(f"decode.{rest} = {value!r}")
@@ -75,12 +75,12 @@ def apply_project_settings(project: Project, settings: Mapping[str, str], regist
     return changed
 
 
-def _set_node_param(project: Project, node_id: str, name: str, value: str, registry: Any) -> None:
+def _set_node_param(project: Project, node_id: str, name: str, value: str, registry: Registry) -> None:
     node = project.graph.nodes[node_id]
     node.params = set_node_param_value(node.type, node.params, name, value, registry, node_id)
 
 
-def set_node_param_value(block_type: str, params: dict[str, Any], name: str, value: Any, registry: Any,
+def set_node_param_value(block_type: str, params: dict[str, Any], name: str, value: Any, registry: Registry,
                          node_id: str) -> dict[str, Any]:
     """The node's params with ``name`` parsed, validated and set; raises ParamError / LookupError.
 
@@ -111,7 +111,7 @@ def set_node_param_value(block_type: str, params: dict[str, Any], name: str, val
     return out
 
 
-def template_project(spec: Any, settings: Mapping[str, str], registry: Any) -> tuple[Project, list[str]]:
+def template_project(spec: Any, settings: Mapping[str, str], registry: Registry) -> tuple[Project, list[str]]:
     """Instantiate a template: its own params take the bare keys they know; the rest go to the project."""
     names = {f.name for f in field_info(spec.params)}
     own = {k: v for k, v in settings.items() if k in names}

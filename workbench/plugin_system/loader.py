@@ -177,7 +177,7 @@ def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
                 dist, name, f"unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hookspecs.HOOKS)}"))
 
     for hook_name, kind in hookspecs.HOOKS.items():
-        spec_type = SPEC_KINDS[kind]
+        spec_type: Any = SPEC_KINDS[kind]
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             dist, ep_name = sources.get(impl.plugin_name, ("", impl.plugin_name))

@@ -95,11 +95,11 @@ def field_info(cls: type) -> list[FieldInfo]:
     for f in dataclasses.fields(cls):
         ann = hints.get(f.name, f.type)
         base, optional, choices = _unpack(ann)
-        meta = f.metadata or {}
+        meta: Mapping[str, Any] = f.metadata or {}
         if f.default is not dataclasses.MISSING:
             default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         else:
             default = None
         out.append(FieldInfo(
@@ -138,6 +138,7 @@ def _convert(info: FieldInfo, value: Any, owner: str) -> Any:
             return None
         raise ParamError(f"{where}: a value is required ({info.type_name()})")
     base = info.base
+    out: Any
     try:
         if base is bool:
             if isinstance(value, bool):

@@ -183,7 +183,7 @@ def read_tensors(stream: io.BufferedIOBase, size: int, label: str, name: str,
         boolean = torch_dtype == torch.bool
         tensor = torch.empty(shape, dtype=torch.uint8 if boolean else torch_dtype)
         if tensor.numel():
-            read_into(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))
+            read_into(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))  # type: ignore[arg-type]
         tensors[key] = tensor != 0 if boolean else tensor   # bytes other than 0 and 1 are no valid bools
     order = _ordered_names(metadata)
     ordered = {key: tensors[key] for key in order if key in tensors}

@@ -8,6 +8,7 @@ import torch
 
 from workbench.core.project import Project
 from workbench.schema.errors import TrainingError
+from workbench.schema.registry import Registry
 
 # ---- faults: weights that do not fit, exceptions raised by plugin code ----------------------------------------
 
@@ -64,7 +65,7 @@ def check_weights_fit(model: torch.nn.Module, weights: dict[str, torch.Tensor]) 
                                 f"the model needs {want.dtype}")
 
 
-def _used_specs(project: Project, registry: Any) -> list[tuple[str, Any]]:
+def _used_specs(project: Project, registry: Registry) -> list[tuple[str, Any]]:
     """(kind, spec) of the task, the blocks, the cells and the decoder this project uses."""
     wanted: list[tuple[str, str]] = [("task", project.task.id), ("decoder", project.decode.decoder)]
     for node in project.graph.nodes.values():
@@ -82,7 +83,7 @@ def _used_specs(project: Project, registry: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def plugin_at_fault(exc: BaseException, project: Project, registry: Any) -> str:
+def plugin_at_fault(exc: BaseException, project: Project, registry: Registry) -> str:
     """Which plugin contribution raised ``exc``: "cell 'x' (plugin distribution 'd', entry point 'e')", or "".
 
     The traceback is walked from the innermost frame outwards; the first frame whose module is the factory module

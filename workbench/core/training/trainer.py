@@ -23,10 +23,12 @@ import torch
 
 from workbench.core import probes
 from workbench.core.blocks import flatten_state, map_state, unflatten_like
-from workbench.core.build import build_model
+from workbench.core.build import SequenceModel, build_model
 from workbench.core.device import default_threads, resolve_device
 from workbench.core.project import Checkpoint, Project, Run
+from workbench.core.tasks import Task
 from workbench.schema.registry import Registry
+from workbench.schema.specs import TaskSpec
 from workbench.core.training.evaluation import evaluate_model
 from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NORM, GRAD_NORM_CLIPPED, GRAD_PREFIX, LOSS,
                                             LR, SKIPPED_STEPS, TOKENS_PER_S, Callback, EndEvent, EvalEvent,
@@ -74,10 +76,13 @@ class Trainer:
         if device is not None:
             self.cfg = dataclasses.replace(self.cfg, device=device)
         self._force_new_run = new_run
-        self.model = None
-        self.task = None
-        self.optimizer = None
-        self.run: Run | None = None
+        # set by setup(); the trainer is used only after it
+        self.model: SequenceModel
+        self.task: Task
+        self.task_spec: TaskSpec
+        self.optimizer: torch.optim.Optimizer
+        self.run: Run
+        self.device: torch.device
         self.pos = Position()
         self.notices: list[str] = []
         self.skipped_steps = 0  # steps skipped for a non-finite loss or gradient (nan_policy="skip"), this session
@@ -138,10 +143,9 @@ class Trainer:
         self.group_names, self._group_params, self._group_index = probes.group_index(self.model)
         self._group_index = self._group_index.to(self.device)
         if resume:
+            assert ckpt is not None
             self._restore(ckpt)
-            self.run = project.history.current
-            if self.run is None:
-                self.run = project.history.new_run(self._run_settings())
+            self.run = project.history.current or project.history.new_run(self._run_settings())
             self.run.truncate_after(self.pos.step)
         else:
             self.pos = Position()
@@ -149,7 +153,7 @@ class Trainer:
         self._train_module = self.model
         if self.dist is not None:
             self._start_distributed()
-        self._probe_batch = None
+        self._probe_batch: dict[str, Any] | None = None
         self._is_setup = True
 
     @property
@@ -174,7 +178,7 @@ class Trainer:
         cells = sorted({str(n.params.get("cell")) for n in self.project.graph.nodes.values() if "cell" in n.params})
         return {"train": params_to_dict(self.cfg), "task": self.project.task.id, "cells": cells,
                 "graph_hash": self.project.graph.content_hash(),
-                "parameters": sum(p.numel() for p in self.model.parameters()) if self.model else None}
+                "parameters": sum(p.numel() for p in self.model.parameters())}
 
     @staticmethod
     def _seed_everything(seed: int) -> None:
@@ -202,12 +206,12 @@ class Trainer:
             for k, v in self._best_weights.items():
                 tensors[f"best/{k}"] = v
         py_state = random.getstate()
-        np_state = np.random.get_state()
+        np_state: Any = np.random.get_state()   # the legacy tuple (numpy types it as tuple | dict)
         trainer_state = {
             "position": dataclasses.asdict(self.pos),
             "plateau": dict(self._plateau),
             "best": dict(self.best),
-            "run_id": self.run.id if self.run else None,
+            "run_id": self.run.id,
             "carry_batch": int(carry_batch) if carry is not None else 0,
             "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
             "rng_numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
@@ -306,16 +310,18 @@ class Trainer:
         self.setup()
         cfg = self.cfg
         start_step, start_epoch = self.pos.step, self.pos.epoch
+        target_step: int | None = None
+        target_epoch: int | None = None
         if steps is not None:
-            target_step, target_epoch = start_step + steps, None
+            target_step = start_step + steps
         elif epochs is not None:
-            target_step, target_epoch = None, start_epoch + epochs
+            target_epoch = start_epoch + epochs
         elif cfg.epochs:
-            target_step, target_epoch = None, cfg.epochs
+            target_epoch = cfg.epochs
         else:
-            target_step, target_epoch = cfg.steps, None
+            target_step = cfg.steps
         n_per_epoch = self.task.num_batches("train", cfg.batch_size, cfg.chunk_len)
-        total = target_step if target_step is not None else target_epoch * n_per_epoch
+        total = target_step if target_step is not None else (target_epoch or 0) * n_per_epoch
         done_at_start = self.pos.step if target_step is not None else self.pos.epoch * n_per_epoch + self.pos.batch
         self.run.status = "running"
         self._emit("on_train_start")
@@ -407,9 +413,10 @@ class Trainer:
         return f"training failed at step {self.pos.step + 1}{where}: {type(exc).__name__}: {text}"
 
     def _fail(self, err: BaseException, cause: BaseException | None = None) -> None:
-        if self.run is not None:
-            self.run.status = "failed"
-            self.run.message = str(err)
+        run = getattr(self, "run", None)     # None when setup failed before the run existed
+        if run is not None:
+            run.status = "failed"
+            run.message = str(err)
         self._emit("on_exception", cause or err)
         self._emit("on_train_end", EndEvent(self.pos.step, "failed", str(err)))
 
