@@ -120,7 +120,7 @@ def seqwb_architectures() -> list[BlockSpec]:
         ),
         BlockSpec(
             id="classifier", title="Classifier head", version=VERSION, params=ClassifierParams,
-            factory=f"{IMPL}:ClassifierBlock", category="heads",
+            factory=f"{IMPL}:LinearBlock", category="heads",
             description="A linear map from one vector per example to class scores.",
             inputs=(PortSpec("x", "vector"),), outputs=(PortSpec("y", "logits"),),
             infer="workbench_plugins.architectures:infer_linear", summary="→ {out_features}",

@@ -140,19 +140,9 @@ class ConcatBlock(PerTimestepBlock):
         return self.forward(inputs, state)
 
 
-class ClassifierBlock(PerTimestepBlock):
-    def __init__(self, params, in_sizes, out_sizes, ctx):
-        super().__init__()
-        self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
-
-    def forward(self, inputs, state=None):
-        return {"y": self.linear(inputs["x"])}, None
-
-    def step(self, inputs, state=None, trace=None):
-        return self.forward(inputs, state)
-
-
 class LinearBlock(PerTimestepBlock):
+    """A linear map of each timestep's (or each example's) vector: the ``linear`` head and the ``classifier``."""
+
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
