@@ -135,6 +135,7 @@ class CaptioningTask(Task):
     continues_prompt = False
     eos_id = EOS
     time_major = ("tokens", "targets")   # features [B, ...] and lengths [B] have the batch first
+    target_padding = PAD
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)

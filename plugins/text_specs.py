@@ -176,28 +176,77 @@ def word_lm(p: WordLMTemplateParams) -> dict:
 
 
 @dataclass
-class PTBSmallTemplateParams:
-    cell: str = param("lstm", ui="cell", help="recurrent cell")
-    layers: int = param(2, min=1, max=16, help="stacked recurrent layers")
-    hidden_size: int = param(200, min=1, max=8192, help="units per layer")
-    embed_size: int = param(200, min=1, max=8192, help="word embedding size")
+class PTBTemplateParams:
     data_dir: str = param("", ui="path", help="folder with ptb.train.txt, ptb.valid.txt and ptb.test.txt "
                                               "(empty: the project's folder); nothing is downloaded")
 
 
-def word_lm_ptb_small(p: PTBSmallTemplateParams) -> dict:
-    # Zaremba, Sutskever & Vinyals 2014, "small": 2x200 LSTM, 20 steps, batch 20, SGD lr 1 halved every epoch
-    # after the 4th, gradient norm clipped at 5, weights uniform in [-0.1, 0.1], 13 epochs, no dropout.
+# Zaremba, Sutskever & Vinyals 2014, "Recurrent neural network regularization", section 4.1, and the reference code
+# it points to.  All three models: 2 LSTM layers, batch 20, SGD from lr 1, weights uniform in [-scale, scale], the
+# gradient's norm clipped, and the loss that is back-propagated is the SUM over the unrolled time steps of the
+# batch-mean negative log-likelihood (loss_reduction "sum_over_time"): with the mean over tokens instead, lr 1 and
+# the clipping act 20-35 times too weakly.  Dropout (medium, large) is on the non-recurrent connections only: the
+# embedding's output, between the layers, and before the softmax.  The forget gate starts with no bias, as in the
+# reference code (this LSTM keeps torch's two bias vectors, each uniform like the other weights).
+_ZAREMBA = {
+    # name: (units, unroll, dropout, epochs, epochs at lr 1, lr decay per epoch after them, clip, init scale,
+    #        published validation / test perplexity)
+    "small": (200, 20, 0.0, 13, 4, 0.5, 5.0, 0.1, 120.7, 114.5),
+    "medium": (650, 35, 0.5, 39, 6, 1 / 1.2, 5.0, 0.05, 86.2, 82.7),
+    "large": (1500, 35, 0.65, 55, 14, 1 / 1.15, 10.0, 0.04, 82.2, 78.4),
+}
+
+
+def zaremba_ptb(size: str, data_dir: str) -> dict:
+    units, unroll, dropout, epochs, flat, decay, clip, scale, valid, test = _ZAREMBA[size]
+    g = Graph()
+    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
+    g.add_node("embedding", {"embed_size": units}, id="embed", pos=(220, 0))
+    chain = ["embed"]
+    if dropout:
+        g.add_node("dropout", {"p": dropout}, id="drop_in", pos=(440, 0))
+        chain.append("drop_in")
+    g.add_node("rnn", {"cell": "lstm", "hidden_size": units, "layers": 2, "dropout": dropout,
+                       "cell.forget_bias": 0.0}, id="rnn", pos=(660, 0))
+    chain.append("rnn")
+    if dropout:
+        g.add_node("dropout", {"p": dropout}, id="drop_out", pos=(880, 0))
+        chain.append("drop_out")
+    g.add_node("linear", {}, id="head", pos=(1100, 0))
+    g.add_node(TASK_OUTPUT, id="output", pos=(1320, 0))
+    g.connect("input", "tokens", "embed", "x")
+    for src, dst in zip(chain, chain[1:] + ["head"]):
+        g.connect(src, "y", dst, "x")
+    g.connect("head", "y", "output", "logits")
+    notes = (f"Zaremba, Sutskever & Vinyals 2014, the {size} LSTM on the Penn Treebank (Mikolov's ptb.*.txt files, "
+             f"which you provide: set task.data_dir): 2 x LSTM {units}, unrolled {unroll} steps, batch 20, "
+             f"{'no dropout' if not dropout else f'dropout {dropout:g} on the non-recurrent connections'}, "
+             f"weights uniform in [-{scale:g}, {scale:g}], SGD from lr 1 for {flat} epochs then divided by "
+             f"{1 / decay:g} every epoch, {epochs} epochs, gradient norm clipped at {clip:g}. The paper's "
+             f"convention is kept: what is back-propagated (and clipped) is the sum over the {unroll} time steps "
+             f"of the batch-mean loss (loss_reduction = sum_over_time); the logged loss and perplexity are per "
+             f"word. Published: validation perplexity {valid}, test {test}.")
     return _project(
-        "Word LM (PTB, Zaremba small)", _lm_graph(p.cell, p.embed_size, p.hidden_size, p.layers, 0.0),
-        {"id": "word-lm", "params": {"source": "files", "data_dir": p.data_dir, "max_vocab": 0}},
-        {"steps": 0, "epochs": 13, "batch_size": 20, "chunk_len": 20, "optimizer": "sgd", "lr": 1.0,
-         "momentum": 0.0, "clip_norm": 5.0, "schedule": "step", "decay_start": 4, "decay_factor": 0.5,
-         "decay_every": 1, "init": "uniform", "init_scale": 0.1, "eval_every": 2000, "eval_batches": 0,
-         "sample_every": 2000, "sample_len": 30, "probe_every": 500},
-        "Zaremba et al. 2014, small non-regularised LSTM on the Penn Treebank (Mikolov's ptb.*.txt files, which "
-        "you provide: set task.data_dir). The paper reports about 120 validation perplexity after 13 epochs.",
-        {"decoder": "sample", "params": {"temperature": 1.0, "max_len": 40}, "prompt": ""})
+        f"Word LM (PTB, Zaremba {size})", g,
+        {"id": "word-lm", "params": {"source": "files", "data_dir": data_dir, "max_vocab": 0}},
+        {"steps": 0, "epochs": epochs, "batch_size": 20, "chunk_len": unroll, "optimizer": "sgd", "lr": 1.0,
+         "momentum": 0.0, "loss_reduction": "sum_over_time", "clip_norm": clip, "schedule": "step",
+         "decay_start": flat, "decay_factor": decay, "decay_every": 1, "init": "uniform", "init_scale": scale,
+         "eval_every": 0, "eval_every_epochs": 1, "eval_batches": 0, "sample_every": 2000, "sample_len": 30,
+         "probe_every": 500},
+        notes, {"decoder": "sample", "params": {"temperature": 1.0, "max_len": 40}, "prompt": ""})
+
+
+def word_lm_ptb_small(p: PTBTemplateParams) -> dict:
+    return zaremba_ptb("small", p.data_dir)
+
+
+def word_lm_ptb_medium(p: PTBTemplateParams) -> dict:
+    return zaremba_ptb("medium", p.data_dir)
+
+
+def word_lm_ptb_large(p: PTBTemplateParams) -> dict:
+    return zaremba_ptb("large", p.data_dir)
 
 
 @dataclass
@@ -271,11 +320,18 @@ TEMPLATES: list[TemplateSpec] = [
                  params=WordLMTemplateParams, factory="workbench_plugins.text_specs:word_lm", task="word-lm",
                  description="Embedding 128 → 2×LSTM 128 → linear on English sentences from the Python standard "
                              "library's docstrings and comments; perplexity falls within two minutes on a CPU."),
-    TemplateSpec(id="word-lm-ptb-small", title="Word LM: Zaremba et al. 2014 small (Penn Treebank)", version=VERSION,
-                 params=PTBSmallTemplateParams, factory="workbench_plugins.text_specs:word_lm_ptb_small",
-                 task="word-lm",
-                 description="The 'small' PTB model of Zaremba et al. 2014 (2×LSTM 200, SGD lr 1, 13 epochs); needs "
-                             "your copy of ptb.train/valid/test.txt: set task.data_dir."),
+    TemplateSpec(id="word-lm-ptb-small", title="Word LM: Zaremba et al. 2014 small (Penn Treebank)",
+                 version=VERSION, params=PTBTemplateParams,
+                 factory="workbench_plugins.text_specs:word_lm_ptb_small", task="word-lm",
+                 description="The 'small' PTB model of Zaremba et al. 2014 (2×LSTM 200, SGD lr 1, 13 epochs; published perplexity 120.7 valid, 114.5 test); needs your copy of ptb.train/valid/test.txt: set task.data_dir."),
+    TemplateSpec(id="word-lm-ptb-medium", title="Word LM: Zaremba et al. 2014 medium (Penn Treebank)",
+                 version=VERSION, params=PTBTemplateParams,
+                 factory="workbench_plugins.text_specs:word_lm_ptb_medium", task="word-lm",
+                 description="The regularised 'medium' PTB model of Zaremba et al. 2014 (2×LSTM 650, dropout 0.5, 39 epochs; published test perplexity 82.7); a GPU job: needs your ptb.*.txt files (task.data_dir)."),
+    TemplateSpec(id="word-lm-ptb-large", title="Word LM: Zaremba et al. 2014 large (Penn Treebank)",
+                 version=VERSION, params=PTBTemplateParams,
+                 factory="workbench_plugins.text_specs:word_lm_ptb_large", task="word-lm",
+                 description="The regularised 'large' PTB model of Zaremba et al. 2014 (2×LSTM 1500, dropout 0.65, 55 epochs; published test perplexity 78.4); a GPU job: needs your ptb.*.txt files (task.data_dir)."),
     TemplateSpec(id="sentiment", title="Sentiment classification (LSTM)", version=VERSION,
                  params=SentimentTemplateParams, factory="workbench_plugins.text_specs:sentiment", task="sentiment",
                  description="Embedding → LSTM → pool → classifier on generated reviews where negation and 'but' "

@@ -211,6 +211,7 @@ class Seq2SeqTask(Task):
     continues_prompt = False
     eos_id = EOS
     time_major = ("source", "target_in", "targets")   # the lengths [B] have the batch first
+    target_padding = PAD
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)

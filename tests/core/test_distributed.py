@@ -135,9 +135,12 @@ def test_torchrun_two_processes_match_one_process_char_lm(reg, tmp_path, capsys,
     assert len(la) == len(lb) == 2 and all(close(x, y) for x, y in zip(la, lb))
 
 
-def test_distributed_flag_starts_two_processes_and_logs_the_global_mean(reg, tmp_path, capsys, subprocess_env):
+@pytest.mark.parametrize("reduction, lr", [("mean", "0.5"), ("sum_over_time", "0.03"), ("sum", "0.004")])
+def test_distributed_flag_starts_two_processes_and_logs_the_global_mean(reg, tmp_path, capsys, subprocess_env,
+                                                                        reduction, lr):
     """Tagging (padded sentences): the two halves of a batch hold different numbers of tokens, so the mean of
-    the two ranks' means is not the batch's mean; the logged loss and the step must still equal one process's."""
+    the two ranks' means is not the batch's mean; the logged loss and the step must still equal one process's,
+    under every loss reduction (plain SGD, with clipping: the gradient's scale shows in the weights)."""
     rng = __import__("random").Random(5)
     tags = {"the": "DET", "a": "DET", "dog": "N", "cat": "N", "runs": "V", "sees": "V", "big": "ADJ",
             "red": "ADJ", "quickly": "ADV"}
@@ -146,7 +149,8 @@ def test_distributed_flag_starts_two_processes_and_logs_the_global_mean(reg, tmp
         lines += [f"{w}\t{tags[w]}" for w in rng.choices(list(tags), k=rng.randint(1, 30))] + [""]
     (tmp_path / "tags.tsv").write_text("\n".join(lines), encoding="utf-8")
     settings = ["threads=1", "hidden_size=8", "batch_size=8", "eval_every=2", "eval_batches=2", "probe_every=0",
-                "log_every=1", "task.path=tags.tsv", "task.min_count=1", "optimizer=sgd", "lr=0.5"]
+                "log_every=1", "task.path=tags.tsv", "task.min_count=1", "optimizer=sgd", f"lr={lr}",
+                f"loss_reduction={reduction}", "clip_norm=2"]
     sets = [x for s in settings for x in ("--set", s)]
     single, dist = tmp_path / "single.seqwb", tmp_path / "dist.seqwb"
     assert main(["new", "tagging", "-o", str(single), *sets]) == 0

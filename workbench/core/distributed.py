@@ -183,6 +183,14 @@ class DistributedContext:
         mean = total_loss / total_count if total_count > 0 else float("nan")
         return mean, int(round(total_count)), stops > 0
 
+    def max_int(self, value: int) -> int:
+        """The largest ``value`` of all processes (the loss's time steps under ``sum_over_time``: every process
+        must scale its loss alike)."""
+        import torch.distributed as dist
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def loss_weight(self, count: int, total: int) -> float:
         """Scale of this process's mean loss so that DDP's average of the gradients is the gradient of the global
         mean: (1/N) * sum_r (N * c_r / C) * grad(mean_r) = grad(sum of all items / C)."""

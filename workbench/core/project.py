@@ -30,6 +30,11 @@ class TrainConfig:
     lr: float = param(2e-3, min=0.0, help="learning rate")
     momentum: float = param(0.0, min=0.0, max=1.0, help="SGD / RMSprop momentum")
     weight_decay: float = param(0.0, min=0.0, help="L2 penalty (decoupled for AdamW)")
+    loss_reduction: Literal["mean", "sum_over_time", "sum"] = param(
+        "mean", help="what is backpropagated: the mean over tokens (pytorch/examples), the sum over time steps of "
+                     "the batch mean (Zaremba et al. 2014, the TensorFlow PTB tutorial) or the sum over every token "
+                     "(min-char-rnn); only the gradient's scale changes, so a paper's lr and clip_norm carry over. "
+                     "Logged losses stay per token")
     clip_norm: float = param(5.0, min=0.0, help="clip the global gradient norm to this (0: off)")
     clip_value: float = param(0.0, min=0.0, help="clip each gradient element to [-v, v] (0: off; min-char-rnn uses 5)")
     schedule: Literal["constant", "step", "cosine", "plateau"] = param("constant", help="learning-rate schedule")
@@ -42,6 +47,7 @@ class TrainConfig:
         "default", help="weight init: cell defaults, uniform ±init_scale, orthogonal W_hh, identity W_hh (IRNN)")
     init_scale: float = param(0.08, min=0.0, help="uniform init: weights in [-a, a]")
     eval_every: int = param(200, min=0, help="validate every N steps (0: only at the end)")
+    eval_every_epochs: int = param(0, min=0, help="also validate at the end of every N epochs (0: off)")
     eval_batches: int = param(20, min=0, help="validation batches per evaluation (0: the whole split)")
     log_every: int = param(10, min=1, help="log a line every N steps")
     sample_every: int = param(200, min=0, help="generate a sample every N steps (0: never)")

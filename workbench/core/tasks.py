@@ -106,6 +106,26 @@ class Task:
         """How many items the mean in :meth:`loss` is over (tokens for an LM) and how many were processed."""
         raise NotImplementedError
 
+    #: the target id of padded positions (cross_entropy's ``ignore_index``); a step whose targets are all padding
+    #: carries no loss (see :meth:`loss_steps`)
+    target_padding: int = -100
+
+    def loss_steps(self, batch: Batch) -> int:
+        """How many time steps carry a loss: what ``loss_reduction = "sum_over_time"`` multiplies the mean by.
+
+        The default: for time-major ``targets`` (``[T, B, ...]``), the steps with at least one target that is not
+        :attr:`target_padding`; otherwise 1 (one target per example, as in classification and regression).
+        Multiplying the mean over tokens by it gives the sum over time of the batch mean exactly when every such
+        step has the same number of targets (language-model streams, fixed-length tasks).
+        """
+        targets = batch.get("targets")
+        if not (isinstance(targets, Tensor) and targets.dim() >= 2 and "targets" in (self.time_major or ())):
+            return 1
+        if targets.dtype.is_floating_point:
+            return int(targets.shape[0])
+        live = (targets != self.target_padding).reshape(targets.shape[0], -1).any(dim=1)
+        return int(live.sum())
+
     def loss_last_step(self, outputs: dict[str, Tensor], batch: Batch) -> Tensor:
         """The loss at the last timestep only (for dL_T/dh_t).  Default: :meth:`loss` on the last step."""
         last = {k: v[-1:] for k, v in outputs.items()}

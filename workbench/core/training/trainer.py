@@ -373,7 +373,9 @@ class Trainer:
                 ev.eta = elapsed / max(done, 1) * remaining
                 self._emit("on_step_end", ev)
                 step = self.pos.step
-                if cfg.eval_every and step % cfg.eval_every == 0:
+                epoch_ended = self.pos.batch >= n_per_epoch
+                if (cfg.eval_every and step % cfg.eval_every == 0) or (
+                        cfg.eval_every_epochs and epoch_ended and (self.pos.epoch + 1) % cfg.eval_every_epochs == 0):
                     self.evaluate_and_track()
                     last_eval_step = step
                 if cfg.probe_every and step % cfg.probe_every == 0 and self.is_main:
@@ -449,6 +451,13 @@ class Trainer:
             loss_value, self._last_count, self._stop_agreed = self.dist.reduce_step(loss_value, local,
                                                                                     self.control.stopped)
             loss = loss * self.dist.loss_weight(local, self._last_count)
+        # the mean over tokens times what the chosen convention sums over (the whole batch's counts under
+        # distributed training): the gradient, its norms and the clipping are in the units of that convention
+        if cfg.loss_reduction == "sum":
+            loss = loss * self._last_count
+        elif cfg.loss_reduction == "sum_over_time":
+            steps = self.task.loss_steps(batch)
+            loss = loss * (steps if self.dist is None else self.dist.max_int(steps))
         next_step = self.pos.step + 1
         skipped = False
         if not math.isfinite(loss_value):
