@@ -90,7 +90,7 @@ def dashboard(qtbot, reg):
 
 def settle(qtbot, dash) -> None:
     """Wait until every pending redraw pass has run."""
-    qtbot.waitUntil(lambda: not dash._dirty and not dash._redraw_timer.isActive(), timeout=5000)
+    qtbot.waitUntil(lambda: not dash.plots._dirty and not dash.plots._redraw_timer.isActive(), timeout=5000)
     qtbot.wait(1)
 
 
@@ -136,20 +136,20 @@ def test_opening_another_project_with_the_same_run_id_redraws_every_plot_and_the
     b = project_with_run(reg, cell="lstm", seed=2, sample="from the LSTM project")
     run_b = b.history.current
     dash = dashboard(a)
-    loss_a = y_data(dash.loss_panel, "run-1:raw")
+    loss_a = y_data(dash.plots.loss_panel, "run-1:raw")
 
     # both runs are "run-1", finished at step 20: only the data differ
     dash.doc.replace_project(b, None)
     settle(qtbot, dash)
     assert dash.primary.settings["cells"] == ["lstm"]
-    assert np.allclose(y_data(dash.loss_panel, "run-1:raw"), run_b.series["train/loss"].value)
-    assert not np.allclose(y_data(dash.loss_panel, "run-1:raw"), loss_a)
-    assert np.allclose(y_data(dash.grad_panel, "run-1:before"), run_b.series["train/grad_norm"].value)
-    assert np.allclose(y_data(dash.group_panel, "rnn.0"), run_b.series["grad/rnn.0"].value)
-    assert set(dash.sigma_panel.curves) == {f"rnn.0/{m}" for m in LSTM_MATRICES}
+    assert np.allclose(y_data(dash.plots.loss_panel, "run-1:raw"), run_b.series["train/loss"].value)
+    assert not np.allclose(y_data(dash.plots.loss_panel, "run-1:raw"), loss_a)
+    assert np.allclose(y_data(dash.plots.grad_panel, "run-1:before"), run_b.series["train/grad_norm"].value)
+    assert np.allclose(y_data(dash.plots.group_panel, "rnn.0"), run_b.series["grad/rnn.0"].value)
+    assert set(dash.plots.sigma_panel.curves) == {f"rnn.0/{m}" for m in LSTM_MATRICES}
     probe = run_b.gtt[-1]["layers"]["rnn.0"]["dLT_dh"]
-    assert np.allclose(y_data(dash.gtt_panel, "run-1:rnn.0"), probe)
-    assert np.allclose(dash.heat_panel.image.image[-1], np.log10(probe))
+    assert np.allclose(y_data(dash.plots.gtt_panel, "run-1:rnn.0"), probe)
+    assert np.allclose(dash.plots.heat_panel.image.image[-1], np.log10(probe))
     text = dash.samples.toPlainText()
     assert "from the LSTM project" in text and "from the RNN project" not in text
     assert dash.run_item("run-1").text(1) == "lstm"
@@ -157,7 +157,7 @@ def test_opening_another_project_with_the_same_run_id_redraws_every_plot_and_the
     # and back: the first project's samples, shown as soon as it is open (not only after a run ends)
     dash.doc.replace_project(a, None)
     settle(qtbot, dash)
-    assert np.allclose(y_data(dash.loss_panel, "run-1:raw"), loss_a)
+    assert np.allclose(y_data(dash.plots.loss_panel, "run-1:raw"), loss_a)
     assert "from the RNN project" in dash.samples.toPlainText()
 
 
@@ -173,15 +173,15 @@ def test_a_project_without_runs_shows_empty_plots_no_samples_and_a_neutral_progr
     dash.doc.replace_project(with_train(small_project(reg), steps=300), None)
     settle(qtbot, dash)
     assert dash.primary is None and dash.runs.topLevelItemCount() == 0
-    for panel in dash.panels:
+    for panel in dash.plots.panels:
         assert not panel.curves, panel.objectName()
-    assert dash.heat_panel.image.image is None
+    assert dash.plots.heat_panel.image.image is None
     assert dash.samples.toPlainText() == ""
     assert dash.progress.value() == 0 and dash.progress.format() == "not training"
     assert "tokens/s" not in dash.status.text()
     # and none of the old run's range: the step axes span the steps the new project plans, not the old 600
     for name in STEP_PANELS:
-        lo, hi = x_range(getattr(dash, name))
+        lo, hi = x_range(getattr(dash.plots, name))
         assert lo <= 0 and 300 <= hi <= 310, (name, lo, hi)
 
 
@@ -242,12 +242,12 @@ def test_step_axes_fit_a_finished_run_and_overlays(dashboard, reg, qtbot):
     add_run(project, steps=200, seed=2)
     dash = dashboard(project)
     for name in STEP_PANELS:
-        lo, hi = x_range(getattr(dash, name))
+        lo, hi = x_range(getattr(dash.plots, name))
         assert lo <= 0 and 200 <= hi <= 210, (name, lo, hi)
     dash.set_overlay("run-1", True)
     settle(qtbot, dash)
     for name in ("loss_panel", "grad_panel"):
-        lo, hi = x_range(getattr(dash, name))
+        lo, hi = x_range(getattr(dash.plots, name))
         assert 200 <= hi <= 210, (name, hi)
 
     # a longer overlaid run widens the axes to its last step; taking it off narrows them again
@@ -255,10 +255,10 @@ def test_step_axes_fit_a_finished_run_and_overlays(dashboard, reg, qtbot):
     dash.reload()                     # history changed (a run was added)
     settle(qtbot, dash)
     assert dash.primary.run_id == "run-3"
-    assert 300 <= x_range(dash.loss_panel)[1] <= 315
+    assert 300 <= x_range(dash.plots.loss_panel)[1] <= 315
     dash.set_overlay("run-1", False)
     settle(qtbot, dash)
-    assert 300 <= x_range(dash.loss_panel)[1] <= 315
+    assert 300 <= x_range(dash.plots.loss_panel)[1] <= 315
 
 
 def test_step_axes_span_the_planned_steps_while_a_run_is_live(dashboard, reg, qtbot):
@@ -267,9 +267,9 @@ def test_step_axes_span_the_planned_steps_while_a_run_is_live(dashboard, reg, qt
     start_live_run(dash, project, planned=1000)
     dash.consume([("step", step_event(s, total=1000)) for s in range(1, 31)])
     settle(qtbot, dash)
-    assert dash.loss_panel.curves
+    assert dash.plots.loss_panel.curves
     for name in ("loss_panel", "grad_panel", "group_panel", "lr_panel", "speed_panel"):
-        lo, hi = x_range(getattr(dash, name))
+        lo, hi = x_range(getattr(dash.plots, name))
         assert lo <= 0 and 1000 <= hi <= 1050, (name, hi)
 
 
@@ -277,7 +277,7 @@ def test_step_axes_span_the_planned_steps_while_a_run_is_live(dashboard, reg, qt
 
 def test_empty_plots_have_plain_axes_and_say_there_is_no_data(dashboard, reg, qtbot):
     dash = dashboard(small_project(reg))
-    for panel in dash.panels:
+    for panel in dash.plots.panels:
         assert panel.empty_text.isVisible(), panel.objectName()
         for name in ("left", "bottom"):
             axis = panel.plot.getAxis(name)
@@ -286,15 +286,15 @@ def test_empty_plots_have_plain_axes_and_say_there_is_no_data(dashboard, reg, qt
             # no "0.500000000000000": short, plain numbers
             assert all(len(text) <= 6 for text in labels), (panel.objectName(), name, labels)
     # a singular value is never negative, and the line at 1 is in view
-    lo, hi = dash.sigma_panel.plot.vb.viewRange()[1]
+    lo, hi = dash.plots.sigma_panel.plot.vb.viewRange()[1]
     assert lo >= 0 and hi > 1
 
 
 def test_the_singular_value_axis_starts_at_zero_with_data(dashboard, reg, qtbot):
     dash = dashboard(project_with_run(reg, cell="lstm", seed=4))
-    assert not dash.sigma_panel.empty_text.isVisible()
-    lo, hi = dash.sigma_panel.plot.vb.viewRange()[1]
-    top = max(float(np.max(y_data(dash.sigma_panel, k))) for k in dash.sigma_panel.curves)
+    assert not dash.plots.sigma_panel.empty_text.isVisible()
+    lo, hi = dash.plots.sigma_panel.plot.vb.viewRange()[1]
+    top = max(float(np.max(y_data(dash.plots.sigma_panel, k))) for k in dash.plots.sigma_panel.curves)
     assert lo >= 0 and hi >= top
 
 
@@ -302,7 +302,7 @@ def test_the_singular_value_axis_starts_at_zero_with_data(dashboard, reg, qtbot)
 
 def test_log_axis_labels_do_not_overlap(dashboard, reg, qtbot):
     dash = dashboard(project_with_run(reg, seed=5))
-    axis = dash.grad_panel.plot.getAxis("left")
+    axis = dash.plots.grad_panel.plot.getAxis("left")
     labels = tick_labels(axis)
     assert 2 <= len(labels) <= 6, [t for _r, t in labels]
     # the decades in view keep their labels, also when pyqtgraph lists them among the minor ticks
@@ -315,7 +315,7 @@ def test_log_axis_labels_do_not_overlap(dashboard, reg, qtbot):
 
 def test_many_curves_keep_a_compact_legend(dashboard, reg, qtbot):
     dash = dashboard(project_with_run(reg, cell="lstm", layers=2, seed=6))
-    panel = dash.sigma_panel
+    panel = dash.plots.sigma_panel
     assert len(panel.curves) == 8
     boxes = list(panel.legend_entries.values())
     rows = {box.geometry().top() for box in boxes}
@@ -332,16 +332,16 @@ def test_titles_fit_or_are_elided_with_the_whole_title_in_the_tooltip(dashboard,
     dash = dashboard(project)
     dash.set_overlay("run-1", True)
     settle(qtbot, dash)
-    assert dash.heat_run.isVisible() and dash.heat_layer.isVisible()
-    for panel in dash.panels:
+    assert dash.plots.heat_run.isVisible() and dash.plots.heat_layer.isVisible()
+    for panel in dash.plots.panels:
         title = panel.title
         full = title.text()
-        shown = title.shown_text()
+        shown = title.elided_text()
         assert shown == full or (shown.endswith("…") and full in title.toolTip()), (full, shown)
         assert title.fontMetrics().horizontalAdvance(shown) <= title.contentsRect().width()
     # at this (the default) size the two titles that were cut fit whole
-    for panel in (dash.group_panel, dash.heat_panel):
-        assert panel.title.shown_text() == panel.title.text(), panel.title.text()
+    for panel in (dash.plots.group_panel, dash.plots.heat_panel):
+        assert panel.title.elided_text() == panel.title.text(), panel.title.text()
 
 
 def test_overlaid_runs_are_named_in_one_pattern(dashboard, reg, qtbot):
@@ -352,16 +352,16 @@ def test_overlaid_runs_are_named_in_one_pattern(dashboard, reg, qtbot):
     dash.set_overlay("run-1", True)
     settle(qtbot, dash)
     names = {panel: sorted(panel.series_name(k) for k in panel.legend_entries)
-             for panel in (dash.loss_panel, dash.grad_panel, dash.gtt_panel)}
-    assert names[dash.loss_panel] == ["run-1 (lstm) train", "run-1 (lstm) valid", "run-2 (lstm) train",
+             for panel in (dash.plots.loss_panel, dash.plots.grad_panel, dash.plots.gtt_panel)}
+    assert names[dash.plots.loss_panel] == ["run-1 (lstm) train", "run-1 (lstm) valid", "run-2 (lstm) train",
                                       "run-2 (lstm) valid"]
-    assert names[dash.grad_panel] == ["run-1 (lstm) before clipping", "run-2 (lstm) after clipping",
+    assert names[dash.plots.grad_panel] == ["run-1 (lstm) before clipping", "run-2 (lstm) after clipping",
                                       "run-2 (lstm) before clipping"]
-    assert names[dash.gtt_panel] == ["run-1 (lstm) rnn.0", "run-2 (lstm) rnn.0"]
+    assert names[dash.plots.gtt_panel] == ["run-1 (lstm) rnn.0", "run-2 (lstm) rnn.0"]
     pattern = re.compile(r"^run-\d \(lstm\) \S.*$")
     assert all(pattern.match(n) for ns in names.values() for n in ns)
     # one run alone: plain names, no run prefix
     dash.set_overlay("run-1", False)
     settle(qtbot, dash)
-    assert sorted(dash.grad_panel.series_name(k) for k in dash.grad_panel.legend_entries) == \
+    assert sorted(dash.plots.grad_panel.series_name(k) for k in dash.plots.grad_panel.legend_entries) == \
         ["after clipping", "before clipping"]

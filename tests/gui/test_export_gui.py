@@ -142,7 +142,7 @@ def test_every_dashboard_plot_exports_png_svg_and_csv(make_window, reg, trained_
     win = _open(make_window, reg, trained_file)
     win.show_dashboard()
     dash = win.dashboard
-    qtbot.waitUntil(lambda: bool(dash.loss_panel.curves) and dash.heat_panel.image.image is not None,
+    qtbot.waitUntil(lambda: bool(dash.plots.loss_panel.curves) and dash.plots.heat_panel.image.image is not None,
                     timeout=15000)
     panels = [w for w in dash.findChildren(plot_export.QWidget) if hasattr(w, "export_button")]
     assert len(panels) >= 8
@@ -150,7 +150,7 @@ def test_every_dashboard_plot_exports_png_svg_and_csv(make_window, reg, trained_
         menu_actions = {a.objectName(): a for a in panel.export_button.menu().actions()}
         assert set(menu_actions) == {"plotExport:png", "plotExport:svg", "plotExport:csv"}
 
-    panel = dash.loss_panel
+    panel = dash.plots.loss_panel
     acts = {a.objectName(): a for a in panel.export_button.menu().actions()}
     for fmt in ("png", "svg", "csv"):
         dialogs.next_path = (str(tmp_path / f"loss.{fmt}"), plot_export.FORMATS[fmt])
@@ -172,9 +172,9 @@ def test_every_dashboard_plot_exports_png_svg_and_csv(make_window, reg, trained_
     assert first_box.text() not in {r["series"] for r in rows2} and len(rows2) < len(rows)
 
     # the heatmap's CSV is its matrix: a row per probe, a column per timestep
-    plot_export.export_panel(dash.heat_panel, tmp_path / "heat.csv", "csv")
+    plot_export.export_panel(dash.plots.heat_panel, tmp_path / "heat.csv", "csv")
     table = list(csv.reader(io.StringIO((tmp_path / "heat.csv").read_text())))
-    image = dash.heat_panel.image.image
+    image = dash.plots.heat_panel.image.image
     assert table[0][0] == "step" and len(table) - 1 == image.shape[0] and len(table[1]) - 1 == image.shape[1]
 
     # the dashboard's own Export button does the same for the selected runs

@@ -89,18 +89,18 @@ def test_run_fills_the_plots_pauses_resumes_and_stops(window, reg, qtbot):
     def plotted():
         """Every plot has data: loss (raw, smoothed, valid), gradient norms before/after clipping, groups,
         gradient through time (a curve per layer, the heatmap), singular values, the metric, learning rate, speed."""
-        image = dash.heat_panel.image.image
+        image = dash.plots.heat_panel.image.image
         return {
-            "loss": min(curve_len(dash.loss_panel, k) for k in ("run-1:raw", "run-1:train", "run-1:valid")) >= 4,
-            "grad": min(curve_len(dash.grad_panel, k) for k in ("run-1:before", "run-1:after")) >= 20,
-            "clip line": dash._clip_line is not None and dash._clip_line.isVisible(),
-            "groups": {"embed", "rnn.0", "rnn.1", "head"} <= set(dash.group_panel.curves),
-            "gtt": set(dash.gtt_panel.curves) == {"run-1:rnn.0", "run-1:rnn.1"}
-            and curve_len(dash.gtt_panel, "run-1:rnn.0") == 16,
+            "loss": min(curve_len(dash.plots.loss_panel, k) for k in ("run-1:raw", "run-1:train", "run-1:valid")) >= 4,
+            "grad": min(curve_len(dash.plots.grad_panel, k) for k in ("run-1:before", "run-1:after")) >= 20,
+            "clip line": dash.plots._clip_line is not None and dash.plots._clip_line.isVisible(),
+            "groups": {"embed", "rnn.0", "rnn.1", "head"} <= set(dash.plots.group_panel.curves),
+            "gtt": set(dash.plots.gtt_panel.curves) == {"run-1:rnn.0", "run-1:rnn.1"}
+            and curve_len(dash.plots.gtt_panel, "run-1:rnn.0") == 16,
             "heatmap": image is not None and image.shape[0] >= 4 and image.shape[1] == 16,
-            "sigma": curve_len(dash.sigma_panel, "rnn.0/W_hf") >= 4,
-            "metric": dash.metric_name in ("ppl", "bpc") and curve_len(dash.metric_panel, "value") >= 4,
-            "lr, speed": curve_len(dash.lr_panel, "value") > 0 and curve_len(dash.speed_panel, "value") > 0}
+            "sigma": curve_len(dash.plots.sigma_panel, "rnn.0/W_hf") >= 4,
+            "metric": dash.plots.metric_name in ("ppl", "bpc") and curve_len(dash.plots.metric_panel, "value") >= 4,
+            "lr, speed": curve_len(dash.plots.lr_panel, "value") > 0 and curve_len(dash.plots.speed_panel, "value") > 0}
 
     def all_plotted():
         missing = [name for name, ok in plotted().items() if not ok]
@@ -234,8 +234,8 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     item = dash.run_item("run-1")
     assert item.flags() & Qt.ItemFlag.ItemIsUserCheckable
     item.setCheckState(0, Qt.CheckState.Checked)          # as a click on the check box does
-    qtbot.waitUntil(lambda: curve_len(dash.loss_panel, "run-1:train") > 0 and curve_len(dash.grad_panel, "run-1:before")
-                    > 0 and "run-1:rnn.0" in dash.gtt_panel.curves and dash.heat_run.count() == 2, timeout=3000)
+    qtbot.waitUntil(lambda: curve_len(dash.plots.loss_panel, "run-1:train") > 0 and curve_len(dash.plots.grad_panel, "run-1:before")
+                    > 0 and "run-1:rnn.0" in dash.plots.gtt_panel.curves and dash.plots.heat_run.count() == 2, timeout=3000)
 
     path = tmp_path / "two-runs.seqwb"
     assert win._save_to(str(path))
@@ -246,8 +246,8 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     d2 = again.dashboard
     assert d2.primary.run_id == "run-2" and d2.runs.topLevelItemCount() == 2
     d2.set_overlay("run-1", True)
-    qtbot.waitUntil(lambda: curve_len(d2.loss_panel, "run-1:train") == curve_len(dash.loss_panel, "run-1:train")
-                    and "run-1:rnn.1" in d2.gtt_panel.curves, timeout=3000)
+    qtbot.waitUntil(lambda: curve_len(d2.plots.loss_panel, "run-1:train") == curve_len(dash.plots.loss_panel, "run-1:train")
+                    and "run-1:rnn.1" in d2.plots.gtt_panel.curves, timeout=3000)
     assert len(d2.overlays["run-1"].layers) == 2
     # deleting a run is one undo step
     d2.runs.setCurrentItem(d2.run_item("run-1"))
@@ -307,22 +307,3 @@ def test_the_snapshot_is_a_copy_of_the_design_and_shares_the_checkpoint(reg):
     assert project.history.current.series["train/loss"].step == [1]
     assert snap.checkpoint is project.checkpoint
 
-
-def test_long_runs_keep_fixed_memory_and_their_spikes():
-    from workbench.core.project import Run
-    from workbench.gui.dashboard import SERIES_CAPACITY, RunTraces
-    from workbench.gui.plots import Decimator
-    dec = Decimator(64, "max")
-    values = [1.0] * 10_000
-    values[7777] = 100.0                                 # an exploding gradient, once
-    for start in range(0, 10_000, 37):                   # as the ticks bring them
-        dec.extend(list(range(start, min(start + 37, 10_000))), values[start:start + 37])
-    x, y = dec.data()
-    # at most ~64 points whatever the length; they span the run (bucket centres) and keep the spike
-    assert len(x) <= 65 and x[0] < 10_000 / 30 and x[-1] > 9_800 and y.max() == 100.0
-    run = Run(id="run-1")
-    for step in range(1, 200_001):
-        run.log("train/loss", step, 1.0 / step)
-    traces = RunTraces.from_run(run)  # how fast: benchmarks/gui_latency.py, not a timed test
-    loss = traces.series["train/loss"]
-    assert len(loss) <= SERIES_CAPACITY + 1 and loss.data()[0][-1] > 199_000

@@ -34,6 +34,7 @@ class ProjectDocument(QObject):
     graphChanged = Signal()                 # after any structural or parameter change
     problemsChanged = Signal(list)          # list[str] from analyze()
     projectReplaced = Signal()              # a different project was loaded into this document
+    runsDeleted = Signal()                  # runs left the history (delete_runs), or came back (its undo)
 
     def __init__(self, registry: Any, project: Project, path: str | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -155,6 +156,15 @@ class ProjectDocument(QObject):
         if before != after:
             self.undo_stack.push(SetSettings(self, section, name, before, after))
         return None
+
+    def delete_runs(self, run_ids: list[str]) -> bool:
+        """Remove runs from the project's history (one undo step); False when none of them is there."""
+        present = {r.id for r in self.project.history.runs}
+        ids = [r for r in run_ids if r in present]
+        if not ids:
+            return False
+        self.undo_stack.push(DeleteRuns(self, ids))
+        return True
 
     # ---- clipboard ----------------------------------------------------------------------------------------
     def copy_nodes(self, node_ids: list[str]) -> str:
@@ -371,3 +381,23 @@ class SetSettings(QUndoCommand):
 
     def undo(self) -> None:
         self._apply(self.before)
+
+
+class DeleteRuns(QUndoCommand):
+    """Remove runs from the project's history; undo puts them back where they were."""
+
+    def __init__(self, doc: ProjectDocument, run_ids: list[str]):
+        super().__init__(f"Delete {', '.join(run_ids)}")
+        self.doc = doc
+        self.removed = [(i, r) for i, r in enumerate(doc.project.history.runs) if r.id in run_ids]
+
+    def redo(self) -> None:
+        ids = {r.id for _, r in self.removed}
+        self.doc.project.history.runs[:] = [r for r in self.doc.project.history.runs if r.id not in ids]
+        self.doc.runsDeleted.emit()
+
+    def undo(self) -> None:
+        runs = self.doc.project.history.runs
+        for i, run in self.removed:
+            runs.insert(min(i, len(runs)), run)
+        self.doc.runsDeleted.emit()

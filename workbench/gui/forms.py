@@ -12,6 +12,7 @@ Two small widgets that keep long content from widening the window live here too:
 
 from __future__ import annotations
 
+import html
 import math
 import os
 from pathlib import Path
@@ -432,11 +433,15 @@ class ElidedLabel(QLabel):
     A plain QLabel asks for the width of its whole text as its minimum, so one long message (a decoding header, a
     failed run's reason) can widen the panel, push the docks aside or widen the window.  This one asks for a few
     characters' width; ``text()`` is still the whole text.
+
+    With a ``tip`` (a plot's title and what the plot shows), the tooltip is always the text in bold above the tip;
+    otherwise it is the whole text while the label cuts it, unless the caller set a tooltip of its own.
     """
 
-    def __init__(self, text: str = "", parent: QWidget | None = None):
+    def __init__(self, text: str = "", parent: QWidget | None = None, *, tip: str = ""):
         super().__init__(text, parent)
-        self._own_tip = ""          # the tooltip this label set itself (the whole text), not one set by a caller
+        self._tip = tip
+        self._own_tip = ""          # the tooltip this label set itself, not one set by a caller
         self.setTextFormat(Qt.TextFormat.PlainText)
         self._update_tip()
 
@@ -465,10 +470,12 @@ class ElidedLabel(QLabel):
         painter.end()
 
     def _update_tip(self) -> None:
-        """The whole text as the tooltip while it is cut, unless the caller set a tooltip of its own."""
         if self.toolTip() not in ("", self._own_tip):
             return
-        self._own_tip = self.text() if self.elided_text() != self.text() else ""
+        if self._tip:
+            self._own_tip = f"<b>{html.escape(self.text())}</b><br>{html.escape(self._tip)}"
+        else:
+            self._own_tip = self.text() if self.elided_text() != self.text() else ""
         self.setToolTip(self._own_tip)
 
 

@@ -1,16 +1,13 @@
-"""Plot building blocks for the training dashboard: fixed-memory series and themed pyqtgraph panels.
+"""Plot building blocks for the training dashboard: themed pyqtgraph panels.
 
-Long runs keep fixed memory and smooth plots (DESIGN §9, pyqtgraph's habits): every series lives in a
-:class:`Decimator`, preallocated numpy arrays that, when full, merge neighbouring points pairwise and from then
-on fold every two (four, eight...) new points into one, so the whole run stays visible at an even resolution
-whatever its length.  On top of that the curves use pyqtgraph's ``clipToView`` and peak-preserving
-``autoDownsample``, so a redraw costs about the same at step 100 and at step 1,000,000.
+Long runs keep fixed memory and smooth plots (DESIGN §9, pyqtgraph's habits): every series the dashboard draws is
+a :class:`~workbench.core.traces.Decimator`, so the whole run stays visible at an even resolution whatever its
+length, and on top of that the curves use pyqtgraph's ``clipToView`` and peak-preserving ``autoDownsample``, so a
+redraw costs about the same at step 100 and at step 1,000,000.
 """
 
 from __future__ import annotations
 
-import html
-import itertools
 import math
 from typing import Any
 
@@ -21,22 +18,17 @@ from PySide6.QtGui import QColor, QFontMetricsF, QIcon, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from workbench.gui.forms import FlowLayout
+from workbench.core.traces import LOG_FLOOR
+from workbench.gui.forms import ElidedLabel, FlowLayout
 from workbench.gui.style import blend, is_dark, ui_font
 
 #: one colour per run (by run number) and per layer / group; mid-luminance hues readable on light and dark
 SERIES_COLORS = ("#3f8fe0", "#e8772e", "#36a852", "#d6457c", "#9467d6", "#1aa6a6", "#c49a1c", "#8c6d5a",
                  "#6b7f99", "#e35d3f")
-#: floor for log-scale values: a gradient that vanished to exactly 0 is drawn at the bottom, not dropped
-LOG_FLOOR = 1e-12
 #: a legend group named like a path ("rnn.0/"): its entries' whole names are the group's path plus the entry
 GROUP_PATH_SUFFIX = "/"
 #: the steps an empty step axis shows when nothing says how long the run will be (a project trained by epochs)
 EMPTY_STEPS = 100.0
-
-# Serial numbers for series: the dashboard asks "is this still the series I drew?", and ``id()`` cannot answer
-# that, because a series freed with its run (another project opened) leaves its id to the next one.
-_series_uids = itertools.count(1)
 
 
 def series_color(index: int) -> QColor:
@@ -49,125 +41,7 @@ def run_color(run_id: str) -> QColor:
     return series_color(int(tail) - 1 if tail.isdigit() else abs(hash(run_id)))
 
 
-# ---- fixed-memory series ----------------------------------------------------------------------------------
-
-class Decimator:
-    """Points ``(x, y)`` in preallocated arrays of ``capacity`` rows; ``y`` is a number or a fixed-length row.
-
-    While there is room every point is kept.  When the arrays fill up, neighbouring pairs are merged (x by the
-    mean, y by ``reduce``: "mean" or "max", max keeps gradient spikes visible) and the stride doubles: from then
-    on every ``stride`` new points are folded into one as they arrive (the unfinished fold shows as a provisional
-    last point).  Memory stays fixed, and points stay evenly spread over the whole run.
-    """
-
-    def __init__(self, capacity: int = 4096, reduce: str = "mean", width: int = 0):
-        self.capacity = max(2, capacity - capacity % 2)
-        self.reduce = reduce
-        self.width = width                       # 0: scalar y; otherwise the length of each y row
-        shape = (self.capacity,) if width == 0 else (self.capacity, width)
-        self.x = np.empty(self.capacity, dtype=np.float64)
-        self.y = np.empty(shape, dtype=np.float64)
-        self.n = 0
-        self.stride = 1
-        self._pend_x: list[float] = []
-        self._pend_y: list[Any] = []
-        self.count = 0                           # raw points seen
-        self.version = 0                         # bumps on every change: the plots redraw only what changed
-        self.uid = next(_series_uids)            # never reused, unlike id(): (uid, version) names what was drawn
-
-    def __len__(self) -> int:
-        return self.n + (1 if self._pend_x else 0)
-
-    def clear(self) -> None:
-        self.n, self.stride, self.count = 0, 1, 0
-        self._pend_x, self._pend_y = [], []
-        self.version += 1
-
-    def _fold(self, ys: np.ndarray) -> Any:
-        return ys.max(axis=0) if self.reduce == "max" else ys.mean(axis=0)
-
-    def _halve(self) -> None:
-        half = self.n // 2
-        self.x[:half] = self.x[:2 * half].reshape(half, 2).mean(axis=1)
-        ys = self.y[:2 * half].reshape((half, 2) + self.y.shape[1:])
-        self.y[:half] = ys.max(axis=1) if self.reduce == "max" else ys.mean(axis=1)
-        if self.n % 2:       # an odd point out is kept as it is
-            self.x[half] = self.x[self.n - 1]
-            self.y[half] = self.y[self.n - 1]
-            half += 1
-        self.n = half
-        self.stride *= 2
-
-    def _commit(self, x: float, y: Any) -> None:
-        if self.n == self.capacity:
-            self._halve()
-        self.x[self.n] = x
-        self.y[self.n] = y
-        self.n += 1
-
-    def append(self, x: float, y: Any) -> None:
-        self.extend([x], [y])
-
-    def extend(self, xs: Any, ys: Any) -> None:
-        if len(xs) == 0:
-            return
-        self.count += len(xs)
-        self.version += 1
-        if self.stride == 1 and not self._pend_x and len(xs) <= self.capacity - self.n:
-            xs_a = np.asarray(xs, dtype=np.float64)
-            self.x[self.n:self.n + len(xs_a)] = xs_a
-            self.y[self.n:self.n + len(xs_a)] = np.asarray(ys, dtype=np.float64)
-            self.n += len(xs_a)
-            return
-        if self.n == 0 and not self._pend_x:
-            self._load(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
-            return
-        for x, y in zip(xs, ys):
-            self._pend_x.append(float(x))
-            self._pend_y.append(y)
-            if len(self._pend_x) >= self.stride:
-                self._commit(float(np.mean(self._pend_x)), self._fold(np.asarray(self._pend_y, dtype=np.float64)))
-                self._pend_x, self._pend_y = [], []
-
-    def _load(self, xs: np.ndarray, ys: np.ndarray) -> None:
-        """A long record into an empty series at once (a run from the history): folded with numpy, not a loop."""
-        stride = self.stride
-        while len(xs) > stride * self.capacity:
-            stride *= 2
-        self.stride = stride
-        n = len(xs) // stride
-        full = n * stride
-        self.x[:n] = xs[:full].reshape(n, stride).mean(axis=1)
-        folded = ys[:full].reshape((n, stride) + ys.shape[1:])
-        self.y[:n] = folded.max(axis=1) if self.reduce == "max" else folded.mean(axis=1)
-        self.n = n
-        self._pend_x = [float(v) for v in xs[full:]]
-        self._pend_y = list(ys[full:])
-
-    def data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of the points, with the unfinished fold as a provisional last point."""
-        x, y = self.x[:self.n], self.y[:self.n]
-        if self._pend_x:
-            x = np.append(x, np.mean(self._pend_x))
-            y = np.concatenate([y, self._fold(np.asarray(self._pend_y, dtype=np.float64))[None, ...]])
-        return x.copy(), y.copy()
-
-    def last(self) -> Any:
-        if self._pend_y:
-            return self._pend_y[-1]
-        return self.y[self.n - 1] if self.n else None
-
-
-def trailing_mean(y: np.ndarray, window: int) -> np.ndarray:
-    """Mean of the last ``window`` points at every point (fewer at the start): smoothing that never looks ahead,
-    so the right end of the curve is as trustworthy as the rest.  O(n) with a cumulative sum."""
-    if window <= 1 or len(y) < 2:
-        return y
-    c = np.cumsum(np.insert(y, 0, 0.0))
-    idx = np.arange(1, len(y) + 1)
-    lo = np.maximum(idx - window, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
-
+# ---- values for the axes ------------------------------------------------------------------------------
 
 def positive(y: np.ndarray) -> np.ndarray:
     """Values for a log axis: non-finite and non-positive values go to the floor."""
@@ -242,35 +116,6 @@ class TickAxis(pg.AxisItem):
         return [text if i in keep else None for i, text in enumerate(strings)]
 
 
-class ElidedLabel(QLabel):
-    """One line of text that ends in "…" when the label is narrower than its text (a plot's title beside its
-    controls), instead of being cut off mid-word; the whole text is in the tooltip, above ``tip``."""
-
-    def __init__(self, text: str = "", tip: str = "", parent: QWidget | None = None):
-        super().__init__(parent)
-        self._tip = tip
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - keeps the tooltip in step with the text
-        super().setText(text)
-        self.setToolTip(f"<b>{html.escape(text)}</b><br>{html.escape(self._tip)}" if self._tip else text)
-
-    def shown_text(self) -> str:
-        """The text as drawn: whole, or elided to the label's width."""
-        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(self.fontMetrics().horizontalAdvance("Ab…"), super().minimumSizeHint().height())
-
-    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt override
-        painter = QPainter(self)
-        painter.setFont(self.font())
-        painter.setPen(self.palette().color(self.foregroundRole()))
-        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                         self.shown_text())
-        painter.end()
-
-
 class _PlotWidget(pg.PlotWidget):
     """pyqtgraph's widget asks for about 600 x 500 px; in the dashboard's grid the rows decide, so it asks for
     little (otherwise a panel whose legend wraps, a height-for-width layout, is laid out 500 px tall)."""
@@ -319,7 +164,7 @@ class PlotPanel(QWidget):
         self.y_from_zero = y_from_zero
         self.y_min_top = y_min_top          # the y axis reaches at least this high (the line at σ = 1 stays in view)
         self.colors = plot_colors(self)
-        self.title = ElidedLabel(title, tip)
+        self.title = ElidedLabel(title, tip=tip)
         self.title.setFont(ui_font(1.0, bold=True))
         # a title that changes ("latest probe (step 12)") must not re-lay out the grid: every plot would be
         # resized and repainted at once

@@ -1,0 +1,165 @@
+"""The row at the top of the training dashboard: the project's device, CPU threads and mixed precision, the run's
+progress bar, and the device and throughput text beside it.
+
+The settings are the project's training settings, edited through the document (one undo step each, the same values
+the inspector shows); they apply at Train, so the bar is disabled while a run is live.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QWidget
+
+from workbench.gui.forms import ElidedLabel
+
+
+def format_duration(seconds: float) -> str:
+    """``0:17``, ``12:05``, ``1:02:03``; a dash for a time not known (not finite, or negative)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def cpu_cores() -> int:
+    """The cores this process may use (without importing torch, which ``core.device`` does)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ---- the run settings bar -----------------------------------------------------------------------------------
+
+class SpeedLabel(ElidedLabel):
+    """The device and throughput text beside the progress bar ("CPU (1 thread) · 16,420 tokens/s").
+
+    Its size hint is that of the widest text it shows, not of the current one: the text changes every tick and must
+    not move the progress bar (or re-lay out the row); in a narrow window it gives way and ends in "…"."""
+
+    WIDEST = "CUDA: NVIDIA GeForce · 999,999 tokens/s"
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.fontMetrics().horizontalAdvance(self.WIDEST) + 4, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.fontMetrics().horizontalAdvance("999,999 tok…"), super().minimumSizeHint().height())
+
+
+class RunSettingsBar(QWidget):
+    """Device, CPU threads and mixed precision: the project's training settings, edited through the document (one
+    undo step each, the same values the inspector shows).  Disabled while a run is live: they apply at Train."""
+
+    def __init__(self, doc: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self.cores = cpu_cores()
+        self.devices: list[tuple[str, str]] = [("auto", "Auto"), ("cpu", "CPU")]
+        self.has_cuda = False
+        self._syncing = False
+        self.device = QComboBox()
+        self.device.setToolTip("The device to train on. Auto: CUDA, then Apple MPS, then the CPU.")
+        self.threads = QSpinBox()
+        self.threads.setRange(0, max(1, self.cores))
+        self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
+        self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the window "
+                                f"so that it stays responsive.")
+        self.amp = QCheckBox("Mixed precision")
+        self.amp.setToolTip("Train in float16/bfloat16 where it is safe (torch.autocast). CUDA only.")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        self.device_label = QLabel("Device")
+        self.threads_label = QLabel("Threads")
+        self.threads_label.setToolTip(self.threads.toolTip())
+        for w in (self.device_label, self.device, self.threads_label, self.threads, self.amp):
+            layout.addWidget(w)
+        self.device.currentIndexChanged.connect(self._device_chosen)
+        self.threads.editingFinished.connect(lambda: self._commit("threads", self.threads.value()))
+        self.threads.valueChanged.connect(lambda v: self._commit("threads", v) if not self.threads.hasFocus() else None)
+        self.amp.toggled.connect(lambda on: self._commit("amp", bool(on)))
+        self.sync()
+
+    def set_devices(self, devices: list[tuple[str, str]]) -> None:
+        """``[(value, label)]`` found by the window's device probe (CUDA devices, MPS)."""
+        self.devices = [("auto", "Auto"), ("cpu", "CPU")] + [d for d in devices if d[0] not in ("auto", "cpu")]
+        self.has_cuda = any(v.startswith("cuda") for v, _ in self.devices)
+        self.sync()
+
+    def sync(self) -> None:
+        """Show the project's current values."""
+        cfg = self.doc.project.train
+        self._syncing = True
+        try:
+            self.device.clear()
+            options = list(self.devices)
+            if cfg.device not in {v for v, _ in options}:
+                options.append((cfg.device, f"{cfg.device} (not found here)"))
+            for value, label in options:
+                self.device.addItem(label, value)
+            self.device.setCurrentIndex(max(0, self.device.findData(cfg.device)))
+            self.threads.setValue(min(cfg.threads, self.threads.maximum()))
+            self.amp.setChecked(bool(cfg.amp))
+        finally:
+            self._syncing = False
+        self._enable_parts()
+
+    def _enable_parts(self) -> None:
+        device = self.device.currentData() or "auto"
+        on_cpu = device == "cpu" or (device == "auto" and not self.has_cuda)
+        self.threads.setEnabled(self.isEnabled() and on_cpu)
+        self.threads_label.setEnabled(self.threads.isEnabled())
+        cuda = device.startswith("cuda") or (device == "auto" and self.has_cuda)
+        self.amp.setEnabled(self.isEnabled() and cuda)
+        # an option this machine can never use takes no room in the row (a file from a CUDA machine that has it on
+        # still shows it, ticked and greyed out)
+        self.amp.setVisible(self.has_cuda or self.amp.isChecked())
+        if not cuda:
+            self.amp.setToolTip("Mixed precision needs a CUDA device; none is chosen (or found).")
+        else:
+            self.amp.setToolTip("Train in float16/bfloat16 where it is safe (torch.autocast). CUDA only.")
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == event.Type.EnabledChange:
+            self._enable_parts()
+
+    def _device_chosen(self, _index: int) -> None:
+        if not self._syncing:
+            self._commit("device", self.device.currentData() or "auto")
+        self._enable_parts()
+
+    def _commit(self, name: str, value: Any) -> None:
+        if self._syncing:
+            return
+        error = self.doc.set_setting("train", name, value)
+        if error:
+            self.setToolTip(error)
+
+
+# ---- the progress bar ---------------------------------------------------------------------------------------
+
+class ProgressLine(QProgressBar):
+    """The run's progress bar, whose text stays on one line.
+
+    Qt's styles wrap a text that is wider than the bar onto a second line inside it, cut at the top and the
+    bottom ("paused · step 111 / 200 · epoch 1 · 0:17 left" at the default window size).  Here the text the style
+    draws (``text()``, virtual) ends in "…" when it does not fit, and the whole text is in the tooltip.
+    """
+
+    TEXT_MARGIN = 8          # the style's padding around the text, both sides together
+
+    def setFormat(self, text: str) -> None:  # noqa: N802 - keeps the tooltip in step with the text
+        super().setFormat(text)
+        self.setToolTip(text)
+
+    def text(self) -> str:
+        room = max(0, self.contentsRect().width() - self.TEXT_MARGIN)
+        return self.fontMetrics().elidedText(super().text(), Qt.TextElideMode.ElideRight, room)
+
