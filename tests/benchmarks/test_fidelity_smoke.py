@@ -66,7 +66,7 @@ def test_ptb_small_trains_the_template_and_reports_perplexity_per_epoch(tmp_path
     assert r["words"]["train"] == 1500 * 6    # five words and <eos> per line
     epochs = r["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2]
-    assert all(e["lr"] == 1.0 for e in epochs)   # Zaremba: lr 1 for the first four epochs
+    assert all(e["lr"] == 0.2 for e in epochs)   # the smoke model's lr, kept for the first four epochs
     for e in epochs:
         assert math.isfinite(e["valid_ppl"]) and math.isfinite(e["test_ppl"])
         # better than guessing uniformly over the vocabulary: it learned something
