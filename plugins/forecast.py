@@ -136,6 +136,7 @@ def _seed_words(*values: int) -> list[int]:
 
 class ForecastTask(Task):
     stateful = False
+    count_unit = "values"      # predicted values: batch x horizon
     time_major = ("series",)   # series [W, B, F]; targets [B, H] and last [B] have the batch first
 
     def __init__(self, params, base_dir=None):

@@ -105,6 +105,8 @@ class AddingTask(GeneratedTask):
     Accuracy is Hochreiter & Schmidhuber's criterion: the share of sequences with an absolute error below 0.04.
     """
 
+    count_unit = "sequences"
+
     stream = 0xADD
     time_major = ("sequence",)
     TOLERANCE = 0.04
@@ -245,6 +247,8 @@ class TemporalOrderTask(GeneratedTask):
     hold X or Y.  Classes: XX, XY, YX, YY.  With ``vary_length`` the length is drawn from [T, T + T/10] (the
     paper: 100 to 110) and batches are padded (token 0) with their ``lengths``.
     """
+
+    count_unit = "sequences"
 
     stream = 0x7E0
     time_major = ("tokens",)

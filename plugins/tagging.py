@@ -194,6 +194,7 @@ class TaggingTask(PaddedSequenceTask):
     """Tokens -> one tag each.  ``batch``: ``tokens [T, B]``, ``lengths [B]``, ``targets [T, B]`` (padding: -100)."""
 
     time_major = ("tokens", "targets")
+    count_unit = "tokens"
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)

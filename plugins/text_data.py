@@ -172,6 +172,7 @@ class PaddedSequenceTask(Task):
     stateful = False
     generative = False
     time_major = ("tokens",)   # targets [B] here; a task with per-token targets adds "targets"
+    count_unit = "sequences"   # one target per sequence; a task with per-token targets counts tokens
 
     def __init__(self, params, base_dir=None):
         super().__init__(params, base_dir)

@@ -237,3 +237,23 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert end["event"] == "end" and end["status"] == "stopped"
     info = json.loads(seqwb("info", path, "--json", check=0).stdout)
     assert info["step"] == end["step"] > 0
+
+
+def test_probe_says_what_each_gradient_is_of(trained):
+    out = seqwb("probe", trained, "--gradient-through-time", check=0).stdout
+    assert "||dL/dh_t||: L is the task's loss, the mean over every token" in out
+    assert "||dL_T/dh_t||: L_T is the loss at the last step alone" in out
+    doc = json.loads(seqwb("probe", trained, "--gradient-through-time", "--json", check=0).stdout)
+    assert set(doc["normalisations"]) == {"dL_dh", "dLT_dh"}
+
+
+def test_the_speed_says_what_it_counts(tmp_path):
+    path = tmp_path / "s.seqwb"
+    seqwb("new", "sentiment", "-o", path, "--set", "hidden_size=8", "--set", "batch_size=8", check=0)
+    out = seqwb("train", path, "--steps", 3, "--set", "log_every=1", "--set", "eval_every=0",
+                "--set", "probe_every=0", check=0).stdout
+    assert "sequences/s" in out and "tok/s" not in out
+    lines = [json.loads(x) for x in seqwb("train", path, "--steps", 2, "--json", "--set", "log_every=1",
+                                          "--set", "eval_every=0", "--set", "probe_every=0", check=0).stdout.splitlines()
+             if x.startswith("{")]
+    assert {e["counted"] for e in lines if e["event"] == "step"} == {"sequences"}

@@ -47,9 +47,14 @@ def cmd_probe(args) -> int:
         out["gradient_through_time"] = gtt
     if args.spectral:
         out["sigma_max"] = probes.spectral_norms(loaded.model)
+    if args.gradient_through_time:
+        out["normalisations"] = dict(probes.NORMALISATIONS)
     if args.json:
         print_json(out)
         return EXIT_OK
+    if args.gradient_through_time:
+        for text in probes.NORMALISATIONS.values():
+            print(text)
     for layer, v in (out.get("gradient_through_time") or {}).items():
         T = len(v["dLT_dh"])
         picks = sorted({0, T // 4, T // 2, 3 * T // 4, T - 1})

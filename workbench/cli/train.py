@@ -26,6 +26,7 @@ class _CLIReporter:
     def __init__(self, args, path: str, registry, project):
         self.args, self.path, self.registry, self.project = args, path, registry, project
         self.last_step_logged = -1
+        self.unit = "tokens"     # what the task counts (tokens, sequences...), known once its data is read
         self._data_shown: dict[str, float] = {}
 
     def on_data_progress(self, trainer, stage: str, done: int, total: int) -> None:
@@ -44,6 +45,9 @@ class _CLIReporter:
         else:
             note(f"reading data: {stage} {fraction:4.0%} ({done / 1e6:,.0f} of {total / 1e6:,.0f} MB)")
 
+    def on_train_start(self, trainer) -> None:
+        self.unit = getattr(trainer.task, "count_unit", "tokens")
+
     def on_step_end(self, trainer, ev) -> None:
         cfg = trainer.cfg
         if ev.skipped:
@@ -60,11 +64,11 @@ class _CLIReporter:
         if self.args.json:
             print_json({"event": "step", "step": ev.step, "epoch": ev.epoch, "loss": finite(ev.loss),
                          "grad_norm": finite(ev.grad_norm), "grad_norm_clipped": finite(ev.grad_norm_clipped),
-                         "lr": ev.lr, "tokens_per_s": round(ev.tokens_per_s, 1),
+                         "lr": ev.lr, "tokens_per_s": round(ev.tokens_per_s, 1), "counted": self.unit,
                          "elapsed_s": round(ev.elapsed, 3), "eta_s": round(ev.eta, 1)})
         else:
             print(f"step {ev.step:>6} | epoch {ev.epoch:>3} | loss {ev.loss:8.4f} | grad {ev.grad_norm:8.3f} | "
-                  f"lr {ev.lr:.3g} | {ev.tokens_per_s:,.0f} tok/s | eta {ev.eta:,.0f}s", flush=True)
+                  f"lr {ev.lr:.3g} | {ev.tokens_per_s:,.0f} {self.unit}/s | eta {ev.eta:,.0f}s", flush=True)
 
     def on_eval_end(self, trainer, ev) -> None:
         if self.args.json:

@@ -49,8 +49,17 @@ def spectral_norms(model) -> dict[str, float]:
     return out
 
 
+#: what the probe's two quantities are the gradients of (``seqwb probe`` and the dashboard say so)
+NORMALISATIONS = {
+    "dL_dh": "||dL/dh_t||: L is the task's loss, the mean over every token (or item) of the probe batch",
+    "dLT_dh": "||dL_T/dh_t||: L_T is the loss at the last step alone, the mean over the batch at that step",
+}
+
+
 class GradientThroughTimeProbe:
-    """Gradient norms with respect to every hidden state ``h_t`` of every recurrent layer.
+    """Gradient norms with respect to every hidden state ``h_t`` of every recurrent layer (Euclidean norm over the
+    batch and the units), of the two losses in :data:`NORMALISATIONS`.  Always of these per-token means, whatever
+    the training's ``loss_reduction``: curves of runs with different conventions stay comparable.
 
     Runs the model's per-step path on a fixed probe batch in eval mode (no dropout, so it consumes no random
     numbers and does not disturb a seeded run), and leaves parameter gradients untouched.

@@ -106,6 +106,8 @@ class Task:
         """How many items the mean in :meth:`loss` is over (tokens for an LM) and how many were processed."""
         raise NotImplementedError
 
+    #: what :meth:`count` counts, for the speed readout ("tokens/s", "sequences/s")
+    count_unit: str = "tokens"
     #: the target id of padded positions (cross_entropy's ``ignore_index``); a step whose targets are all padding
     #: carries no loss (see :meth:`loss_steps`)
     target_padding: int = -100
