@@ -14,8 +14,9 @@ Example::
 
     @hookimpl
     def seqwb_cells():
-        return [CellSpec(id="mgu", title="Minimal gated unit", version="1.0", params=MGUParams,
-                         factory="my_package.mgu:MGUCell", gates=("f",))]
+        # ids are namespaced by the distribution that ships them (here "my-cells")
+        return [CellSpec(id="my-cells.mgu", title="Minimal gated unit", version="1.0", params=MGUParams,
+                         factory="my_cells.mgu:MGUCell", gates=("f",))]
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ PROJECT_NAME = "seqwb"
 ENTRY_POINT_GROUP = "seqwb.plugins"
 #: Version of this contract: MAJOR.MINOR.  A minor version adds hooks, optional spec fields or names of
 #: :mod:`workbench.api` (plugins written for an older minor version keep working); a major version changes or
-#: removes something.  1.1 added :mod:`workbench.api`.  A plugin declares the versions it supports as
+#: removes something.  1.1 added :mod:`workbench.api`; 1.2 added namespaced ids (``DISTRIBUTION.NAME``), the
+#: specs' ``former_ids``, ``Cell.after_step`` and ``workbench.api.last_step`` / ``IGNORE``.  A plugin declares the versions it supports as
 #: ``SEQWB_API = ">=1.0,<2"`` in the module its entry point names (or, for a plugin object, as an attribute of it):
 #: a PEP 440 version specifier (``>=1.0,<2``, ``==1.*``, ``~=1.1``).  A plugin whose range excludes API_VERSION is
 #: reported and not loaded; a plugin that declares nothing is loaded, with a note.
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 #: the attribute a plugin module sets to declare the API versions it supports
 API_ATTRIBUTE = "SEQWB_API"
 

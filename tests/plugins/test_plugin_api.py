@@ -38,7 +38,7 @@ def test_bad_ranges_are_refused_with_the_reason(spec):
 
 
 def test_the_contract_version_is_major_minor():
-    assert hookspecs.API_VERSION == "1.1" and hookspecs.API_ATTRIBUTE == "SEQWB_API"
+    assert hookspecs.API_VERSION == "1.2" and hookspecs.API_ATTRIBUTE == "SEQWB_API"
 
 
 # ---- the loader and SEQWB_API ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from workbench.hookspecs import hookimpl
 from workbench.plugin_system import (BlockSpec, CellSpec, DecoderSpec, FeatureTrackSpec, PluginFailure, PortSpec,
                                      Registry, TaskSpec, TemplateSpec, UnknownContributionError, discover,
                                      make_plugin_manager, param, resolve)
+from workbench.schema.errors import ContributionConflictError
 from workbench.schema.specs import SPEC_KINDS, FactoryError
 
 IN_CODE = "(registered in code)"
@@ -255,17 +256,22 @@ def test_unknown_port_type_fails_inside_the_hook():
     assert "unknown port type 'pixels'" in reg.failures[0].error
 
 
-def test_duplicate_ids_first_one_wins():
+def test_an_id_two_plugins_register_is_used_by_neither_and_both_are_reported():
     first = module_plugin("first", seqwb_cells=lambda: [cell("dup", description="first")])
     second = module_plugin("second", seqwb_cells=lambda: [cell("dup", description="second"), cell("other")],
                            seqwb_tasks=lambda: [task("dup")])  # the same id in another kind is no clash
-    reg = discover(entry_points=False, extra=[("first", first), ("second", second)])
-    assert reg.cell("dup").description == "first" and reg.cell("dup").plugin == "first"
-    assert reg.has("cell", "other") and reg.has("task", "dup")
-    assert len(reg.failures) == 1
-    failure = reg.failures[0]
-    assert failure.entry_point == "second" and failure.hook == "seqwb_cells"
-    assert "cell id 'dup' is already provided by" in failure.error
+    for order in ([("first", first), ("second", second)], [("second", second), ("first", first)]):
+        reg = discover(entry_points=False, extra=order)
+        assert not reg.has("cell", "dup")      # whichever plugin was found first
+        assert reg.has("cell", "other") and reg.has("task", "dup")
+        assert sorted(f.entry_point for f in reg.failures) == ["first", "second"]
+        assert {f.category for f in reg.failures} == {"conflict"} and {f.hook for f in reg.failures} == {"seqwb_cells"}
+        assert "cell 'dup' is registered by (registered in code) (first) and (registered in code) (second), so " \
+               "neither is used" in reg.failures[0].error
+        assert [s.description for s in reg.conflicts["cell"]["dup"]] == [
+            dict(order)[name].seqwb_cells()[0].description for name, _ in order]
+        with pytest.raises(ContributionConflictError, match="neither is used"):
+            reg.cell("dup")
 
 
 def test_duplicate_id_within_one_plugin():

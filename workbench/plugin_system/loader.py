@@ -4,6 +4,11 @@ Unlike ``PluginManager.load_setuptools_entrypoints`` (which stops at the first b
 is loaded, and every hook implementation called, inside its own ``try``; a failure is recorded with the
 distribution, entry point and error, and the rest loads.  The manager is built by a function, never a module
 global, so each caller (and each test) gets a fresh one.
+
+Ids are owned (:mod:`workbench.plugin_system.ownership`): every spec is collected first and the ids decided
+afterwards, so the outcome never depends on the order in which entry points happen to be found.  An id that two
+distributions register is used by neither (both are reported); an id in another distribution's namespace is
+refused.
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ import pluggy
 
 from workbench import hookspecs
 from workbench.plugin_system import user_settings
+from workbench.plugin_system.ownership import (bare_ids_note, is_builtin, namespace, namespace_problem,
+                                               owns_namespaces)
 from workbench.plugin_system.versions import ApiRangeError, range_allows
-from workbench.schema.errors import UnknownContributionError
+from workbench.schema.errors import ContributionConflictError, UnknownContributionError
 from workbench.schema.params import suggest
-from workbench.schema.registry import DisabledPlugin, PluginFailure, PluginNote
-from workbench.schema.specs import SPEC_KINDS, with_source
+from workbench.schema.registry import DisabledPlugin, PluginFailure, PluginNote, Provider
+from workbench.schema.specs import SPEC_KINDS, split_id, with_source
 
-__all__ = ["DisabledPlugin", "PluginFailure", "PluginNote", "Registry", "UnknownContributionError", "discover",
-           "make_plugin_manager"]
+__all__ = ["DisabledPlugin", "PluginFailure", "PluginNote", "Provider", "Registry", "UnknownContributionError",
+           "discover", "make_plugin_manager"]
+
+
+def _kinds_table() -> dict[str, dict[str, Any]]:
+    return {k: {} for k in SPEC_KINDS}
 
 
 @dataclass
@@ -32,18 +43,31 @@ class Registry:
     """Every contribution that loaded, by kind and id, plus the failures (implements
     :class:`workbench.schema.registry.Registry`)."""
 
-    items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in SPEC_KINDS})
+    items: dict[str, dict[str, Any]] = field(default_factory=_kinds_table)
     failures: list[PluginFailure] = field(default_factory=list)
     plugins: list[tuple[str, str, str]] = field(default_factory=list)  # (distribution, entry point, version)
     notes: list[PluginNote] = field(default_factory=list)
     disabled: list[DisabledPlugin] = field(default_factory=list)
+    #: kind -> id -> the specs of every distribution that registers it; none of them is in ``items``
+    conflicts: dict[str, dict[str, list[Any]]] = field(default_factory=_kinds_table)
+    #: kind -> former id -> the registered specs that list it in ``former_ids``
+    former: dict[str, dict[str, list[Any]]] = field(default_factory=_kinds_table)
 
     def add(self, kind: str, spec: Any) -> None:
         self.items[kind][spec.id] = spec
+        for old in getattr(spec, "former_ids", ()):
+            self.former.setdefault(kind, {}).setdefault(old, []).append(spec)
 
     def get(self, kind: str, spec_id: str) -> Any:
         table = self.items[kind]
         if spec_id not in table:
+            rivals = self.conflicts.get(kind, {}).get(spec_id)
+            if rivals:
+                raise ContributionConflictError(conflict_message(kind, spec_id, rivals))
+            renamed = self.former.get(kind, {}).get(spec_id)
+            if renamed:
+                now = " or ".join(f"{s.id!r} (from {s.distribution or s.plugin})" for s in renamed)
+                raise UnknownContributionError(f"unknown {kind} {spec_id!r}: it is now {now}")
             known = ", ".join(sorted(table)) or "(none)"
             raise UnknownContributionError(
                 f"unknown {kind} {spec_id!r}{suggest(spec_id, table)}; installed {kind}s: {known}")
@@ -71,6 +95,37 @@ class Registry:
         for kind, table in self.items.items():
             for spec in table.values():
                 yield kind, spec
+
+    def provider(self, kind: str, spec_id: str) -> Provider | None:
+        """Who provides ``spec_id`` here (distribution, its version, entry point), or None if nobody does.
+
+        This is what the inspector shows for a cell ("from seqwb-indrnn 0.2.0") and what a project records."""
+        spec = self.items.get(kind, {}).get(spec_id)
+        if spec is None:
+            return None
+        return provider_of(spec, self.plugins)
+
+    def successor(self, kind: str, old_id: str, distribution: str) -> Any:
+        """The spec of ``distribution`` that lists ``old_id`` among its former ids, or None."""
+        for spec in self.former.get(kind, {}).get(old_id, ()):
+            if user_settings.normalize(spec.distribution) == user_settings.normalize(distribution):
+                return spec
+        return None
+
+
+def provider_of(spec: Any, plugins: Iterable[tuple[str, str, str]]) -> Provider:
+    """The :class:`Provider` of a loaded spec; the version is its distribution's (as the loader found it)."""
+    dist, entry_point = getattr(spec, "distribution", "") or "", getattr(spec, "plugin", "") or ""
+    version = next((v for d, e, v in plugins if d == dist and e == entry_point and v), "")
+    return Provider(dist, version, entry_point)
+
+
+def conflict_message(kind: str, spec_id: str, rivals: list[Any]) -> str:
+    dists = [s.distribution or "?" for s in rivals]
+    # the distributions, or, when one distribution registers it from two entry points, the entry points too
+    names = sorted({d if dists.count(d) == 1 else f"{d} ({s.plugin})" for d, s in zip(dists, rivals)})
+    return (f"{kind} {spec_id!r} is registered by {' and '.join(names)}, so neither is used (which one was meant "
+            f"cannot be known): uninstall or disable one of them (pip uninstall NAME, or SEQWB_DISABLE_PLUGINS)")
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -176,6 +231,9 @@ def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
             registry.failures.append(PluginFailure(
                 dist, name, f"unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hookspecs.HOOKS)}"))
 
+    # Every spec first; which ids are used is decided once all are known (see _settle).
+    claims: list[_Claim] = []
+    mine: set[tuple[str, str, str, str]] = set()   # (distribution, entry point, kind, id): a plugin's own repeats
     for hook_name, kind in hookspecs.HOOKS.items():
         spec_type: Any = SPEC_KINDS[kind]
         caller = getattr(pm.hook, hook_name)
@@ -197,15 +255,64 @@ def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
                     if not isinstance(spec, spec_type):
                         raise TypeError(f"{hook_name} returned {type(spec).__name__}, expected {spec_type.__name__}")
                     spec.check()
-                    if registry.has(kind, spec.id):
-                        other = registry.get(kind, spec.id)
-                        raise ValueError(f"{kind} id {spec.id!r} is already provided by "
-                                         f"{other.distribution or other.plugin}")
-                    registry.add(kind, with_source(spec, dist, ep_name))
+                    problem = namespace_problem(kind, spec, dist)
+                    if problem:
+                        registry.failures.append(PluginFailure(dist, ep_name, problem, hook=hook_name,
+                                                               category="conflict"))
+                        continue
+                    key = (dist, ep_name, kind, spec.id)
+                    if key in mine:
+                        raise ValueError(f"{kind} id {spec.id!r} is returned twice by this plugin")
+                    mine.add(key)
+                    claims.append(_Claim(kind, with_source(spec, dist, ep_name), hook_name))
                 except Exception as exc:  # noqa: BLE001
                     registry.failures.append(PluginFailure(dist, ep_name, f"{type(exc).__name__}: {exc}",
                                                            traceback.format_exc(), hook=hook_name))
+    _settle(registry, claims)
     return registry
+
+
+@dataclass(frozen=True)
+class _Claim:
+    kind: str
+    spec: Any           # with distribution and plugin filled in
+    hook: str
+
+
+def _settle(registry: Registry, claims: list[_Claim]) -> None:
+    """Register every claimed id that exactly one plugin claims; report the rest, and the bare third-party ids."""
+    by_id: dict[tuple[str, str], list[_Claim]] = {}
+    for claim in claims:
+        by_id.setdefault((claim.kind, claim.spec.id), []).append(claim)
+    bare: dict[tuple[str, str], list[tuple[str, str]]] = {}   # (distribution, entry point) -> [(kind, id)]
+    for (kind, spec_id), group in by_id.items():
+        builtin = [c for c in group if is_builtin(c.spec.distribution)]
+        if len(group) == 1 or (len(builtin) == 1 and not split_id(spec_id)[0]):
+            # one claim; or a bare id the built-ins own, which a third-party plugin can never take over
+            winner = builtin[0] if builtin else group[0]
+            registry.add(kind, winner.spec)
+            for c in group:
+                if c is not winner:
+                    registry.failures.append(PluginFailure(
+                        c.spec.distribution, c.spec.plugin,
+                        f"{kind} id {spec_id!r} belongs to the built-in plugins of Sequence Workbench; a plugin "
+                        f"cannot replace it (register it as '{_own_example(c.spec.distribution, spec_id)}')",
+                        hook=c.hook, category="conflict"))
+            if owns_namespaces(winner.spec.distribution) and not split_id(spec_id)[0]:
+                bare.setdefault((winner.spec.distribution, winner.spec.plugin), []).append((kind, spec_id))
+            continue
+        registry.conflicts.setdefault(kind, {})[spec_id] = [c.spec for c in group]
+        message = conflict_message(kind, spec_id, [c.spec for c in group])
+        for c in group:
+            registry.failures.append(PluginFailure(c.spec.distribution, c.spec.plugin, message, hook=c.hook,
+                                                   category="conflict"))
+    for (dist, entry_point), ids in bare.items():
+        registry.notes.append(PluginNote(dist, entry_point, bare_ids_note(dist, ids)))
+
+
+def _own_example(distribution: str, spec_id: str) -> str:
+    return f"{namespace(distribution)}.{spec_id}" if distribution and not distribution.startswith("(") \
+        else f"NAMESPACE.{spec_id}"
 
 
 _DEFAULT: Registry | None = None

@@ -27,9 +27,18 @@ class MissingPluginError(ProjectFileError):
     """A project needs a plugin that is not installed (or too old)."""
 
 
+class PluginProviderError(ProjectFileError):
+    """A contribution a project uses comes from another distribution than the one the project was saved with, or
+    from two distributions at once: using it could silently change what the project computes."""
+
+
 class TrainingError(WorkbenchError):
     """Training stopped because of a fault (NaN loss, out of memory, plugin exception...)."""
 
 
 class UnknownContributionError(LookupError):
     """A project or a command names a cell/block/task/decoder/template that no loaded plugin provides."""
+
+
+class ContributionConflictError(UnknownContributionError):
+    """An id that two distributions register: neither is used (which one was meant cannot be known)."""

@@ -29,6 +29,20 @@ class Registry(Protocol):
 
 
 @dataclass(frozen=True)
+class Provider:
+    """Who provides a contribution: the distribution (what pip installs), its version and the entry point."""
+
+    distribution: str
+    version: str = ""
+    entry_point: str = ""
+
+    def describe(self) -> str:
+        """``"seqwb-indrnn 0.2.0 (entry point indrnn)"``, for messages and the inspector."""
+        text = f"{self.distribution or '?'} {self.version}".rstrip()
+        return text + (f" (entry point {self.entry_point})" if self.entry_point else "")
+
+
+@dataclass(frozen=True)
 class PluginFailure:
     """A plugin, or one of its contributions, that could not be used, with the reason."""
 
@@ -37,13 +51,16 @@ class PluginFailure:
     error: str
     detail: str = ""  # the traceback, for --debug and the plugins dialog
     hook: str = ""
-    #: "error" (it raised or returned something wrong) or "incompatible" (its SEQWB_API range excludes ours)
+    #: "error" (it raised or returned something wrong), "incompatible" (its SEQWB_API range excludes ours) or
+    #: "conflict" (it registers an id that another distribution registers too, or one that is not its own)
     category: str = "error"
 
     def message(self) -> str:
         where = f"{self.distribution or '?'} ({self.entry_point}{', ' + self.hook if self.hook else ''})"
         if self.category == "incompatible":
             return f"plugin {where} not loaded: {self.error}"
+        if self.category == "conflict":
+            return f"plugin {where}: {self.error}"
         return f"plugin {where} failed: {self.error}"
 
 

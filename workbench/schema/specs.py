@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,6 +41,32 @@ class PortSpec:
             raise ValueError(f"port {self.name!r}: unknown port type {self.type!r}; known: {', '.join(PORT_TYPES)}")
 
 
+#: A namespace: a distribution's name as pip compares names (PEP 503: lower case, runs of ``-_.`` as one ``-``).
+NAMESPACE_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def split_id(spec_id: str) -> tuple[str, str]:
+    """``"seqwb-indrnn.indrnn"`` -> ``("seqwb-indrnn", "indrnn")``; a bare id -> ``("", id)``.
+
+    A third-party id is namespaced by its distribution, ``NAMESPACE.NAME``: a distribution owns the ids under its
+    (normalised) name, so two plugins cannot both claim one.  Built-in ids are bare.  The namespace is the part
+    before the first dot, because a normalised distribution name never contains one."""
+    namespace, dot, name = spec_id.partition(".")
+    return (namespace, name) if dot else ("", spec_id)
+
+
+def id_problem(spec_id: object) -> str:
+    """Why ``spec_id`` cannot be an id ("" when it can): non-empty, no white space, and ``NAMESPACE.NAME`` with a
+    PEP 503 normalised distribution name when it has a dot."""
+    if not isinstance(spec_id, str) or not spec_id or any(c.isspace() for c in spec_id):
+        return f"invalid id {spec_id!r}: a non-empty string without spaces is required"
+    namespace, name = split_id(spec_id)
+    if "." in spec_id and not (NAMESPACE_RE.fullmatch(namespace) and name and "." not in name):
+        return (f"invalid id {spec_id!r}: a namespaced id is 'DISTRIBUTION.NAME', with the distribution's name in "
+                f"lower case with '-' (as pip normalises it) and a NAME without dots")
+    return ""
+
+
 @dataclass(frozen=True)
 class _SpecBase:
     id: str
@@ -48,13 +75,25 @@ class _SpecBase:
     params: type
     factory: str
     description: str = ""
+    #: ids this contribution had before (e.g. a bare id from before it was namespaced).  A project file saved
+    #: with a former id opens with this contribution when the file says it came from the same distribution.
+    former_ids: tuple[str, ...] = ()
     # Filled in by the loader: where the spec came from.
     distribution: str = ""
     plugin: str = ""
 
     def check(self) -> None:
-        if not isinstance(self.id, str) or not self.id or any(c.isspace() for c in self.id):
-            raise ValueError(f"invalid id {self.id!r}: a non-empty string without spaces is required")
+        problem = id_problem(self.id)
+        if problem:
+            raise ValueError(problem)
+        if isinstance(self.former_ids, str) or not isinstance(self.former_ids, (tuple, list)):
+            raise ValueError(f"{self.id}: former_ids must be a tuple of ids, got {self.former_ids!r}")
+        for former in self.former_ids:
+            problem = id_problem(former)
+            if problem:
+                raise ValueError(f"{self.id}: former id: {problem}")
+            if former == self.id:
+                raise ValueError(f"{self.id}: former_ids lists the spec's own id")
         if not (isinstance(self.params, type) and dataclasses.is_dataclass(self.params)):
             raise ValueError(f"{self.id}: params must be a dataclass type, got {self.params!r}")
         if not isinstance(self.factory, str) or ":" not in self.factory:
@@ -154,15 +193,16 @@ class FeatureTrackSpec(_SpecBase):
 
     The value at character ``i`` describes the situation after reading character ``i`` (1.0/0.0 for yes/no
     features, a count for depths and positions).  The ``id`` is what ``seqwb units --feature ID`` takes: letters,
-    digits, ``_`` and ``-``, starting with a letter.  ``params`` is usually :class:`NoParams`.
+    digits, ``_`` and ``-``, starting with a letter (after the ``NAMESPACE.`` of a third-party id).  ``params`` is
+    usually :class:`NoParams`.
     """
 
     def check(self) -> None:
         super().check()
-        import re
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", self.id) or self.id == "regex":
-            raise ValueError(f"feature track id {self.id!r}: use letters, digits, '_' and '-', starting with a "
-                             f"letter ('regex' is reserved for regex:PATTERN)")
+        for track_id in (self.id, *self.former_ids):
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", split_id(track_id)[1]) or track_id == "regex":
+                raise ValueError(f"feature track id {track_id!r}: use letters, digits, '_' and '-', starting with a "
+                                 f"letter, after the namespace ('regex' is reserved for regex:PATTERN)")
 
 
 SPEC_KINDS: dict[str, type] = {

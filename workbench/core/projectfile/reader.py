@@ -36,7 +36,9 @@ def load_project(path: str | os.PathLike[str], *, registry: Any = None, weights:
     """Read a project file; raises :class:`ProjectFileError` (one clear line) for anything wrong with it.
 
     ``registry`` (a :class:`~workbench.plugin_system.loader.Registry`): when given, every plugin contribution the
-    project needs must be installed, otherwise :class:`MissingPluginError` names each one and what provides it.
+    project needs must be installed, otherwise :class:`MissingPluginError` names each one and what provides it;
+    and each must come from the distribution the file records for it, otherwise :class:`PluginProviderError`
+    names both (an id a distribution has renamed since is read as its new id; the file is not changed).
 
     ``weights=False`` is the quick read (``seqwb info``, file lists): the tensor members are neither read nor
     verified, and a project with a checkpoint gets a :class:`Checkpoint` with the right ``graph_hash``, ``step``,
@@ -67,7 +69,8 @@ def _load(archive: Archive, *, registry: Any, weights: bool) -> Project:
     doc = migrate(doc, archive.manifest["format_version"], label)
     project = _project_from(doc, label)
     if registry is not None:
-        # Before the big members are read: a missing plugin is the quickest answer to give.
+        # Before the big members are read: a missing plugin, or one from another distribution, is the quickest
+        # answer to give.
         check_plugins(doc.get("manifest"), project, registry, label)
     project.history = _history_from(doc.get("history"), archive)
     project.checkpoint = _checkpoint_from(doc.get("trainer_state"), archive, weights=weights)
