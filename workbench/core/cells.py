@@ -47,11 +47,18 @@ class Cell(nn.Module):
     has_fused: bool = False
     #: sequence_traced() is the cell's own fast path rather than stepping (what the hidden-unit recorder reads)
     traced_sequence: bool = False
+    #: the training precisions the cell computes correctly under torch.autocast (workbench.core.precision);
+    #: float32 only unless the cell says more, so a reduced-precision run falls back rather than guesses
+    precisions: tuple[str, ...] = ("fp32",)
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
+
+    def supported_precisions(self) -> tuple[str, ...]:
+        """:attr:`precisions`, or fewer for this instance's settings (a fused kernel on, a hand-written one off)."""
+        return tuple(self.precisions)
 
     # ---- state ---------------------------------------------------------------------------------------------
     def init_state(self, batch: int, device: torch.device | str | None = None,
@@ -206,14 +213,40 @@ class Cell(nn.Module):
         return {}
 
     def init_weights(self, scheme: str, scale: float) -> None:
-        """Re-initialise: ``uniform`` (±scale), ``orthogonal`` / ``identity`` recurrent matrices."""
+        """Re-initialise: ``uniform`` (±scale), ``orthogonal`` / ``identity`` recurrent matrices.
+
+        Only the cell's own parameters are written (a recurrent matrix that is a parameter or a view of one).  A
+        recurrent matrix the cell derives from its parameters (IndRNN's ``diag(u)``, a masked or factored matrix)
+        is left alone, with a warning: writing into it would not change the parameters it comes from, or would
+        overwrite a tensor the cell keeps.  Such a cell overrides this method."""
         if scheme == "uniform":
             for p in self.parameters():
                 nn.init.uniform_(p, -scale, scale)
         elif scheme in ("orthogonal", "identity"):
-            for w in self.recurrent_weights().values():
+            owned = {p.untyped_storage().data_ptr() for p in self.parameters()}
+            for name, w in self.recurrent_weights().items():
+                if w.untyped_storage().data_ptr() not in owned:
+                    import warnings
+                    warnings.warn(f"{type(self).__name__}: init {scheme!r} leaves {name!r} as it is: it is derived "
+                                  f"from the cell's parameters, not one of them (override init_weights to "
+                                  f"initialise what it is derived from)", RuntimeWarning, stacklevel=2)
+                    continue
                 with torch.no_grad():
                     if scheme == "orthogonal":
                         nn.init.orthogonal_(w)
                     else:
                         w.copy_(torch.eye(w.shape[0], w.shape[1], dtype=w.dtype, device=w.device))
+
+    # ---- after each optimizer step -----------------------------------------------------------------------
+    def after_step(self) -> None:
+        """Called after every optimizer step that updated the weights (not after a skipped one), without
+        gradients.  Keep the parameters inside a constraint here: IndRNN clips its recurrent weights so that
+        |u| stays below a bound (Li et al. 2018).  Default: nothing."""
+
+
+def after_optimizer_step(model: nn.Module) -> None:
+    """Run :meth:`Cell.after_step` of every cell in ``model`` (the trainer calls it after each optimizer step)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, Cell):
+                module.after_step()

@@ -129,11 +129,43 @@ class Task:
         return int(live.sum())
 
     def loss_last_step(self, outputs: dict[str, Tensor], batch: Batch) -> Tensor:
-        """The loss at the last timestep only (for dL_T/dh_t).  Default: :meth:`loss` on the last step."""
-        last = {k: v[-1:] for k, v in outputs.items()}
-        b = {k: (v[-1:] if isinstance(v, Tensor) and v.dim() >= 1 and k in ("targets",) else v)
-             for k, v in batch.items()}
-        return self.loss(last, b)
+        """The loss at each sequence's last step only, L_T (the gradient-through-time probe's dL_T/dh_t).
+
+        The probe calls it with what it passes to :meth:`loss`: ``outputs`` of the per-step path, every output
+        stacked over time ``[T, B, ...]`` (a per-example output such as a classifier's ``logits`` too: its value
+        after each step), and the probe batch.  Default: :meth:`loss` on every time-major tensor cut to each
+        sequence's last step (``batch["lengths"] - 1``, or ``T - 1`` without ``lengths``), keeping a time axis of
+        length 1, with ``lengths`` set to 1.  The time-major batch entries are those :attr:`time_major` names
+        (when the task declares none: every ``[T, B, ...]`` tensor); the others, such as one target per example,
+        are passed as they are.  A task whose ``lengths`` describe another input than the one its outputs follow
+        (a seq-to-seq task's source) overrides this method.
+        """
+        ref = next((v for v in outputs.values() if isinstance(v, Tensor) and v.dim() >= 2), None)
+        if ref is None:
+            return self.loss(outputs, batch)
+        T, B = int(ref.shape[0]), int(ref.shape[1])
+        lengths = batch.get("lengths")
+        has_lengths = isinstance(lengths, Tensor) and tuple(lengths.shape) == (B,)
+        last = (lengths.long() - 1).clamp(0, T - 1) if isinstance(lengths, Tensor) and has_lengths \
+            else torch.full((B,), T - 1, dtype=torch.long)
+
+        def timed(v: Any) -> bool:
+            return isinstance(v, Tensor) and v.dim() >= 2 and tuple(v.shape[:2]) == (T, B)
+
+        def cut(v: Tensor) -> Tensor:   # [T, B, ...] -> [1, B, ...] at each sequence's last step
+            return v[last.to(v.device), torch.arange(B, device=v.device)].unsqueeze(0)
+
+        declared = self.time_major
+        cut_outputs = {k: cut(v) if timed(v) else v for k, v in outputs.items()}
+        cut_batch: Batch = {}
+        for key, value in batch.items():
+            if key == "lengths" and has_lengths:
+                cut_batch[key] = torch.ones_like(value)
+            elif timed(value) and (declared is None or key in declared):
+                cut_batch[key] = cut(value)
+            else:
+                cut_batch[key] = value
+        return self.loss(cut_outputs, cut_batch)
 
     def eval_update(self, acc: dict[str, float], outputs: dict[str, Tensor], batch: Batch) -> None:
         """Accumulate evaluation statistics for one batch.  Default: summed loss and count."""
@@ -281,3 +313,17 @@ def sha256_text(text: str) -> str:
 
 def as_long(ids: list[int]) -> Tensor:
     return torch.tensor(ids, dtype=torch.long)
+
+
+#: the target id of padded positions (``cross_entropy``'s default ``ignore_index``): a padded step has no loss
+IGNORE = -100
+
+
+def last_step(x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+    """``[T, B, ...]`` -> ``[B, ...]``: each sequence's value at its last real step (``lengths - 1``; ``T - 1``
+    without lengths).  A many-to-one task's loss applies it to what the gradient-through-time probe passes (the
+    per-step path's outputs, stacked over time)."""
+    if lengths is None:
+        return x[-1]
+    idx = (lengths.to(x.device).long() - 1).clamp(min=0, max=x.shape[0] - 1)
+    return x[idx, torch.arange(x.shape[1], device=x.device)]
