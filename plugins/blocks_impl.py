@@ -15,6 +15,8 @@ class PerTimestepBlock(Block):
     """A stateless block whose every output timestep depends only on the same timestep of its inputs: a chunk of
     steps is its ``forward`` on the chunk (no trace to write)."""
 
+    precisions = ("fp32", "bf16", "fp16")
+
     def sequence_traced(self, inputs, state=None, trace=None):
         return self.forward(inputs, state)
 
@@ -71,6 +73,8 @@ class PoolBlock(Block):
     ending in a pool can still be stepped: after step ``t`` the output is the pool over steps ``0..t``, which at each
     sequence's last valid step equals what ``forward`` gives.  Probes and the recorder rely on that.
     """
+
+    precisions = ("fp32", "bf16", "fp16")
 
     stateful = True  # only the per-step path has a state; forward pools a whole sequence at once
 
@@ -186,6 +190,7 @@ class RNNBlock(Block):
     """
 
     stateful = True
+    precisions = ("fp32", "bf16", "fp16")   # the cells of its layers say their own
 
     def __init__(self, params, in_sizes, out_sizes, ctx: BuildContext):
         super().__init__()

@@ -111,6 +111,11 @@ class GRUCell(Cell):
         self.params = params
         self.rnn = nn.GRU(input_size, hidden_size)   # owns the weights; gate order r, z, n
 
+    def supported_precisions(self) -> tuple[str, ...]:
+        # torch's fused kernel runs under autocast (oneDNN / cuDNN in bf16 or fp16, its state kept in float32
+        # inside); the hand-written Python recurrence (fused off) would carry its state in the reduced dtype
+        return ("fp32", "bf16", "fp16") if self.params.fused and self.has_fused else ("fp32",)
+
     def input_projection(self, x: Tensor) -> Tensor:
         return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0)
 

@@ -32,6 +32,11 @@ class RNNCell(Cell):
         self.act = torch.tanh if self.nonlinearity == "tanh" else torch.relu
         self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=self.nonlinearity)
 
+    def supported_precisions(self) -> tuple[str, ...]:
+        # torch's fused kernel runs under autocast (oneDNN / cuDNN in bf16 or fp16, its state kept in float32
+        # inside); the hand-written Python recurrence (fused off) would carry its state in the reduced dtype
+        return ("fp32", "bf16", "fp16") if self.params.fused and self.has_fused else ("fp32",)
+
     def input_projection(self, x: Tensor) -> Tensor:
         return F.linear(x, self.rnn.weight_ih_l0, self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0)
 

@@ -116,6 +116,11 @@ class LSTMCell(Cell):
         self.rnn = nn.LSTM(input_size, hidden_size)
         self.set_forget_bias(params.forget_bias)
 
+    def supported_precisions(self) -> tuple[str, ...]:
+        # torch's fused kernel runs under autocast (oneDNN / cuDNN in bf16 or fp16, its state kept in float32
+        # inside); the hand-written Python recurrence (fused off) would carry its state in the reduced dtype
+        return ("fp32", "bf16", "fp16") if self.params.fused and self.has_fused else ("fp32",)
+
     def set_forget_bias(self, value: float) -> None:
         H = self.hidden_size
         with torch.no_grad():

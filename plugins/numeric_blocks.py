@@ -17,6 +17,8 @@ def _size(sizes: dict, port: str, node_id: str, what: str) -> int:
 class ProjectBlock(Block):
     """``values[T] [T, B, F]`` -> ``vectors[T] [T, B, size]``: one linear map applied at every timestep."""
 
+    precisions = ("fp32", "bf16", "fp16")
+
     def __init__(self, params, in_sizes: dict, out_sizes: dict, ctx: BuildContext):
         super().__init__()
         self.linear = nn.Linear(_size(in_sizes, "x", ctx.node_id, "the number of input features"), params.size,
@@ -31,6 +33,8 @@ class ProjectBlock(Block):
 
 class RegressionBlock(Block):
     """``vector [B, H]`` -> ``values [B, out]``: real-valued outputs per example (no squashing)."""
+
+    precisions = ("fp32", "bf16", "fp16")
 
     def __init__(self, params, in_sizes: dict, out_sizes: dict, ctx: BuildContext):
         super().__init__()

@@ -23,7 +23,7 @@ def first_step(reg, project, reduction: str, padded: bool = False):
     batch = next(batches)
     while padded and trainer.task.count(batch) == batch["targets"].numel():
         batch = next(batches)
-    event = trainer._train_step(batch, None, False)
+    event = trainer._train_step(batch)
     return event.metrics["train/grad_norm"], event.metrics["train/loss"], trainer, batch
 
 

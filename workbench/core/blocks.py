@@ -42,6 +42,17 @@ class BuildContext:
 class Block(nn.Module):
     #: True if the block keeps a recurrent state between calls (carried across truncated-BPTT chunks)
     stateful: bool = False
+    #: the training precisions the block computes correctly under torch.autocast (its cells say their own);
+    #: float32 only unless the block says more
+    precisions: tuple[str, ...] = ("fp32",)
+
+    def precision_blockers(self, name: str) -> list[str]:
+        """What in this block cannot train in precision ``name``: the block itself, or cells of its layers."""
+        out = [] if name in self.precisions else [f"block {type(self).__name__}"]
+        for layer, cell in self.layers():
+            if name not in cell.supported_precisions():
+                out.append(f"cell {type(cell).__name__} ({layer})")
+        return out
 
     def init_state(self, batch: int, device: torch.device | str) -> Any:
         return None

@@ -273,6 +273,12 @@ class SequenceModel(nn.Module):
         return {k: torch.stack(v, 0) for k, v in outs.items()}, state
 
     # ---- inspection --------------------------------------------------------------------------------------
+    def precision_blockers(self, name: str) -> list[str]:
+        """The blocks and cells that cannot train in precision ``name`` (none: the whole model can)."""
+        if name == "fp32":
+            return []
+        return [f"{what} of node {nid}" for nid in self.order for what in self.block(nid).precision_blockers(name)]
+
     def recurrent_layers(self) -> list[tuple[str, Any]]:
         out = []
         for nid in self.order:

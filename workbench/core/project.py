@@ -58,7 +58,9 @@ class TrainConfig:
     seed: int = param(1234, help="random seed")
     device: str = param("auto", help="auto | cpu | cuda | cuda:N | mps")
     threads: int = param(0, min=0, help="CPU intra-op threads (0: all cores headless, cores-1 behind the window)")
-    amp: bool = param(False, help="mixed precision (CUDA only)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
+        "fp32", help="auto: bfloat16 autocast where the CPU or GPU computes it natively, float16 with a gradient "
+                     "scaler on other GPUs, else float32; the loss, softmax and optimizer state stay float32")
     probe_every: int = param(100, min=0, help="gradient-through-time / spectral probes every N steps (0: off)")
     probe_batch: int = param(8, min=1, help="sequences in the probe batch")
     probe_len: int = param(0, min=0, help="timesteps in the probe batch (0: chunk_len)")
@@ -194,7 +196,8 @@ class Project:
             name=str(data.get("name", "untitled")),
             graph=graph,
             task=TaskConfig(id=task["id"], params=dict(task.get("params") or {})),
-            train=params_from_dict(TrainConfig, data.get("train") or {}, "train", ignore_unknown=True),
+            train=params_from_dict(TrainConfig, _legacy_train(data.get("train") or {}), "train",
+                                   ignore_unknown=True),
             decode=DecodeConfig(decoder=str(decode.get("decoder", "greedy")),
                                 params=dict(decode.get("params") or {}), prompt=str(decode.get("prompt", ""))),
             data=dict(data.get("data") or {}),
@@ -204,6 +207,15 @@ class Project:
     def copy_without_state(self) -> "Project":
         """The same design (graph, task, configs) with no weights and no history."""
         return dataclasses.replace(Project.from_json(self.to_json()), vocab=self.vocab)
+
+
+def _legacy_train(train: Any) -> Any:
+    """Training settings of files written before ``precision``: ``amp: true`` was float16 autocast on CUDA."""
+    if isinstance(train, dict) and "amp" in train and "precision" not in train:
+        amp = train["amp"]
+        train = {k: v for k, v in train.items() if k != "amp"}
+        train["precision"] = "fp16" if amp is True else "fp32"
+    return train
 
 
 def available_weights(project: Project) -> dict[str, dict[str, Any]]:

@@ -12,8 +12,9 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QWidget
 
+from workbench.core.precision import PRECISIONS, resolve
 from workbench.gui.forms import ElidedLabel
 
 
@@ -53,8 +54,8 @@ class SpeedLabel(ElidedLabel):
 
 
 class RunSettingsBar(QWidget):
-    """Device, CPU threads and mixed precision: the project's training settings, edited through the document (one
-    undo step each, the same values the inspector shows).  Disabled while a run is live: they apply at Train."""
+    """Device, CPU threads and precision: the project's training settings, edited through the document (one undo
+    step each, the same values the inspector shows).  Disabled while a run is live: they apply at Train."""
 
     def __init__(self, doc: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -70,20 +71,22 @@ class RunSettingsBar(QWidget):
         self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
         self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the window "
                                 f"so that it stays responsive.")
-        self.amp = QCheckBox("Mixed precision")
-        self.amp.setToolTip("Train in float16/bfloat16 where it is safe (torch.autocast). CUDA only.")
+        self.precision = QComboBox()
+        self.precision_label = QLabel("Precision")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.device_label = QLabel("Device")
         self.threads_label = QLabel("Threads")
         self.threads_label.setToolTip(self.threads.toolTip())
-        for w in (self.device_label, self.device, self.threads_label, self.threads, self.amp):
+        for w in (self.device_label, self.device, self.threads_label, self.threads, self.precision_label,
+                  self.precision):
             layout.addWidget(w)
         self.device.currentIndexChanged.connect(self._device_chosen)
         self.threads.editingFinished.connect(lambda: self._commit("threads", self.threads.value()))
         self.threads.valueChanged.connect(lambda v: self._commit("threads", v) if not self.threads.hasFocus() else None)
-        self.amp.toggled.connect(lambda on: self._commit("amp", bool(on)))
+        self.precision.currentIndexChanged.connect(
+            lambda _i: None if self._syncing else self._commit("precision", self.precision.currentData()))
         self.sync()
 
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
@@ -105,7 +108,10 @@ class RunSettingsBar(QWidget):
                 self.device.addItem(label, value)
             self.device.setCurrentIndex(max(0, self.device.findData(cfg.device)))
             self.threads.setValue(min(cfg.threads, self.threads.maximum()))
-            self.amp.setChecked(bool(cfg.amp))
+            self.precision.clear()
+            for value in PRECISIONS:
+                self.precision.addItem(value, value)
+            self.precision.setCurrentIndex(max(0, self.precision.findData(cfg.precision)))
         finally:
             self._syncing = False
         self._enable_parts()
@@ -116,14 +122,21 @@ class RunSettingsBar(QWidget):
         self.threads.setEnabled(self.isEnabled() and on_cpu)
         self.threads_label.setEnabled(self.threads.isEnabled())
         cuda = device.startswith("cuda") or (device == "auto" and self.has_cuda)
-        self.amp.setEnabled(self.isEnabled() and cuda)
-        # an option this machine can never use takes no room in the row (a file from a CUDA machine that has it on
-        # still shows it, ticked and greyed out)
-        self.amp.setVisible(self.has_cuda or self.amp.isChecked())
-        if not cuda:
-            self.amp.setToolTip("Mixed precision needs a CUDA device; none is chosen (or found).")
-        else:
-            self.amp.setToolTip("Train in float16/bfloat16 where it is safe (torch.autocast). CUDA only.")
+        self.precision.setEnabled(self.isEnabled())
+        self.precision_label.setEnabled(self.isEnabled())
+        # what each choice means here, from the engine's own rule (workbench.core.precision.resolve)
+        where = "cuda" if cuda else ("mps" if device == "mps" else "cpu")
+        auto = resolve("auto", where)
+        self.precision.setItemText(0, f"auto ({auto.name})")
+        tips = {"auto": f"auto: {auto.name} here ({auto.reason})",
+                "fp32": "fp32: float32 everywhere",
+                "bf16": "bf16: bfloat16 autocast (fast where the CPU or GPU has native bfloat16)",
+                "fp16": "fp16: float16 autocast with a gradient scaler (CUDA only; float32 elsewhere)"}
+        for i, value in enumerate(PRECISIONS):
+            self.precision.setItemData(i, tips[value], Qt.ItemDataRole.ToolTipRole)
+        self.precision.setToolTip("Training precision. The loss, the softmax and the optimizer's state stay "
+                                  "float32. " + tips.get(self.precision.currentData() or "auto", ""))
+        self.precision_label.setToolTip(self.precision.toolTip())
 
     def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)

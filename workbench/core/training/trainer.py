@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from workbench.core import probes
+from workbench.core import precision, probes
 from workbench.core.blocks import flatten_state, map_state, unflatten_like
 from workbench.core.build import SequenceModel, build_model
 from workbench.core.device import default_threads, resolve_device
@@ -83,6 +83,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer
         self.run: Run
         self.device: torch.device
+        self.precision: precision.Precision
         self.pos = Position()
         self.notices: list[str] = []
         self.skipped_steps = 0  # steps skipped for a non-finite loss or gradient (nan_policy="skip"), this session
@@ -139,6 +140,10 @@ class Trainer:
         if not resume:
             self.model.init_weights(cfg.init, cfg.init_scale)
         self.model.to(self.device)
+        requested = precision.resolve(cfg.precision, self.device)
+        self.precision, notice = precision.fit_model(requested, self.model.precision_blockers(requested.name))
+        if notice:
+            self.notices.append(notice)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.group_names, self._group_params, self._group_index = probes.group_index(self.model)
         self._group_index = self._group_index.to(self.device)
@@ -176,7 +181,8 @@ class Trainer:
 
     def _run_settings(self) -> dict[str, Any]:
         cells = sorted({str(n.params.get("cell")) for n in self.project.graph.nodes.values() if "cell" in n.params})
-        return {"train": params_to_dict(self.cfg), "task": self.project.task.id, "cells": cells,
+        return {"train": params_to_dict(self.cfg), "precision": self.precision.name,
+                "task": self.project.task.id, "cells": cells,
                 "graph_hash": self.project.graph.content_hash(),
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
@@ -331,8 +337,7 @@ class Trainer:
         t_start = time.perf_counter()
         speed = _SpeedWindow()
         last_checkpoint = time.monotonic()
-        use_amp = bool(cfg.amp and self.device.type == "cuda")
-        scaler = torch.amp.GradScaler("cuda") if use_amp else None
+        scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
         batches = self._batches()
         last_eval_step = -1
         try:
@@ -356,7 +361,7 @@ class Trainer:
                 batch = next(batches)
                 if target_epoch is not None and self.pos.epoch >= target_epoch:
                     break
-                ev = self._train_step(batch, scaler, use_amp)
+                ev = self._train_step(batch, scaler)
                 now = time.perf_counter()
                 # the time of this step alone (its batch, forward, backward and update): validation, probes,
                 # samples, callbacks and pauses are not training time
@@ -422,7 +427,7 @@ class Trainer:
         self._emit("on_exception", cause or err)
         self._emit("on_train_end", EndEvent(self.pos.step, "failed", str(err)))
 
-    def _train_step(self, batch: dict[str, Any], scaler, use_amp: bool) -> StepEvent:
+    def _train_step(self, batch: dict[str, Any], scaler: Any = None) -> StepEvent:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         if self.dist is not None:
             batch = self.dist.shard(self.task, batch)
@@ -436,12 +441,17 @@ class Trainer:
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, enabled=use_amp):
+        reduced = self.precision.reduced
+        with torch.autocast(self.device.type, dtype=self.precision.dtype(), enabled=reduced):
             if cfg.bptt_k2 and cfg.bptt_k2 < batch[model.input_ports[0]].shape[0]:
                 outputs, new_state, batch = self._forward_k2(batch, state)
             else:
                 outputs, new_state = self._train_module(batch, state)
-            loss = self.task.loss(outputs, batch)
+        if reduced:
+            # the loss, its softmax and everything after it in float32 (see workbench.core.precision)
+            outputs = {k: _float32(v) for k, v in outputs.items()}
+            new_state = map_state(new_state, _float32)
+        loss = self.task.loss(outputs, batch)
         self._last_count = self.task.count(batch)
         loss_value = float(loss.detach())
         if self.dist is not None:
@@ -624,6 +634,10 @@ class Trainer:
         self.run.samples.append({"step": ev.step, "text": ev.text})
         self._emit("on_sample", ev)
         return ev
+
+
+def _float32(value: Any) -> Any:
+    return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
 class _SpeedWindow:
