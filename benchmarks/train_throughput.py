@@ -1,5 +1,10 @@
 """Training throughput: the workbench's Trainer vs a plain PyTorch loop on the same model and data.
 
+Three sides: the plain float32 loop a person would write, the workbench in float32, and the workbench under
+``precision = auto`` (bfloat16 autocast where the CPU or GPU computes it natively: see workbench/core/precision.py;
+benchmarks/precision_safety.py shows that it reaches the same validation loss).  The ratios are against the plain
+loop.  On a machine without a GPU the GPU figure is not measured, and the script says so.
+
 Model: embedding 64 -> 2 x LSTM 256 -> linear (the char-LM template), batch 32, chunk 100, Adam, clip 5, CPU,
 on the Python standard library's source.  Runs alternate (A, B, A, B, ...) so that drift in the machine's speed
 hits both sides alike; each prints tokens per second, then the ratio of medians.
@@ -78,13 +83,13 @@ def plain_loop(task, args):
     return run
 
 
-def workbench_trainer(registry, args, probe_every: int):
+def workbench_trainer(registry, args, probe_every: int, precision: str = "fp32"):
     settings = {"hidden_size": str(args.hidden), "layers": str(args.layers), "embed_size": str(args.embed),
                 "task.max_chars": str(args.max_chars)}
     project, _ = template_project(registry.template("char-lm"), settings, registry)
     project.train = dataclasses.replace(project.train, batch_size=args.batch, chunk_len=args.chunk,
                                         eval_every=0, sample_every=0, probe_every=probe_every, steps=10 ** 9,
-                                        threads=args.threads, seed=0)
+                                        threads=args.threads, seed=0, precision=precision)
     trainer = Trainer(project, registry)
     trainer.setup()
 
@@ -109,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-chars", type=int, default=3_000_000, help="characters of the corpus to read")
     ap.add_argument("--quick", action="store_true", help="3 rounds x 15 steps (under 2 minutes)")
     ap.add_argument("--smoke", action="store_true", help="1 round x 3 steps, hidden 32: checks that it runs")
+    ap.add_argument("--json", metavar="FILE", help="also write the medians and ratios to FILE "
+                                                  "(docs/benchmarks.md reads benchmarks/results/train_throughput.json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 3, 15
@@ -121,21 +128,24 @@ def main(argv: list[str] | None = None) -> None:
     probe_default = TrainConfig().probe_every
     trainer, wb = workbench_trainer(registry, args, probe_default)
     _, wb_noprobe = workbench_trainer(registry, args, 0)
+    auto_trainer, wb_auto = workbench_trainer(registry, args, probe_default, "auto")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     plain = plain_loop(trainer.task, args)
 
     print(f"char-LM: embed {args.embed}, {args.layers} x LSTM {args.hidden}, batch {args.batch}, chunk "
           f"{args.chunk}, {torch.get_num_threads()} threads, probes every {probe_default} steps (default)")
     # warm up every side once (allocator, oneDNN primitives)
-    for run in (plain, wb, wb_noprobe):
+    print(f"precision auto on this machine: {auto_trainer.precision.label()} ({auto_trainer.precision.reason})")
+    for run in (plain, wb, wb_noprobe, wb_auto):
         run(min(3, args.steps))
 
-    results: dict[str, list[float]] = {"plain": [], "workbench": [], "workbench_no_probes": []}
+    results: dict[str, list[float]] = {"plain": [], "workbench": [], "workbench_no_probes": [], "workbench_auto": []}
     # the probe runs once every `probe_default` steps: time enough steps for it to be sampled fairly
     probe_steps = max(args.steps, probe_default) if args.steps >= 10 and not args.quick else args.steps
     for r in range(args.rounds):
         for name, run, steps in (("plain", plain, probe_steps), ("workbench", wb, probe_steps),
-                                 ("workbench_no_probes", wb_noprobe, probe_steps)):
+                                 ("workbench_no_probes", wb_noprobe, probe_steps),
+                                 ("workbench_auto", wb_auto, probe_steps)):
             tps = run(steps)
             results[name].append(tps)
             print(f"round {r + 1}: {name:<20} {tps:10,.0f} tokens/s")
@@ -145,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"median {k:<20} {v:10,.0f} tokens/s")
     print(f"ratio workbench / plain loop:            {med['workbench'] / med['plain']:.3f}  (target >= 0.95)")
     print(f"ratio workbench without probes / plain:  {med['workbench_no_probes'] / med['plain']:.3f}")
+    print(f"ratio workbench, precision auto ({auto_trainer.precision.name}) / plain fp32 loop: "
+          f"{med['workbench_auto'] / med['plain']:.3f}  (target >= 1.8 where auto picks bf16)")
+    if not torch.cuda.is_available():
+        print("GPU: not measured (no CUDA device on this machine)")
     overhead = 1 - med["workbench"] / med["workbench_no_probes"]
     print(f"probe overhead from the A/B medians: {overhead * 100:.1f}% (within run-to-run noise)")
     # The A/B difference above is smaller than the noise, so also time the probes directly against the steps
@@ -165,6 +179,20 @@ def main(argv: list[str] | None = None) -> None:
           f"every {probe_default} steps of {step_s * 1000:.0f} ms")
     print(f"gradient-through-time probe overhead at the default interval: {gtt_s / per * 100:.2f}% (target < 3%); "
           f"with the spectral norms: {probe_s / per * 100:.2f}%")
+    if args.json:
+        import json
+        from pathlib import Path
+        doc = {"model": f"embed {args.embed}, {args.layers} x LSTM {args.hidden}, batch {args.batch}, chunk {args.chunk}",
+               "threads": torch.get_num_threads(), "rounds": args.rounds, "steps": probe_steps,
+               "auto_resolved": auto_trainer.precision.name, "auto_reason": auto_trainer.precision.reason,
+               "median_tokens_per_s": {k: round(v) for k, v in med.items()},
+               "ratio_workbench_fp32": round(med["workbench"] / med["plain"], 3),
+               "ratio_workbench_auto": round(med["workbench_auto"] / med["plain"], 3),
+               "gpu": "not measured: no CUDA device" if not torch.cuda.is_available() else "see --device cuda",
+               "probe_overhead_percent": round(gtt_s / per * 100, 2)}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

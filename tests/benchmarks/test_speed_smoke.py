@@ -90,9 +90,21 @@ def test_recorder_speed_smoke(capsys):
     assert 0 <= res["max_abs_diff"] < 1e-5
 
 
-def test_train_throughput_smoke(capsys):
-    load_benchmark("train_throughput").main(["--smoke"])
+def test_train_throughput_smoke(capsys, tmp_path):
+    load_benchmark("train_throughput").main(["--smoke", "--json", str(tmp_path / "t.json")])
     out = capsys.readouterr().out
-    assert "ratio workbench / plain loop:" in out
+    assert "ratio workbench / plain loop:" in out and "precision auto on this machine:" in out
     assert "gradient-through-time probe overhead at the default interval:" in out
-    assert "median plain" in out and "median workbench_no_probes" in out
+    assert "median plain" in out and "median workbench_no_probes" in out and "median workbench_auto" in out
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["auto_resolved"] in ("fp32", "bf16") and doc["ratio_workbench_auto"] > 0
+    assert torch.cuda.is_available() or doc["gpu"].startswith("not measured")
+
+
+def test_precision_safety_smoke(tmp_path):
+    out = tmp_path / "p.json"
+    assert load_benchmark("precision_safety").main(["--smoke", "--seeds", "2", "--templates", "adding-problem-lstm",
+                                                    "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["templates"]["adding-problem-lstm"]
+    assert len(row["rows"]) == 2 and row["seed_noise_std"] >= 0 and isinstance(row["safe"], bool)
+    assert all(r["ran_bf16"] for r in row["rows"])
