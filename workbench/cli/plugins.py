@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from workbench.cli.common import EXIT_OK, print_json, registry
+from workbench.cli.common import EXIT_FAIL, EXIT_OK, note, print_json, registry
+from workbench.plugin_system import user_settings
 
 
 def cmd_plugins(args) -> int:
@@ -13,23 +14,21 @@ def cmd_plugins(args) -> int:
         from workbench.docgen import catalog_markdown
         sys.stdout.write(catalog_markdown(reg, None if args.all else "sequence-workbench"))
         return EXIT_OK
+    only = set(args.only or [])
     rows = []
     for kind, spec in reg.all():
         rows.append({"kind": kind, "id": spec.id, "title": spec.title, "version": spec.version,
                      "distribution": spec.distribution, "plugin": spec.plugin, "status": "ok", "error": ""})
     for f in reg.failures:
-        # "incompatible": its SEQWB_API range excludes this version's plugin API; it was not loaded
+        # "incompatible": its SEQWB_API range excludes this version's plugin API; it was not loaded.  "conflict":
+        # an id another distribution registers too (neither is used), or one in another's namespace
         rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
                      "distribution": f.distribution, "plugin": f.entry_point,
                      "status": "incompatible" if f.category == "incompatible" else "error",
                      "error": f.error, "hook": f.hook})
-    if args.check:   # build every cell and run one trial step: wrong shapes are named here, before any project
-        from workbench.core.plugin_checks import check_cells
-        _checked, problems = check_cells(reg)
-        for f in problems:
-            rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
-                         "distribution": f.distribution, "plugin": f.entry_point, "status": "error",
-                         "error": f.error, "hook": f.hook})
+    checks_failed = 0
+    if args.check:
+        checks_failed = _run_checks(reg, rows, only, args.all)
     for d in reg.disabled:
         rows.append({"kind": "plugin", "id": d.entry_point, "title": "", "version": d.version,
                      "distribution": d.distribution, "plugin": d.entry_point, "status": "disabled",
@@ -40,18 +39,63 @@ def cmd_plugins(args) -> int:
                      "error": "", "note": n.note})
     if args.json:
         print_json(rows)
-        return EXIT_OK
-    width = max((len(r["id"]) for r in rows), default=10)
-    for r in rows:
-        if r["status"] == "ok":
-            print(f"{r['kind']:<13} {r['id']:<{width}}  {r['title']}  [{r['distribution']} {r['version']}]")
-    labels = {"error": "FAILED", "incompatible": "INCOMPATIBLE", "disabled": "DISABLED", "note": "NOTE"}
-    for status in ("error", "incompatible", "disabled", "note"):
+    else:
+        width = max((len(r["id"]) for r in rows), default=10)
         for r in rows:
-            if r["status"] == status:
-                text = r.get("error") or r.get("reason") or r.get("note", "")
-                print(f"{labels[status]:<13} {r['id']:<{width}}  {r['distribution'] or '?'}: {text}")
+            if r["status"] == "ok":
+                print(f"{r['kind']:<13} {r['id']:<{width}}  {r['title']}  [{r['distribution']} {r['version']}]")
+        labels = {"error": "FAILED", "incompatible": "INCOMPATIBLE", "unchecked": "NOT CHECKED",
+                  "disabled": "DISABLED", "note": "NOTE"}
+        for status in labels:
+            for r in rows:
+                if r["status"] == status:
+                    text = r.get("error") or r.get("reason") or r.get("note", "")
+                    print(f"{labels[status]:<13} {r['id']:<{width}}  {r['distribution'] or '?'}: {text}")
+    load_failed = [f for f in reg.failures
+                   if not only or user_settings.normalize(f.distribution) in {user_settings.normalize(d)
+                                                                               for d in only}]
+    if checks_failed or ((args.strict or args.check) and load_failed):
+        what = []
+        if checks_failed:
+            what.append(f"{checks_failed} contract check(s) failed")
+        if load_failed and (args.strict or args.check):
+            what.append(f"{len(load_failed)} plugin problem(s) at loading")
+        note("; ".join(what))
+        return EXIT_FAIL
     return EXIT_OK
+
+
+def _run_checks(reg, rows: list[dict], only: set[str], builtins: bool) -> int:
+    """The contract suite (workbench.testing.contracts) on the third-party contributions (``only`` these
+    distributions when given; the built-ins too with ``builtins``), and the build trial on every other cell.
+    Adds one row per failed or unchecked contribution; returns how many failed."""
+    from workbench.core.plugin_checks import check_cells
+    from workbench.testing.contracts import check_registry
+    results = check_registry(reg, distributions=only or None, builtins=builtins)
+    checked = {(r.kind, r.id) for r in results}
+    failed = 0
+    for r in results:
+        if r.status == "passed":
+            continue
+        failed += r.status == "failed"
+        rows.append({"kind": r.kind, "id": r.id, "title": "", "version": "", "distribution": r.distribution,
+                     "plugin": r.plugin, "status": "error" if r.status == "failed" else "unchecked",
+                     "error": r.message, "hook": r.check, "check": r.check})
+    if not only:   # the quick trial for the cells the suite did not check (the built-ins, without --all)
+        _checked, problems = check_cells(_Only(reg, {i for k, i in checked if k == "cell"}))
+        for f in problems:
+            failed += 1
+            rows.append({"kind": "plugin", "id": f.entry_point, "title": "", "version": "",
+                         "distribution": f.distribution, "plugin": f.entry_point, "status": "error",
+                         "error": f.error, "hook": f.hook, "check": "cell.build"})
+    return failed
+
+
+class _Only:
+    """The registry's cells minus ``skip`` (for check_cells, which reads ``items``)."""
+
+    def __init__(self, reg, skip: set[str]):
+        self.items = {"cell": {i: s for i, s in reg.items["cell"].items() if i not in skip}}
 
 
 def cmd_plugin_new(args) -> int:
@@ -89,9 +133,15 @@ def register(add, sets) -> None:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--markdown", action="store_true",
                     help="print the reference of the built-in plugins with their parameters (docs/catalog.md)")
-    sp.add_argument("--all", action="store_true", help="with --markdown: include third-party plugins")
+    sp.add_argument("--all", action="store_true", help="with --markdown: include third-party plugins; with "
+                                                       "--check: run the contract checks on the built-ins too")
     sp.add_argument("--check", action="store_true",
-                    help="also build every cell and run a trial step (imports torch): names cells with wrong shapes")
+                    help="run the plugin contract checks (imports torch) on every third-party contribution, and "
+                         "the build trial on every other cell; exit 1 if a check fails or a plugin failed to load")
+    sp.add_argument("--only", action="append", metavar="DIST",
+                    help="with --check or --strict: only this distribution (repeatable), e.g. in the plugin's CI")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 1 if a plugin failed to load, is incompatible, or claims an id it does not own")
 
     sp = add("plugin", None, "plugin authoring: `seqwb plugin new NAME` scaffolds a plugin package")
     plugin_sub = sp.add_subparsers(dest="plugin_command", parser_class=type(sp), metavar="ACTION", required=True)

@@ -16,7 +16,8 @@ from typing import Any
 from workbench.schema.errors import WorkbenchError
 from workbench.schema.registry import PluginFailure, Registry
 
-__all__ = ["PluginCodeError", "build_cell", "call_factory", "plugin_label"]
+__all__ = ["PluginCodeError", "TEMPLATE_KEYS", "UI_HINTS", "build_cell", "call_factory", "plugin_label",
+           "template_problems"]
 
 
 class PluginCodeError(WorkbenchError):
@@ -114,6 +115,8 @@ def build_cell(spec: Any, input_size: int, hidden_size: int, params: Any) -> Any
             m.training = training
     if problems:
         raise PluginCodeError(f"{who}: " + "; ".join(problems))
+    # which contribution this module is, for messages about it later (a NaN it produces, an export it fails)
+    cell.seqwb_spec = spec
     return cell
 
 
@@ -221,3 +224,94 @@ def check_cells(registry: Registry, input_size: int = 4, hidden_size: int = 6) -
             failures.append(PluginFailure(spec.distribution, spec.plugin, text, traceback.format_exc(),
                                           hook="cell check"))
     return len(specs), failures
+
+
+# ---- the template format ----------------------------------------------------------------------------------------
+
+#: the ``ui=`` hints of a parameter (:func:`workbench.schema.params.param`) that the window acts on
+UI_HINTS: dict[str, str] = {
+    "cell": "a cell chooser; the value is a cell id (a template's cell parameter, a recurrent block's cell)",
+    "path": "a file chooser; the value is a path, relative to the project file",
+}
+
+#: the keys of a project document, which a template's factory returns (``workbench.core.project``)
+TEMPLATE_KEYS: dict[str, str] = {
+    "name": "the project's name (a string)",
+    "graph": "{'nodes': [...], 'links': [...]}: Graph.to_json() without its 'ui'",
+    "ui": "node positions: Graph.to_json()['ui']",
+    "task": "{'id': task id, 'params': {name: value}}: the task and its parameters",
+    "train": "{name: value}: training settings, each a field of TrainConfig (the --set names: steps, lr, ...)",
+    "decode": "{'decoder': decoder id, 'params': {name: value}, 'prompt': text}: the default decoding",
+    "data": "{...}: what the data files were (filled in by training; a template leaves it out)",
+    "notes": "a text shown with the project",
+}
+
+DECODE_KEYS = ("decoder", "params", "prompt")
+
+
+def template_problems(doc: Any, registry: Registry, spec: Any = None) -> list[str]:
+    """Everything wrong with a template's project document, one line each (``[]`` when it is valid).
+
+    The document's keys are :data:`TEMPLATE_KEYS`; ``train`` and the task's and decoder's ``params`` are checked
+    against their parameter dataclasses (unknown names with suggestions, types, ranges), the task, the block
+    types and the cells must be installed, and the graph must be valid for the task.  Reading a project ignores
+    unknown training settings, so a misspelt one in a template would otherwise be dropped without a word."""
+    import json
+
+    from workbench.core.graph import analyze
+    from workbench.core.project import Project, TrainConfig
+    from workbench.schema.params import ParamError, params_from_dict, suggest
+
+    if not isinstance(doc, dict):
+        return [f"the factory returned {type(doc).__name__}, not a project document (a dict)"]
+    problems = [f"unknown key {key!r}{suggest(key, TEMPLATE_KEYS)}; a template's document has: "
+                f"{', '.join(TEMPLATE_KEYS)}" for key in doc if key not in TEMPLATE_KEYS]
+    try:
+        json.dumps(doc)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"the document is not plain JSON data ({exc})")
+    train = doc.get("train", {})
+    if not isinstance(train, dict):
+        problems.append(f"'train' is {type(train).__name__}, not an object of training settings")
+    else:
+        try:
+            params_from_dict(TrainConfig, train, "train")
+        except ParamError as exc:
+            problems.append(str(exc))
+    task = doc.get("task")
+    task_spec = None
+    if not (isinstance(task, dict) and isinstance(task.get("id"), str)):
+        problems.append("'task' must be {'id': TASK_ID, 'params': {...}}")
+    else:
+        promised = str(getattr(spec, "task", "") or "")
+        if promised and task["id"] != promised:
+            problems.append(f"the document's task is {task['id']!r}, the spec says {promised!r}")
+        try:
+            task_spec = registry.task(task["id"])
+            params_from_dict(task_spec.params, task.get("params") or {}, "task")
+        except (LookupError, ParamError) as exc:
+            problems.append(str(exc))
+    decode = doc.get("decode", {})
+    if not isinstance(decode, dict):
+        problems.append(f"'decode' is {type(decode).__name__}, not an object")
+    else:
+        problems += [f"unknown decode key {key!r}{suggest(key, DECODE_KEYS)}; decode has: {', '.join(DECODE_KEYS)}"
+                     for key in decode if key not in DECODE_KEYS]
+        if "decoder" in decode:
+            try:
+                decoder = registry.decoder(decode["decoder"])
+                params_from_dict(decoder.params, decode.get("params") or {}, "decode")
+            except (LookupError, ParamError) as exc:
+                problems.append(str(exc))
+    graph = doc.get("graph")
+    if not (isinstance(graph, dict) and isinstance(graph.get("nodes"), list) and isinstance(graph.get("links"),
+                                                                                           list)):
+        problems.append("'graph' must be {'nodes': [...], 'links': [...]} (Graph.to_json())")
+    elif task_spec is not None:
+        try:
+            project = Project.from_json(doc)
+        except (ValueError, TypeError, KeyError) as exc:
+            problems.append(f"not a project: {exc}")
+        else:
+            problems += analyze(project.graph, registry, task_spec).problems
+    return problems
