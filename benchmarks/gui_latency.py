@@ -116,7 +116,7 @@ def window_child(path: str) -> None:
     win.bridge.eventsReady.connect(on_events)
     win.bridge.runEnded.connect(on_end)
     timer.start()
-    QTimer.singleShot(300, win.train)
+    QTimer.singleShot(300, win.runs.train)
     app.exec()
     end = state["end"]
     ms = sorted(v * 1000 for v in lateness)

@@ -126,7 +126,7 @@ def window_child(path: str, minutes: float, window_s: float, points: int) -> Non
         if elapsed >= duration:
             state["stopping"] = True
             mark("before stop")
-            win.stop_training()
+            win.runs.stop()
 
     def sample_rss() -> None:
         if state["t0"] is not None and not state["stopping"]:
@@ -167,7 +167,7 @@ def window_child(path: str, minutes: float, window_s: float, points: int) -> Non
     win.bridge.runEnded.connect(on_end)
     timer.start()
     mark("window shown")
-    QTimer.singleShot(300, win.train)
+    QTimer.singleShot(300, win.runs.train)
     app.exec()
     end = state["end"]
     dash = win.dashboard

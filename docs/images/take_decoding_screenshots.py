@@ -79,8 +79,8 @@ def main() -> int:
     window.show()
     window.activateWindow()       # Qt shows tooltips in the active window only
     settle(app, 1.0)
-    window.show_decoding()
-    view = window.decoding
+    window.views["decoding"].show()
+    view = window.views["decoding"].widget
     wait(app, lambda: view._info is not None)
 
     # 1. the beam tree of one input, the best hypothesis selected with its attention

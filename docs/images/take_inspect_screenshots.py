@@ -95,7 +95,7 @@ def main() -> int:
     settle(app, 0.3)
     run(app, "xdotool", "key", "ctrl+3")            # Inspect ▸ Hidden Units
     settle(app, 1.0)
-    panel = win.hidden_units
+    panel = win.views["hiddenUnits"].widget
     panel.length_spin.setValue(args.chars)
     panel.src_valid.setChecked(True)
     click(app, panel.record_button)

@@ -71,13 +71,13 @@ def main() -> int:
         shot(app, name)
 
     # 1. the vanilla RNN, half-way
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     mid_run(f"training-rnn{suffix}.png")
     wait_for(app, lambda: not win.bridge.is_live())
 
     # 2. the same project with an LSTM: a new run, half-way
     assert win.doc.set_node_param("rnn", "cell", "lstm") is None
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     mid_run(f"training-lstm{suffix}.png")
 
     # 3. the RNN's run overlaid on the LSTM's

@@ -56,8 +56,8 @@ def expected(project, reg, path, split: str, max_batches: int, best: bool = Fals
 
 
 def open_dialog(win, qtbot):
-    win.act_evaluate.trigger()
-    dialog = win.evaluate_dialog
+    win.views["evaluate"].action.trigger()
+    dialog = win.views["evaluate"].widget
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: bool(dialog.split_info()), timeout=60000)     # the worker has read the data
     return dialog
@@ -83,8 +83,8 @@ def test_the_menu_opens_it_and_the_validation_metrics_are_the_cores(make_window,
     import torch
     project, path = trained
     win = make_window(reg, project, path)
-    assert win.act_evaluate in win.run_menu.actions()
-    assert win.act_evaluate.shortcut().toString() == "Ctrl+E"
+    assert win.views["evaluate"].action in win.run_menu.actions()
+    assert win.views["evaluate"].action.shortcut().toString() == "Ctrl+E"
     dialog = open_dialog(win, qtbot)
     info = dialog.split_info()
     assert set(info) == {"valid", "test"} and all(n and not reason for n, reason in info.values())
@@ -258,7 +258,7 @@ def test_the_window_stays_responsive_and_closing_while_it_runs_does_not_wait(mak
 def test_closing_the_window_cancels_a_running_evaluation(make_window, reg, trained, qtbot, monkeypatch):
     project, path = trained
     win = make_window(reg, project, path)
-    win.maybe_save = lambda: True
+    win.files.maybe_save = lambda: True
     dialog = open_dialog(win, qtbot)
     slow_evaluation(monkeypatch)
     assert dialog.evaluate(split="valid", max_batches=0)
@@ -270,8 +270,8 @@ def test_closing_the_window_cancels_a_running_evaluation(make_window, reg, train
 
 def test_it_evaluates_while_a_run_trains_and_sees_the_checkpoints_the_run_brings_back(make_window, reg, qtbot):
     win = make_window(reg, small_project(reg, hidden_size=8, embed_size=4, eval_every=3, steps=100000))
-    win.ask_stop_training = lambda closing: "discard"
-    win.act_train.trigger()
+    win.runs.ask_stop_training = lambda closing: "discard"
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.last_step >= 2, timeout=60000)
     dialog = open_dialog(win, qtbot)
     assert dialog.current_button.text() == "Current: untrained"     # no checkpoint has come back yet
@@ -280,12 +280,12 @@ def test_it_evaluates_while_a_run_trains_and_sees_the_checkpoints_the_run_brings
     assert not result.trained and win.bridge.state == "running"
     qtbot.waitUntil(lambda: win.bridge.last_step > before + 2, timeout=30000)   # the run went on meanwhile
 
-    win.act_pause.trigger()             # a pause brings the checkpoint (and the best weights) into the project
+    win.runs.act_pause.trigger()        # a pause brings the checkpoint (and the best weights) into the project
     qtbot.waitUntil(lambda: win.bridge.state == "paused", timeout=30000)
     step = win.project.checkpoint.step
     qtbot.waitUntil(lambda: dialog.current_button.text() == f"Current (step {step:,})", timeout=5000)
     assert dialog.best_button.isEnabled()
     result = evaluate(dialog, qtbot, split="test", weights="best", max_batches=1)
     assert result.trained and result.best and 3 <= result.step <= step
-    win.act_stop.trigger()
+    win.runs.act_stop.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=30000)

@@ -46,8 +46,8 @@ def test_palette_and_inspector_offer_the_indrnn(make_window, reg, qtbot):
 
 def test_unit_search_lists_the_plugin_feature_track(make_window, reg, qtbot):
     win = make_window(reg)
-    win.act_hidden_units.trigger()
-    combo = win.hidden_units.feature_combo
+    win.views["hiddenUnits"].action.trigger()
+    combo = win.views["hiddenUnits"].widget.feature_combo
     names = [combo.itemData(i) for i in range(combo.count())]
     assert "running_parity" in names and "quotes" in names
     assert combo.itemText(names.index("running_parity")) == "Running parity of 1s"

@@ -73,13 +73,13 @@ def _open(make_window, reg, path):
 def test_file_export_model_writes_a_checked_torchscript_file(make_window, reg, trained_file, dialogs, tmp_path,
                                                              qtbot):
     win = _open(make_window, reg, trained_file)
-    assert [a.text() for a in win.export_menu.actions()][:1] == ["&Model (ONNX or TorchScript)…"]
+    assert [a.text() for a in win.views["export"].menu.actions()][:1] == ["&Model (ONNX or TorchScript)…"]
     file_menu = win.menuBar().actions()[0].menu()
-    assert win.export_menu.menuAction() in file_menu.actions()
+    assert win.views["export"].menu.menuAction() in file_menu.actions()
 
     out = tmp_path / "lm.pt"
     dialogs.next_path = (str(out), export_menu.MODEL_FILTERS["torchscript"])
-    win.act_export_model.trigger()
+    win.views["export"].actions["model"].trigger()
     assert out.exists(), dialogs.messages
     assert win.last_export["ok"] and win.last_export["format"] == "torchscript"
     assert win.last_export["max_abs_diff"] <= 1e-5
@@ -100,7 +100,7 @@ def test_export_model_failures_are_shown_and_write_nothing(make_window, reg, tra
     win = _open(make_window, reg, trained_file)
     missing = tmp_path / "no-such-folder" / "lm.onnx"
     dialogs.next_path = (str(missing), export_menu.MODEL_FILTERS["onnx"])
-    win.act_export_model.trigger()
+    win.views["export"].actions["model"].trigger()
     assert not missing.exists()
     kind, title, text = dialogs.messages[-1]
     assert kind == "warning" and title == "Cannot export the model" and "does not exist" in text
@@ -112,19 +112,19 @@ def test_export_model_failures_are_shown_and_write_nothing(make_window, reg, tra
     out = tmp_path / "fresh.pt"
     dialogs.next_path = (str(out), export_menu.MODEL_FILTERS["torchscript"])
     before = len(dialogs.messages)
-    fresh.act_export_model.trigger()
+    fresh.views["export"].actions["model"].trigger()
     assert not out.exists() and len(dialogs.messages) == before
 
 
 def test_run_metrics_csv_and_samples_text(make_window, reg, trained_file, dialogs, tmp_path):
     win = _open(make_window, reg, trained_file)
     run = win.doc.project.history.current
-    export_menu._update(win)
-    assert win.act_export_metrics.isEnabled() and win.act_export_samples.isEnabled()
+    win.views["export"].menu.aboutToShow.emit()         # what opening the menu does
+    assert win.views["export"].actions["metrics"].isEnabled() and win.views["export"].actions["samples"].isEnabled()
 
     csv_path = tmp_path / "metrics.csv"
     dialogs.next_path = (str(csv_path), "CSV table (*.csv)")
-    win.act_export_metrics.trigger()
+    win.views["export"].actions["metrics"].trigger()
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
     assert len(rows) == sum(len(s.step) for s in run.series.values())
     assert {r["series"] for r in rows} == set(run.series)
@@ -133,7 +133,7 @@ def test_run_metrics_csv_and_samples_text(make_window, reg, trained_file, dialog
 
     txt_path = tmp_path / "samples"
     dialogs.next_path = (str(txt_path), "Text file (*.txt)")
-    win.act_export_samples.trigger()
+    win.views["export"].actions["samples"].trigger()
     written = (tmp_path / "samples.txt").read_text(encoding="utf-8")
     assert run.samples and all(s["text"] in written and f"step {s['step']}" in written for s in run.samples)
 

@@ -68,18 +68,18 @@ def test_save_close_reopen_restores_graph_positions_view_inspector_and_history(m
     win.inspector.sections["train"].header.click()          # fold "Training"
     path = tmp_path / "mine.seqwb"
     asked = save_dialog_answers(monkeypatch, tmp_path / "mine")   # no suffix typed: .seqwb is added
-    win.act_save.trigger()                                  # a project from the template has no file: Save asks
+    win.files.act_save.trigger()                            # a project from the template has no file: Save asks
     assert len(asked) == 1 and path.exists()
     assert not win.isWindowModified() and "mine.seqwb" in win.windowTitle()
     saved = win.doc.project.to_json()
     saved_view = win.view.view_state()
     saved_pos = {n: win.doc.position(n) for n in win.doc.graph.nodes}
 
-    win.act_close.trigger()                                 # back to the default project, no question (saved)
+    win.files.act_close.trigger()                           # back to the default project, no question (saved)
     assert answers.questions == [] and win.doc.path is None
     assert win.doc.graph.nodes["rnn"].params["hidden_size"] == 256
 
-    assert win.open_path(str(path))
+    assert win.files.open_path(str(path))
     qtbot.wait(5)
     win.inspector.flush()
     project = win.doc.project
@@ -98,7 +98,7 @@ def test_save_close_reopen_restores_graph_positions_view_inspector_and_history(m
     assert win.doc.undo_stack.count() == 0 and not win.isWindowModified()
     # a second Save goes to the same file without asking
     win.doc.set_node_param("embed", "embed_size", 32)
-    win.act_save.trigger()
+    win.files.act_save.trigger()
     assert len(asked) == 1 and not win.isWindowModified()
 
 
@@ -107,9 +107,9 @@ def test_selected_node_is_restored_with_the_inspector(make_window, reg, qtbot, t
     win.view.select_node("rnn", center=False)
     path = tmp_path / "sel.seqwb"
     save_dialog_answers(monkeypatch, path)
-    assert win.save()
+    assert win.files.save()
     other = make_window(reg)
-    assert other.open_path(str(path))
+    assert other.files.open_path(str(path))
     qtbot.waitUntil(lambda: other.view.selected_node_ids() == ["rnn"])
     other.inspector.flush()
     assert other.inspector.node_id == "rnn"
@@ -124,17 +124,17 @@ def test_unsaved_changes_question_cancel_discard_save(make_window, reg, qtbot, t
 
     edit(win)
     answers.queue = [SB.Cancel]
-    assert not win.open_path(str(other))
+    assert not win.files.open_path(str(other))
     assert len(answers.questions) == 1 and "unsaved changes" in answers.questions[0]
     assert win.doc.project.name == "Character LM" and win.isWindowModified()     # nothing happened
 
     answers.queue = [SB.Discard]
-    assert win.open_path(str(other))
+    assert win.files.open_path(str(other))
     assert win.doc.project.name == "Other" and not win.isWindowModified()
 
     edit(win)
     answers.queue = [SB.Save]
-    assert win.close_project()                  # Save writes other.seqwb (it has a path), then closes
+    assert win.files.close_project()            # Save writes other.seqwb (it has a path), then closes
     assert win.doc.path is None and win.doc.project.name == "Character LM"
     from workbench.core.projectfile import load_project
     assert load_project(other, registry=reg).graph.nodes["rnn"].params["hidden_size"] == 96
@@ -142,7 +142,7 @@ def test_unsaved_changes_question_cancel_discard_save(make_window, reg, qtbot, t
     edit(win)
     answers.queue = [SB.Save]                   # Save on the default project asks for a name: the user cancels
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: ("", "")))
-    assert not win.close_project()
+    assert not win.files.close_project()
     assert win.isWindowModified()
 
     answers.queue = [SB.Cancel]                 # closing the window: Cancel keeps it open
@@ -161,22 +161,22 @@ def test_recent_files_persist_in_isolated_settings(make_window, reg, qtbot, tmp_
         save_project(project, path)
         paths.append(str(path.resolve()))
     win = make_window(reg)
-    assert win.recent_files() == []
+    assert win.files.recent_files() == []
     for p in paths:
-        assert win.open_path(p)
-    assert win.recent_files() == paths[::-1]
+        assert win.files.open_path(p)
+    assert win.files.recent_files() == paths[::-1]
     win.close()
     again = make_window(reg)
-    assert again.recent_files() == paths[::-1]
-    again._fill_recent_menu()
-    labels = [a.text() for a in again.recent_menu.actions() if a.text()]
+    assert again.files.recent_files() == paths[::-1]
+    again.files.recent_menu.aboutToShow.emit()       # what opening the menu does
+    labels = [a.text() for a in again.files.recent_menu.actions() if a.text()]
     assert labels[:2] == ["&1 b.seqwb", "&2 a.seqwb"]
     ini = list(isolated_settings.rglob("*.ini"))
     assert ini and "b.seqwb" in ini[0].read_text()
     # a recent file that has gone is dropped from the list when opening it fails
     (tmp_path / "a.seqwb").unlink()
-    assert not again.open_path(paths[0])
-    assert again.recent_files() == [paths[1]]
+    assert not again.files.open_path(paths[0])
+    assert again.files.recent_files() == [paths[1]]
 
 
 def test_missing_plugin_or_corrupt_file_is_refused_and_the_project_kept(make_window, reg, qtbot, tmp_path, answers):
@@ -191,10 +191,10 @@ def test_missing_plugin_or_corrupt_file_is_refused_and_the_project_kept(make_win
     edit(win)
     before = win.doc.project.to_json()
     answers.queue = [SB.Discard, SB.Discard]
-    assert not win.open_path(str(path))
+    assert not win.files.open_path(str(path))
     assert "fancy-block" in answers.warnings[0] and "seqwb-fancy" in answers.warnings[0]
     assert "Nothing was opened" in answers.warnings[0]
-    assert not win.open_path(str(corrupt))
+    assert not win.files.open_path(str(corrupt))
     assert "corrupt.seqwb" in answers.warnings[1]
     assert win.doc.project.to_json() == before and win.isWindowModified()   # the current project stays
     assert win.doc.path is None and set(win.view.graph_scene.nodes) == set(before_ids(before))
@@ -224,6 +224,6 @@ def test_new_from_template_lists_templates_with_parameters(make_window, reg, qtb
         return NewFromTemplateDialog.DialogCode.Accepted
 
     monkeypatch.setattr(NewFromTemplateDialog, "exec", fake_exec)
-    assert win.new_from_template()
+    assert win.files.new_from_template()
     assert win.doc.graph.nodes["rnn"].params["layers"] == 3
     assert win.doc.path is None and "not saved" in win.windowTitle()

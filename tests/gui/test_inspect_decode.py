@@ -263,10 +263,11 @@ def test_ten_beams_by_fifty_steps_draws_fast_and_stays_compact(qtbot):
 
 def test_the_window_has_a_decoding_tab_and_menu_entry(make_window, reg):
     win = make_window(reg)
-    assert win.tabs.tabText(win.tabs.indexOf(win.decoding_tab)) == "Decoding"
-    assert win.decoding is None, "nothing is built before the tab is first shown"
+    decoding = win.views["decoding"]
+    assert win.tabs.tabText(win.tabs.indexOf(decoding.page)) == "Decoding"
+    assert decoding.widget is None, "nothing is built before the tab is first shown"
     inspect = next(a.menu() for a in win.menuBar().actions() if a.text().replace("&", "") == "Inspect")
-    assert win.act_decoding in inspect.actions() and not win.act_decoding.shortcut().isEmpty()
-    win.act_decoding.trigger()
-    assert win.tabs.currentWidget() is win.decoding_tab and isinstance(win.decoding, DecodeInspector)
-    win.decoding.shutdown()
+    assert decoding.action in inspect.actions() and not decoding.action.shortcut().isEmpty()
+    decoding.action.trigger()
+    assert win.tabs.currentWidget() is decoding.page and isinstance(decoding.widget, DecodeInspector)
+    decoding.widget.shutdown()

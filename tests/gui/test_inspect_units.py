@@ -90,13 +90,13 @@ def painted(view, n):
 def test_the_tab_is_built_on_demand_and_records_in_a_worker_thread(make_window, reg, trained, qtbot):
     project, path = trained
     win = make_window(reg, project, path)
-    assert win.hidden_units is None                       # nothing built (nor pyqtgraph imported) yet
-    assert win.act_hidden_units in win.inspect_menu.actions() and win.act_hidden_units.shortcut().toString() == \
-        "Ctrl+3"
-    assert win.tabs.tabText(win.tabs.indexOf(win.hidden_units_tab)) == "Hidden units"
-    win.act_hidden_units.trigger()
-    panel = win.hidden_units
-    assert panel is not None and win.tabs.currentWidget() is win.hidden_units_tab
+    view = win.views["hiddenUnits"]
+    assert view.widget is None                       # nothing built (nor pyqtgraph imported) yet
+    assert view.action in win.inspect_menu.actions() and view.action.shortcut().toString() == "Ctrl+3"
+    assert win.tabs.tabText(win.tabs.indexOf(view.page)) == "Hidden units"
+    view.action.trigger()
+    panel = view.widget
+    assert panel is not None and win.tabs.currentWidget() is view.page
     assert panel.weights_combo.currentData() == "current" and "step 8" in panel.weights_combo.currentText()
 
     threads = []

@@ -106,7 +106,7 @@ def test_edit_then_timer_writes_a_copy_that_loads_to_the_edited_project(make_win
     assert path.read_bytes() == original_bytes                          # the user's file is never touched
     assert not Path(str(path) + ".bak").exists()
     # save removes the copy
-    assert win.save()
+    assert win.files.save()
     qtbot.waitUntil(lambda: not win.recovery.has_copy(), timeout=5000)
     assert not copy.exists() and not win.recovery.timer.isActive()
     assert load_project(path, registry=reg).name == "Edited after the last save"
@@ -127,7 +127,7 @@ def test_crash_then_next_start_offers_the_copy_and_restore_gives_the_edited_proj
     fresh = make_window(reg)                        # the next start
     assert not fresh.doc.is_modified()
     answers.append("restore")
-    assert offer_recovery(fresh) == "restored"
+    assert offer_recovery(fresh.files) == "restored"
     (row,) = shown[0]
     assert row[0] == "Edited after the last save" and row[1] == str(path.resolve())
     assert "weights" in row[3] and row[2][:2] == "20"           # name, original path, time, contents
@@ -137,11 +137,11 @@ def test_crash_then_next_start_offers_the_copy_and_restore_gives_the_edited_proj
     assert path.read_bytes() == original_bytes
     assert find_orphans() == []                     # the restored copy belongs to this window now
     # saving writes to the original path and removes the copy
-    assert fresh.save()
+    assert fresh.files.save()
     assert load_project(path, registry=reg).graph.nodes[rnn].params["hidden_size"] == 24
     qtbot.waitUntil(lambda: not copy.exists(), timeout=5000)
     assert not copy.exists() and list(recovery_dir().glob("*.seqwb")) == []
-    assert offer_recovery(fresh) == "none" and len(shown) == 1
+    assert offer_recovery(fresh.files) == "none" and len(shown) == 1
 
 
 def test_discard_removes_the_copy_and_later_keeps_it(make_window, reg, qtbot, saved, dialog_answers):
@@ -156,10 +156,10 @@ def test_discard_removes_the_copy_and_later_keeps_it(make_window, reg, qtbot, sa
     fresh = make_window(reg)
     name = fresh.doc.project.name
     answers.append("later")
-    assert offer_recovery(fresh) == "later"
+    assert offer_recovery(fresh.files) == "later"
     assert copy.is_file() and fresh.doc.project.name == name and not fresh.doc.is_modified()
     answers.append("discard")
-    assert offer_recovery(fresh) == "discarded"
+    assert offer_recovery(fresh.files) == "discarded"
     assert len(shown) == 2 and not copy.exists() and list(recovery_dir().iterdir()) == []
     # a window that ended before its first copy leaves only a lock file: the next look tidies it away
     (recovery_dir() / "0123abcd.lock").write_bytes(b"")
@@ -176,13 +176,13 @@ def test_an_untitled_project_restores_untitled_and_save_asks_for_a_name(make_win
     crash(win)
     fresh = make_window(reg)
     answers.append("restore")
-    assert offer_recovery(fresh) == "restored"
+    assert offer_recovery(fresh.files) == "restored"
     assert fresh.doc.path is None and fresh.doc.is_modified() and "not saved" in fresh.windowTitle()
     target = tmp_path / "named.seqwb"
     asked = []
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda *a, **k: (asked.append(a) or str(target), "")))
-    assert fresh.save() and asked
+    assert fresh.files.save() and asked
     qtbot.waitUntil(lambda: not fresh.recovery.has_copy(), timeout=5000)
     assert load_project(target, registry=reg).name == "Never saved" and list(recovery_dir().iterdir()) == []
 
@@ -199,7 +199,7 @@ def test_two_windows_keep_separate_copies_and_a_clean_close_removes_its_own(make
     assert load_project(one.recovery.data_path, registry=reg).name == "one"
     assert load_project(two.recovery.data_path, registry=reg).name == "two"
     assert find_orphans() == []
-    one.maybe_save = lambda: True                   # "Discard" in the unsaved-changes question
+    one.files.maybe_save = lambda: True             # "Discard" in the unsaved-changes question
     assert one.close()
     assert not one.recovery.data_path.exists() and two.recovery.data_path.is_file()
 
@@ -208,13 +208,13 @@ def test_a_training_checkpoint_is_autosaved_with_its_weights(make_window, reg, q
     project = small_project(reg, hidden_size=16, batch_size=4, chunk_len=16, eval_every=0, probe_every=0,
                             sample_every=0, checkpoint_every=3, steps=100000, **{"task.max_chars": 20000})
     win = make_window(reg, project)
-    win.ask_stop_training = lambda closing: "discard"
+    win.runs.ask_stop_training = lambda closing: "discard"
     win.recovery.set_interval(3600)                 # only the checkpoints write
     saves = []
     win.recovery.saved.connect(saves.append)
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: bool(saves) and win.project.checkpoint is not None, timeout=60000)
-    win.stop_and_wait()
+    win.runs.stop_and_wait()
     win.recovery.wait()
     copy = load_project(win.recovery.data_path, registry=reg)
     assert copy.checkpoint is not None and copy.checkpoint.step >= 3 and copy.history.runs
@@ -255,7 +255,7 @@ def test_a_killed_process_leaves_a_copy_that_the_next_start_restores(make_window
         proc.wait(30)
     fresh = make_window(reg)
     answers.append("restore")
-    assert offer_recovery(fresh) == "restored"
+    assert offer_recovery(fresh.files) == "restored"
     assert fresh.doc.project.name == "Edited in a process that was killed" and fresh.doc.is_modified()
     assert fresh.doc.path == str(path.resolve()) and path.read_bytes() == original_bytes
 
@@ -271,7 +271,7 @@ def test_an_unreadable_copy_is_kept_and_reported(make_window, reg, qtbot, saved)
     fresh = make_window(reg)
     ((entry, lock),) = find_orphans()
     try:
-        assert not restore_entry(fresh, entry, lock)
+        assert not restore_entry(fresh.files, entry, lock)
     finally:
         lock.release()
     assert copy.is_file() and entry.meta_path.is_file()         # nothing lost

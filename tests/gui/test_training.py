@@ -43,7 +43,7 @@ def window(make_window):
     def make(*args, **kwargs):
         win = make_window(*args, **kwargs)
         win.resize(1280, 800)
-        win.ask_stop_training = lambda closing: "discard"
+        win.runs.ask_stop_training = lambda closing: "discard"
         return win
 
     return make
@@ -71,8 +71,8 @@ def test_event_buffer_is_bounded_and_keeps_lifecycle_events():
 
 def test_run_fills_the_plots_pauses_resumes_and_stops(window, reg, qtbot):
     win = window(reg, tiny(reg, steps=100000))
-    assert win.act_train.isEnabled() and "start a new run" in win.act_train.toolTip()
-    assert not win.act_pause.isEnabled() and not win.act_stop.isEnabled()
+    assert win.runs.act_train.isEnabled() and "start a new run" in win.runs.act_train.toolTip()
+    assert not win.runs.act_pause.isEnabled() and not win.runs.act_stop.isEnabled()
     ticks, steps = [], []
 
     def collect(events):
@@ -80,7 +80,7 @@ def test_run_fills_the_plots_pauses_resumes_and_stops(window, reg, qtbot):
         steps.extend(ev.step for kind, ev in events if kind == "step")
 
     win.bridge.eventsReady.connect(collect)
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     assert win.tabs.currentWidget() is win.training_tab
     dash = win.dashboard
     qtbot.waitUntil(lambda: win.bridge.last_step >= 22 and dash.primary is not None
@@ -110,32 +110,32 @@ def test_run_fills_the_plots_pauses_resumes_and_stops(window, reg, qtbot):
     assert "step" in dash.samples.toPlainText() and "left" in dash.progress.format()
     # no signal per step: events arrive in batches, one signal per timer tick
     assert len(ticks) < len(steps)
-    assert win.bridge.snapshot is not win.project and not win.act_train.isEnabled()
+    assert win.bridge.snapshot is not win.project and not win.runs.act_train.isEnabled()
     # the cyclic collector runs in the GUI thread only while the run is live (never frees a widget elsewhere)
     assert not gc.isenabled() and win.bridge.collector.active
 
-    win.act_pause.trigger()
+    win.runs.act_pause.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "paused", timeout=5000)
-    assert win.act_resume.isEnabled() and win.act_resume.isVisible() and not win.act_pause.isVisible()
+    assert win.runs.act_resume.isEnabled() and win.runs.act_resume.isVisible() and not win.runs.act_pause.isVisible()
     paused_at = win.bridge.last_step
     assert win.project.checkpoint is not None and win.project.checkpoint.step == paused_at
     cpu = time.process_time()
     qtbot.wait(400)
     assert win.bridge.last_step == paused_at and steps[-1] == paused_at      # held...
     assert time.process_time() - cpu < 0.25                                   # ...without spinning a core
-    win.act_resume.trigger()
+    win.runs.act_resume.trigger()
     qtbot.waitUntil(lambda: win.bridge.last_step >= paused_at + 3, timeout=10000)
     after = steps[steps.index(paused_at) + 1:]
     assert after[:3] == [paused_at + 1, paused_at + 2, paused_at + 3]         # continues from the same step
 
     t0 = time.monotonic()
-    win.act_stop.trigger()
+    win.runs.act_stop.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=1000)
     assert time.monotonic() - t0 < 1.0
     run = win.project.history.current
     assert run.id == "run-1" and run.status == "stopped"
     assert win.project.checkpoint.step == win.bridge.last_step == run.series["train/loss"].step[-1]
-    assert win.act_train.isEnabled() and "continue run-1" in win.act_train.toolTip()
+    assert win.runs.act_train.isEnabled() and "continue run-1" in win.runs.act_train.toolTip()
     assert "stopped" in dash.progress.format() and win.isWindowModified()
     # the run's hold ends at once; the autosave of the final checkpoint (a worker too) holds it until written
     assert not win.bridge.collector.active
@@ -154,7 +154,7 @@ def test_a_nan_ends_the_run_with_a_message_and_keeps_the_last_good_checkpoint(wi
 
     monkeypatch.setattr(task_cls, "loss", loss)
     win = window(reg, tiny(reg, steps=100000, checkpoint_every=7))
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.project.checkpoint is not None and win.project.checkpoint.step >= 7, timeout=30000)
     poison["on"] = True
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=10000)
@@ -171,17 +171,17 @@ def test_a_nan_ends_the_run_with_a_message_and_keeps_the_last_good_checkpoint(wi
     assert 7 <= ckpt.step < failed_at
     assert all(bool(torch.isfinite(v).all()) for v in ckpt.weights.values())
     # the app is still usable: edits work and training starts again, from the last good checkpoint
-    assert win.act_train.isEnabled() and "continue run-1 from step" in win.act_train.toolTip()
-    win.act_train.trigger()
+    assert win.runs.act_train.isEnabled() and "continue run-1 from step" in win.runs.act_train.toolTip()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.last_step >= ckpt.step + 2, timeout=20000)
     assert not dash.banner.isVisible()
-    win.stop_and_wait()
+    win.runs.stop_and_wait()
     assert win.project.history.current.status == "stopped"
 
 
 def test_a_data_error_and_a_plugin_exception_end_the_run_readably(window, reg, qtbot, monkeypatch, tmp_path):
     win = window(reg, tiny(reg, steps=100000, **{"task.corpus": str(tmp_path / "missing.txt")}))
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=30000)
     message = win.dashboard.banner_message()
     assert "could not start" in message and "missing.txt" in message and "not found" in message
@@ -198,18 +198,18 @@ def test_a_data_error_and_a_plugin_exception_end_the_run_readably(window, reg, q
         return original(self, outputs, batch)
 
     monkeypatch.setattr(task_cls, "loss", loss)
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=30000)
     message = win.dashboard.banner_message()
     assert "RuntimeError: the plugin broke" in message and "training failed at step" in message
     assert "Traceback" in win.log_view.toPlainText() and win.project.history.current.status == "failed"
-    assert win.act_train.isEnabled()
+    assert win.runs.act_train.isEnabled()
 
 
 def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg, qtbot, tmp_path):
     win = window(reg, tiny(reg, steps=24))
     original = win.doc.graph.content_hash()
-    win.act_train.trigger()
+    win.runs.act_train.trigger()
     snapshot = win.bridge.snapshot
     # edited after Train: the document changes, the run's snapshot does not, and the window says so
     assert win.doc.set_node_param("rnn", "hidden_size", 12) is None
@@ -222,8 +222,8 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     assert run1.status == "finished" and run1.settings["graph_hash"] == original
     assert win.project.checkpoint.graph_hash == original
     # the next Train starts a new run on the edited graph
-    assert plan_run(win.project).new_run and "graph changed" in win.act_train.toolTip()
-    win.act_train.trigger()
+    assert plan_run(win.project).new_run and "graph changed" in win.runs.act_train.toolTip()
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "idle", timeout=30000)
     runs = win.project.history.runs
     assert [r.id for r in runs] == ["run-1", "run-2"] and runs[1].settings["graph_hash"] == win.doc.graph.content_hash()
@@ -234,11 +234,13 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     item = dash.run_item("run-1")
     assert item.flags() & Qt.ItemFlag.ItemIsUserCheckable
     item.setCheckState(0, Qt.CheckState.Checked)          # as a click on the check box does
-    qtbot.waitUntil(lambda: curve_len(dash.plots.loss_panel, "run-1:train") > 0 and curve_len(dash.plots.grad_panel, "run-1:before")
-                    > 0 and "run-1:rnn.0" in dash.plots.gtt_panel.curves and dash.plots.heat_run.count() == 2, timeout=3000)
+    plots = dash.plots
+    qtbot.waitUntil(lambda: curve_len(plots.loss_panel, "run-1:train") > 0
+                    and curve_len(plots.grad_panel, "run-1:before") > 0 and "run-1:rnn.0" in plots.gtt_panel.curves
+                    and plots.heat_run.count() == 2, timeout=3000)
 
     path = tmp_path / "two-runs.seqwb"
-    assert win._save_to(str(path))
+    assert win.files.save_to(str(path))
     reopened = load_project(path, registry=reg)
     assert [r.id for r in reopened.history.runs] == ["run-1", "run-2"]
     again = window(reg, reopened, str(path))
@@ -246,7 +248,7 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
     d2 = again.dashboard
     assert d2.primary.run_id == "run-2" and d2.runs.topLevelItemCount() == 2
     d2.set_overlay("run-1", True)
-    qtbot.waitUntil(lambda: curve_len(d2.plots.loss_panel, "run-1:train") == curve_len(dash.plots.loss_panel, "run-1:train")
+    qtbot.waitUntil(lambda: curve_len(d2.plots.loss_panel, "run-1:train") == curve_len(plots.loss_panel, "run-1:train")
                     and "run-1:rnn.1" in d2.plots.gtt_panel.curves, timeout=3000)
     assert len(d2.overlays["run-1"].layers) == 2
     # deleting a run is one undo step
@@ -262,12 +264,12 @@ def test_runs_train_their_snapshot_and_overlay_after_save_and_reopen(window, reg
 def test_closing_while_training_asks_then_stops_and_saves(window, reg, qtbot, tmp_path):
     path = tmp_path / "closing.seqwb"
     win = window(reg, tiny(reg, steps=100000))
-    assert win._save_to(str(path))
-    win.act_train.trigger()
+    assert win.files.save_to(str(path))
+    win.runs.act_train.trigger()
     qtbot.waitUntil(lambda: win.bridge.last_step >= 3, timeout=30000)
     answers = iter(["cancel", "save"])
     asked = []
-    win.ask_stop_training = lambda closing: asked.append(closing) or next(answers)
+    win.runs.ask_stop_training = lambda closing: asked.append(closing) or next(answers)
     assert not win.close() and win.bridge.is_live()       # Cancel: still open, still training
     assert win.close() and not win.bridge.is_live()       # Stop and Save
     assert asked == [True, True]

@@ -59,11 +59,12 @@ def test_menus_have_every_command_with_standard_shortcuts(make_window, reg):
     assert menus["Plugins"] == ["Plugin Manager…"]
     assert "About Sequence Workbench" in menus["Help"] and "Documentation" in menus["Help"]
     SK = QKeySequence.StandardKey
-    for act, key in ((win.act_open, SK.Open), (win.act_save, SK.Save), (win.act_undo, SK.Undo),
+    for act, key in ((win.files.act_open, SK.Open), (win.files.act_save, SK.Save), (win.act_undo, SK.Undo),
                      (win.act_redo, SK.Redo), (win.act_copy, SK.Copy), (win.act_paste, SK.Paste),
-                     (win.act_select_all, SK.SelectAll), (win.act_quit, SK.Quit), (win.act_new, SK.New)):
+                     (win.act_select_all, SK.SelectAll), (win.act_quit, SK.Quit), (win.files.act_new, SK.New)):
         assert act.shortcut() == QKeySequence(key).toString() or act.shortcut() == QKeySequence(key)
-    assert {a.text() for a in win.toolbar.actions() if a.text()} >= {win.act_save.text(), win.act_train.text()}
+    toolbar = {a.text() for a in win.toolbar.actions() if a.text()}
+    assert toolbar >= {win.files.act_save.text(), win.runs.act_train.text()}
 
 
 def test_title_marks_unsaved_changes_with_the_undo_stack(make_window, reg):
@@ -81,15 +82,15 @@ def test_title_marks_unsaved_changes_with_the_undo_stack(make_window, reg):
 
 def test_train_is_disabled_by_a_problem_and_its_tooltip_gives_the_reason(make_window, reg):
     win = make_window(reg)
-    assert win.act_train.isEnabled() and not win.act_pause.isEnabled() and not win.act_stop.isEnabled()
-    assert "start a new run" in win.act_train.toolTip()
+    assert win.runs.act_train.isEnabled() and not win.runs.act_pause.isEnabled() and not win.runs.act_stop.isEnabled()
+    assert "start a new run" in win.runs.act_train.toolTip()
     win.doc.disconnect_link(Link("head", "y", "output", "logits"))
-    tip = win.act_train.toolTip()
-    assert not win.act_train.isEnabled()
+    tip = win.runs.act_train.toolTip()
+    assert not win.runs.act_train.isEnabled()
     assert tip.startswith("Cannot train:") and "logits" in tip and "output" in tip
     assert "problem" in win.problems_label.text()
     win.doc.undo_stack.undo()
-    assert win.act_train.isEnabled() and "start a new run" in win.act_train.toolTip()
+    assert win.runs.act_train.isEnabled() and "start a new run" in win.runs.act_train.toolTip()
 
 
 def test_clicking_a_problem_selects_and_centres_its_node(make_window, reg, qtbot):

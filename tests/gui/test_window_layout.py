@@ -60,14 +60,14 @@ def test_no_tab_squeezes_the_docks_or_widens_the_window(make_window, reg, qtbot)
             # what the tabs ask for, built or not, fits the window with the docks as they are
             assert win.minimumSizeHint().width() <= SIZE.width(), name
         # long texts (a decoding header with a long prefix and output, a failed run's reason) do not widen it
-        win.show_decoding()
-        win.decoding.panes[0].header.setText("Current weights (step 600) · beam, width 5 · " + LONG)
-        win.decoding.panes[0].attention_title.setText("Attention for “" + LONG + "”")
+        win.views["decoding"].show()
+        win.views["decoding"].widget.panes[0].header.setText("Current weights (step 600) · beam, width 5 · " + LONG)
+        win.views["decoding"].widget.panes[0].attention_title.setText("Attention for “" + LONG + "”")
         win.show_message(LONG)
         settle(qtbot)
         assert win.size() == SIZE and widths(win) == before
         # the views still fit the default layout without a horizontal scroll bar
-        for page in (win.hidden_units_tab, win.decoding_tab):
+        for page in (win.views["hiddenUnits"].page, win.views["decoding"].page):
             win.tabs.setCurrentWidget(page)
             settle(qtbot)
             assert not page.horizontalScrollBar().isVisible(), page.objectName()
@@ -75,8 +75,8 @@ def test_no_tab_squeezes_the_docks_or_widens_the_window(make_window, reg, qtbot)
         settle(qtbot)
         assert win.size() == SIZE and widths(win) == before
     finally:
-        if win.decoding is not None:
-            win.decoding.shutdown()
+        if win.views["decoding"].widget is not None:
+            win.views["decoding"].widget.shutdown()
 
 
 def test_a_narrow_central_area_scrolls_the_dashboard_instead_of_squeezing_the_docks(make_window, reg, qtbot):
@@ -185,7 +185,7 @@ def test_every_shortcut_belongs_to_one_action(make_window, reg, qtbot):
     show_hidden_units(win)
     win.show_dashboard()
     try:
-        win.show_decoding()
+        win.views["decoding"].show()
         by_key: dict[str, set[QAction]] = defaultdict(set)
         for act in win.findChildren(QAction):
             # Pause and Resume share F6 and take turns: one of them is always hidden (a hidden action's shortcut
@@ -197,9 +197,9 @@ def test_every_shortcut_belongs_to_one_action(make_window, reg, qtbot):
         assert ambiguous == {}
         # Ctrl+3 and Ctrl+4 are listed under View and Inspect: the same action in both menus
         menus = {a.text().replace("&", ""): a.menu() for a in win.menuBar().actions()}
-        for act, key in ((win.act_hidden_units, "Ctrl+3"), (win.act_decoding, "Ctrl+4")):
+        for act, key in ((win.views["hiddenUnits"].action, "Ctrl+3"), (win.views["decoding"].action, "Ctrl+4")):
             assert act.shortcut().toString() == key
             assert act in menus["View"].actions() and act in menus["Inspect"].actions()
             assert by_key[key] == {act}
     finally:
-        win.decoding.shutdown()
+        win.views["decoding"].widget.shutdown()

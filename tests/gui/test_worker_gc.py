@@ -1,5 +1,6 @@
-"""Python's cyclic collector stays off (and runs in the GUI thread only) while any worker runs: training, the
-hidden-unit recorder and the decoder share one reference-counted manager (pytest-qt, offscreen)."""
+"""Python's cyclic collector stays off (and runs in the GUI thread only) while any worker runs: training and the
+views' job runners (the decoder, the hidden-unit recorder, the device probe) share one reference-counted manager
+(pytest-qt, offscreen)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ pytest.importorskip("pytestqt")
 
 from tests.helpers import small_project  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
-from workbench.gui.inspect_decode import DecodeWorker  # noqa: E402
+from workbench.gui.inspect_decode import DecodeInspector  # noqa: E402
 from workbench.gui.run_bridge import GuiThreadCollector  # noqa: E402
 from workbench.gui.worker_gc import WorkerGcManager, worker_gc  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
@@ -81,20 +82,26 @@ def test_a_collection_that_is_due_runs_in_the_gui_thread(qapp):
     assert gc.isenabled()
 
 
+def decoding_view(reg, qtbot):
+    view = DecodeInspector(ProjectDocument(reg, small_project(reg, hidden_size=8, embed_size=4)), reg)
+    qtbot.addWidget(view)
+    return view
+
+
 def test_decoder_jobs_run_with_the_collector_off_and_a_run_ending_does_not_turn_it_on(qtbot, reg, idle_manager):
-    worker = DecodeWorker(reg)
+    runner = decoding_view(reg, qtbot).jobs
     go = threading.Event()
     seen = {}
 
-    def job(_session):
+    def job(_job):
         seen["enabled_in_worker"] = gc.isenabled()
         seen["thread"] = threading.current_thread().name
         go.wait(30)
         return "done"
 
     answers = []
-    worker.finished.connect(lambda j, result: answers.append(result))
-    worker.submit(job)
+    runner.finished.connect(lambda j, result: answers.append(result))
+    runner.submit(job)
     qtbot.waitUntil(lambda: "thread" in seen, timeout=30000)
     assert seen == {"enabled_in_worker": False, "thread": "seqwb-decode"}
     assert not gc.isenabled() and "decoder" in idle_manager.holders()
@@ -110,28 +117,28 @@ def test_decoder_jobs_run_with_the_collector_off_and_a_run_ending_does_not_turn_
     qtbot.waitUntil(lambda: answers == ["done"], timeout=10000)
     qtbot.waitUntil(gc.isenabled, timeout=5000)     # back to automatic once the thread is idle
     assert not idle_manager.active
-    worker.stop()
 
 
 def test_a_decoder_stopped_with_jobs_queued_lets_go_of_the_collector(qtbot, reg, idle_manager):
-    """A view closed while jobs are queued stops its worker: the jobs behind the stop never run, and the hold must
-    still end (it used to wait for them forever, leaving automatic collection off for the rest of the session)."""
-    worker = DecodeWorker(reg)
+    """A view closed while jobs are queued stops its worker: the jobs behind the running one never run, and the
+    hold must still end (it used to wait for them forever, leaving automatic collection off for the session)."""
+    runner = decoding_view(reg, qtbot).jobs
     go = threading.Event()
-    worker.submit(lambda _s: go.wait(30))
-    worker.stop()
-    worker.submit(lambda _s: "never runs")          # queued behind the stop
+    ran = []
+    runner.submit(lambda _job: go.wait(30))
+    runner.submit(lambda _job: ran.append("queued"))
+    runner.stop()
     assert not gc.isenabled() and "decoder" in idle_manager.holders()
     go.set()
-    qtbot.waitUntil(lambda: not worker._thread.is_alive(), timeout=10000)
+    qtbot.waitUntil(lambda: not runner.busy(), timeout=10000)
     qtbot.waitUntil(gc.isenabled, timeout=5000)
-    assert not idle_manager.active
-    # the worker starts a fresh thread for the next request
+    assert not idle_manager.active and ran == []
+    # the runner starts a fresh thread for the next request
     answers = []
-    worker.finished.connect(lambda j, result: answers.append(result))
-    worker.submit(lambda _s: "again")
+    runner.finished.connect(lambda j, result: answers.append(result))
+    runner.submit(lambda _job: "again")
     qtbot.waitUntil(lambda: answers == ["again"], timeout=10000)
-    worker.stop()
+    qtbot.waitUntil(gc.isenabled, timeout=5000)
 
 
 def test_hidden_unit_recorder_runs_with_the_collector_off(qtbot, reg, idle_manager):
@@ -155,8 +162,8 @@ def test_hidden_unit_recorder_runs_with_the_collector_off(qtbot, reg, idle_manag
 
 
 def test_the_device_probe_thread_runs_with_the_collector_off(qtbot, idle_manager):
-    from workbench.gui.mainwindow import _DeviceProbe
-    probe = _DeviceProbe()
+    from workbench.gui.device_probe import DeviceProbe
+    probe = DeviceProbe()
     with qtbot.waitSignal(probe.found, timeout=60000):
         probe.start()
         assert "device probe" in idle_manager.holders() and not gc.isenabled()

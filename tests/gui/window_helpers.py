@@ -34,7 +34,7 @@ def make_window(qtbot, isolated_settings):
     def make(registry, project=None, path=None, *, show=True):
         win = MainWindow(registry, project, path, detect_device=False)
         # Teardown closes every window; a modified one would otherwise ask Save / Discard / Cancel and block.
-        qtbot.addWidget(win, before_close_func=lambda w: setattr(w, "maybe_save", lambda: True))
+        qtbot.addWidget(win, before_close_func=lambda w: setattr(w.files, "maybe_save", lambda: True))
         if show:
             win.show()
             qtbot.waitExposed(win)

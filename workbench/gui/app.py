@@ -17,7 +17,9 @@ from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from workbench import __version__
-from workbench.gui.mainwindow import APPLICATION, ORGANIZATION, MainWindow, app_settings, default_project
+from workbench.gui.app_settings import APPLICATION, ORGANIZATION, app_settings
+from workbench.gui.file_controller import default_project
+from workbench.gui.mainwindow import MainWindow
 
 __all__ = ["MainWindow", "run_app", "default_project", "app_settings"]
 
@@ -77,7 +79,7 @@ def run_app(path: str | None = None) -> int:
     # (the probe quits at the first paint: a device probe importing torch would only slow the exit down)
     win = MainWindow(registry, project, path if project is not None else None, detect_device=not probing)
     if project is not None:
-        win.add_recent(path)
+        win.files.add_recent(path)
     marks["window_built"] = time.time()
 
     probe = None
@@ -87,7 +89,7 @@ def run_app(path: str | None = None) -> int:
     win.show()
     if not probing:     # copies of unsaved work that a crashed window left behind: Restore / Discard / Later
         from workbench.gui.recovery import offer_recovery
-        QTimer.singleShot(0, lambda: offer_recovery(win))
+        QTimer.singleShot(0, lambda: offer_recovery(win.files))
     if error:
         QTimer.singleShot(0, lambda: QMessageBox.warning(win, "Cannot open project", error))
     exit_code = app.exec()

@@ -1,13 +1,15 @@
 """Run ▸ Evaluate…: the model's metrics on the validation or the test split, at the current or the best weights —
 the window's ``seqwb eval``.
 
-The dialog computes nothing itself.  A worker thread (a ``QThreadPool`` of one) loads the model with a
+The dialog computes nothing itself.  Its worker thread (a :class:`~workbench.gui.jobs.JobRunner`) loads the model
+with a
 :class:`workbench.core.training.session.ModelSession` and runs
 :func:`workbench.core.training.evaluation.evaluate_weights`, the timed evaluation ``seqwb eval`` prints, on a
 snapshot of the project taken when Evaluate is pressed, so editing or training meanwhile is safe.  The session
 never reseeds torch's global random generator nor changes the process's thread count: a training run may be live
-in another thread, and both are process-wide.  The thread count the worker sets for itself belongs to that thread only (torch's OpenMP setting is
-per calling thread; see :func:`workbench.core.recording.record_loaded`), and it is put back afterwards.
+in another thread, and both are process-wide.  The thread count the worker sets for itself belongs to that thread
+only (torch's OpenMP setting is per calling thread; see :func:`workbench.core.recording.record_loaded`), and it is
+put back afterwards.
 
 Once opened, the dialog stays with the window (Close hides it, cancelling an evaluation that is still running
 without waiting for it), so the data and the model read for one evaluation are reused by the next.
@@ -15,23 +17,25 @@ without waiting for it), so the data and the model read for one evaluation are r
 
 from __future__ import annotations
 
+import functools
 import html
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QButtonGroup, QDialog, QDialogButtonBox, QFormLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QDialog, QDialogButtonBox, QFormLayout,
                                QFrame, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QRadioButton,
                                QSizePolicy, QSpinBox, QStackedWidget, QStyle, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
 from workbench.core.project import available_weights
 from workbench.gui.forms import ElidedLabel, show_note
+from workbench.gui.jobs import Job, JobRunner, one_line
 from workbench.gui.style import muted_text_color, set_muted
+from workbench.gui.views import DIALOG, MenuEntry, ViewRegistry
 
 #: the splits the dialog offers, in order, with their titles (``seqwb eval --split`` also takes ``train``; the
 #: training split is what the loss curve already shows)
@@ -53,102 +57,55 @@ UNTRAINED = ("No trained weights fit this model graph: Evaluate measures freshly
              "(as seqwb eval does).")
 
 
-class EvaluationCancelled(Exception):
-    """Raised from the worker's progress callback to stop an evaluation between two batches."""
-
-
-class _Signals(QObject):
-    """One set per job: the dialog tells a stale job's reports from the current one's by the object."""
-
-    splits = Signal(object)        # {split: (batches or None, reason it cannot be evaluated or "")}
-    progress = Signal(int, int)    # batches done, batches planned (0: the task cannot say)
-    finished = Signal(object)      # workbench.core.training.evaluation.Evaluation
-    failed = Signal(str)
-    cancelled = Signal()
-
-
-def _emit(signal: Any, *args: Any) -> None:
-    try:
-        signal.emit(*args)
-    except RuntimeError:   # the dialog (and its signals) went away while the job ran
-        pass
-
-
-class _SplitsJob(QRunnable):
-    """Reads the data and counts the batches of each split the dialog offers; a split the task does not have
-    (empty, or no file for it) gets the task's reason instead.  The session keeps the data and the model, so the
-    evaluation that follows does not read them again."""
-
-    def __init__(self, session: Any, project: Any, base_dir: Path, signals: _Signals, one_line: Any):
-        super().__init__()
-        self.session, self.project, self.base_dir, self.signals = session, project, base_dir, signals
-        self.one_line = one_line
-
-    def run(self) -> None:
+def count_splits(session: Any, project: Any, base_dir: Path, _job: Job) -> dict[str, tuple[int | None, str]]:
+    """The batches of each split the dialog offers (in the worker); a split the task does not have (empty, or no
+    file for it) gets the task's reason instead.  The session keeps the data and the model, so the evaluation that
+    follows does not read them again."""
+    from workbench.core.training.evaluation import planned_batches
+    task = session.load(project, base_dir, "current").task
+    cfg = project.train
+    found: dict[str, tuple[int | None, str]] = {}
+    for split, _title in SPLITS:
         try:
-            from workbench.core.training.evaluation import planned_batches
-            task = self.session.load(self.project, self.base_dir, "current").task
-            cfg = self.project.train
-            found: dict[str, tuple[int | None, str]] = {}
-            for split, _title in SPLITS:
-                try:
-                    found[split] = (planned_batches(task, split, cfg.batch_size, cfg.chunk_len), "")
-                except Exception as exc:  # noqa: BLE001 - a missing split is a choice to disable, with the reason
-                    found[split] = (0, self.one_line(exc))
-            _emit(self.signals.splits, found)
-        except Exception as exc:  # noqa: BLE001 - shown in the dialog, never raised into Qt
-            _emit(self.signals.failed, self.one_line(exc))
+            found[split] = (planned_batches(task, split, cfg.batch_size, cfg.chunk_len), "")
+        except Exception as exc:  # noqa: BLE001 - a missing split is a choice to disable, with the reason
+            found[split] = (0, one_line(exc))
+    return found
 
 
-class _EvaluateJob(QRunnable):
-    """Loads the model at the chosen weights and evaluates it, off the GUI thread."""
+def evaluate_in_worker(session: Any, project: Any, base_dir: Path, split: str, weights: str, max_batches: int,
+                       job: Job) -> Any:
+    """Load the model at ``weights`` and evaluate it (in the worker); progress at most every
+    :data:`PROGRESS_INTERVAL_S`, and the job stops between two batches when it is cancelled."""
+    import torch
 
-    def __init__(self, session: Any, project: Any, base_dir: Path, split: str, weights: str, max_batches: int,
-                 signals: _Signals, cancel: threading.Event, one_line: Any):
-        super().__init__()
-        self.session, self.project, self.base_dir = session, project, base_dir
-        self.split, self.weights, self.max_batches = split, weights, max_batches
-        self.signals, self.cancel, self.one_line = signals, cancel, one_line
-        self._last_report = 0.0
+    from workbench.core.device import default_threads
+    from workbench.core.training.evaluation import evaluate_weights
+    loaded = session.load(project, base_dir, weights)
+    job.check()
+    last_report = [0.0]
 
-    def _progress(self, done: int, total: int) -> None:
-        if self.cancel.is_set():
-            raise EvaluationCancelled()
+    def progress(done: int, total: int) -> None:
+        job.check()
         now = time.monotonic()
-        if done == total or now - self._last_report >= PROGRESS_INTERVAL_S:
-            self._last_report = now
-            self.signals.progress.emit(done, total)
+        if done == total or now - last_report[0] >= PROGRESS_INTERVAL_S:
+            last_report[0] = now
+            job.report(done, total)
 
-    def run(self) -> None:
-        try:
-            if self.cancel.is_set():
-                raise EvaluationCancelled()
-            import torch
-
-            from workbench.core.device import default_threads
-            from workbench.core.training.evaluation import evaluate_weights
-            loaded = self.session.load(self.project, self.base_dir, self.weights)
-            if self.cancel.is_set():
-                raise EvaluationCancelled()
-            cfg = self.project.train
-            # The project's own setting, else one core fewer than the machine has: the window keeps one.
-            threads = int(cfg.threads or default_threads(True))
-            before = torch.get_num_threads()
-            change = loaded.device.type == "cpu" and threads != before
-            if change:
-                torch.set_num_threads(threads)      # this thread's only: a live training run keeps its own
-            try:
-                result = evaluate_weights(loaded.model, loaded.task, loaded.device, self.split, cfg.batch_size,
-                                          cfg.chunk_len, self.max_batches, step=loaded.step, trained=loaded.trained,
-                                          best=self.weights == "best", progress=self._progress)
-            finally:
-                if change:
-                    torch.set_num_threads(before)   # the pool's thread is reused by the next job
-            _emit(self.signals.finished, result)
-        except EvaluationCancelled:
-            _emit(self.signals.cancelled)
-        except Exception as exc:  # noqa: BLE001 - a data error or a plugin's exception is shown, never raised
-            _emit(self.signals.failed, self.one_line(exc))
+    cfg = project.train
+    # The project's own setting, else one core fewer than the machine has: the window keeps one.
+    threads = int(cfg.threads or default_threads(True))
+    before = torch.get_num_threads()
+    change = loaded.device.type == "cpu" and threads != before
+    if change:
+        torch.set_num_threads(threads)      # this thread's only: a live training run keeps its own
+    try:
+        return evaluate_weights(loaded.model, loaded.task, loaded.device, split, cfg.batch_size, cfg.chunk_len,
+                                max_batches, step=loaded.step, trained=loaded.trained, best=weights == "best",
+                                progress=progress)
+    finally:
+        if change:
+            torch.set_num_threads(before)   # the worker's thread may run the next job
 
 
 def metric_title(key: str) -> str:
@@ -187,23 +144,19 @@ class EvaluateDialog(QDialog):
 
     def __init__(self, window: Any):
         super().__init__(window)
-        # The pool is the first child, so it is destroyed first: its wait for a (cancelled) job ends before the
-        # job's signal objects, also children, go away.
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)      # the session is used from one thread at a time
-        # the snapshot and the one-line error of the hidden-units view: the same rules for every worker
+        # one worker thread: the session is used from one thread at a time; a newer count of the splits, or a
+        # cancelled evaluation, leaves the older job's answer undelivered
+        self.jobs = JobRunner("evaluation", self)
+        # the snapshot of the hidden-units view: the same rules for every worker
         from workbench.core.training.session import ModelSession
-        from workbench.gui.inspect_units import one_line, snapshot
-        self._snapshot, self._one_line = snapshot, one_line
+        from workbench.gui.inspect_units import snapshot
+        self._snapshot = snapshot
         self.main_window = window
         self.doc = window.doc
         self.registry = window.registry
         self.session = ModelSession(self.registry)
         self.result: Any = None
         self.error = ""
-        self._cancel: threading.Event | None = None
-        self._job_signals: _Signals | None = None
-        self._splits_signals: _Signals | None = None
         self._splits: dict[str, tuple[int | None, str]] = {}
         self._splits_key: Any = None
         self.setObjectName("evaluateDialog")
@@ -223,9 +176,10 @@ class EvaluateDialog(QDialog):
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.cancel)
-        # A window deleted without closing: only the job's flag is touched (the widgets are going away), so the
-        # pool's wait when it is destroyed ends at the next batch rather than at the end of the evaluation.
-        window.destroyed.connect(lambda *_: self._cancel.set() if self._cancel is not None else None)
+        # A window deleted without closing: only the jobs' flags are touched (the widgets are going away), so the
+        # runner's wait when it is destroyed ends at the next batch rather than at the end of the evaluation.
+        jobs = self.jobs
+        window.destroyed.connect(lambda *_: jobs.cancel_all())
         self.refresh_weights()
 
     # ---- building ------------------------------------------------------------------------------------------
@@ -401,7 +355,7 @@ class EvaluateDialog(QDialog):
         return Path(self.doc.path).resolve().parent if self.doc.path else Path.cwd()
 
     def is_running(self) -> bool:
-        return self._cancel is not None
+        return self.jobs.pending("evaluate")
 
     def split(self) -> str:
         return next(s for s, b in self.split_buttons.items() if b.isChecked())
@@ -457,20 +411,14 @@ class EvaluateDialog(QDialog):
             return False
         self._splits_key = key
         self._splits = {}
-        signals = _Signals(self)
-        self._splits_signals = signals
-        signals.splits.connect(lambda found, s=signals: self._on_splits(found, s))
-        signals.failed.connect(lambda message, s=signals: self._on_splits_failed(message, s))
         self.batches_label.setText("reading the data…")
-        self._start(_SplitsJob(self.session, self._snapshot(self.doc.project), self._base_dir(), signals,
-                               self._one_line), "evaluation: splits")
+        # a count asked for later (the settings changed meanwhile) supersedes this one
+        self.jobs.submit(functools.partial(count_splits, self.session, self._snapshot(self.doc.project),
+                                           self._base_dir()),
+                         key="splits", on_result=self._on_splits, on_error=self._on_splits_failed)
         return True
 
-    def _on_splits(self, found: dict[str, tuple[int | None, str]], signals: _Signals) -> None:
-        signals.deleteLater()
-        if signals is not self._splits_signals:
-            return                      # the settings changed meanwhile; a newer count is on its way
-        self._splits_signals = None
+    def _on_splits(self, found: dict[str, tuple[int | None, str]]) -> None:
         self._splits = dict(found)
         reasons = []
         for split, button in self.split_buttons.items():
@@ -491,11 +439,7 @@ class EvaluateDialog(QDialog):
         self._update_buttons()
         self.splitsChecked.emit()
 
-    def _on_splits_failed(self, message: str, signals: _Signals) -> None:
-        signals.deleteLater()
-        if signals is not self._splits_signals:
-            return
-        self._splits_signals = None
+    def _on_splits_failed(self, message: str) -> None:
         self._splits_key = None         # try again at the next Evaluate or show
         self.batches_label.setText("")
         self.split_note.hide()          # what an earlier count found no longer holds
@@ -511,7 +455,7 @@ class EvaluateDialog(QDialog):
         if isinstance(batches, int) and not reason:
             self.batches_label.setText(f"of {batches:,} in the {SPLIT_WORDS[self.split()]} split")
             self.batches_spin.setMaximum(max(1, batches))
-        elif self._splits_signals is None:
+        elif not self.jobs.pending("splits"):
             self.batches_label.setText("")
             self.batches_spin.setMaximum(MAX_BATCHES)
 
@@ -578,15 +522,10 @@ class EvaluateDialog(QDialog):
         (self.best_button if weights == "best" else self.current_button).setChecked(True)
         self.batches_spin.setValue(max_batches)
         self.check_splits()             # the task settings may have changed since the last count
-        self._cancel = threading.Event()
-        signals = _Signals(self)
-        self._job_signals = signals
-        signals.progress.connect(lambda done, total, s=signals: self._on_progress(done, total, s))
-        signals.finished.connect(lambda result, s=signals: self._on_finished(result, s))
-        signals.failed.connect(lambda message, s=signals: self._on_failed(message, s))
-        signals.cancelled.connect(lambda s=signals: self._on_cancelled(s))
-        job = _EvaluateJob(self.session, self._snapshot(self.doc.project), self._base_dir(), split, weights,
-                           max_batches, signals, self._cancel, self._one_line)
+        self.jobs.submit(functools.partial(evaluate_in_worker, self.session, self._snapshot(self.doc.project),
+                                           self._base_dir(), split, weights, max_batches),
+                         key="evaluate", on_result=self._on_finished, on_error=self._on_failed,
+                         on_progress=self._on_progress)
         self.error = ""
         self.progress.setRange(0, 0)
         self.progress.setFormat("")
@@ -595,7 +534,6 @@ class EvaluateDialog(QDialog):
             self._show_message(f"Evaluating the {SPLIT_WORDS[split]} split…")
         self._say("Loading the model and the data…")
         self._update_buttons()
-        self._start(job, "evaluation")
         return True
 
     def _refuse(self, reason: str) -> bool:
@@ -603,21 +541,12 @@ class EvaluateDialog(QDialog):
         self._show_message(reason, error=True)
         return False
 
-    def _start(self, job: QRunnable, name: str) -> None:
-        """Run ``job`` in the pool; Python's cyclic collector runs only in the GUI thread until the pool is idle
-        (a collection in the worker could free Qt objects there: see :mod:`workbench.gui.worker_gc`)."""
-        from workbench.gui.worker_gc import worker_gc
-        pool = self._pool
-        worker_gc().hold_until(name, lambda: pool.activeThreadCount() == 0)   # before the job can allocate
-        pool.start(job)
-
     def cancel(self) -> None:
-        """Stop the running evaluation at the next batch; returns at once (the worker ends on its own)."""
-        if self._cancel is None:
+        """Stop the running evaluation at the next batch; returns at once (the worker ends on its own, and what it
+        still reports is dropped)."""
+        if not self.is_running():
             return
-        self._cancel.set()
-        self._cancel = None
-        self._job_signals = None        # whatever the job still reports is dropped
+        self.jobs.drop("evaluate")
         self.progress.hide()
         if self.result_stack.currentWidget() is self.placeholder:
             self._show_message(PLACEHOLDER)
@@ -627,11 +556,9 @@ class EvaluateDialog(QDialog):
 
     def wait(self, ms: int = 60000) -> bool:
         """Block until the worker is idle (tests)."""
-        return self._pool.waitForDone(ms)
+        return self.jobs.wait(ms)
 
-    def _on_progress(self, done: int, total: int, signals: _Signals) -> None:
-        if signals is not self._job_signals:
-            return
+    def _on_progress(self, done: int, total: int) -> None:
         if total:
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
@@ -640,36 +567,25 @@ class EvaluateDialog(QDialog):
             self.progress.setFormat(f"{done:,} batches")
         self._say("Evaluating…")
 
-    def _finish(self, signals: _Signals) -> bool:
-        """Common end of a job: True when it is the current one (its result is shown)."""
-        signals.deleteLater()           # its last report: the worker does not touch it again
-        if signals is not self._job_signals:
-            return False
-        self._job_signals = None
-        self._cancel = None
+    def _finish(self) -> None:
+        """The evaluation ended (the runner no longer counts it as running)."""
         self.progress.hide()
         self._say("")
         self._update_buttons()
-        return True
 
-    def _on_finished(self, result: Any, signals: _Signals) -> None:
-        if not self._finish(signals):
-            return
+    def _on_finished(self, result: Any) -> None:
+        self._finish()
         self.show_result(result)
         log = getattr(self.main_window, "log", None)
         if callable(log):
             log(log_line(result))
         self.evaluationFinished.emit(result)
 
-    def _on_failed(self, message: str, signals: _Signals) -> None:
-        if not self._finish(signals):
-            return
+    def _on_failed(self, message: str) -> None:
+        self._finish()
         self.error = message
         self._show_message(f"Could not evaluate: {message}", error=True)
         self.evaluationFailed.emit(message)
-
-    def _on_cancelled(self, signals: _Signals) -> None:
-        signals.deleteLater()           # cancel() has already said so
 
     def show_result(self, result: Any) -> None:
         """The metrics in the table (formatted as ``seqwb eval`` prints them) and what they were measured on."""
@@ -701,7 +617,8 @@ class EvaluateDialog(QDialog):
         self.cancel()
         from workbench.core.training.session import ModelSession
         self.session = ModelSession(self.registry)     # the old one is the cancelled job's until it ends
-        self._splits, self._splits_key, self._splits_signals = {}, None, None
+        self._splits, self._splits_key = {}, None
+        self.jobs.drop("splits")
         self.split_note.hide()
         self.result = None
         self.table.setRowCount(0)
@@ -736,18 +653,11 @@ class EvaluateDialog(QDialog):
         return False
 
 
-def show_evaluate_dialog(window: Any) -> EvaluateDialog:
-    """Run ▸ Evaluate…: the window's dialog, built the first time (it imports the model session and the hidden-units
-    helpers), then shown again with the choices made last time."""
-    dialog = getattr(window, "evaluate_dialog", None)
-    if dialog is None:
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            dialog = EvaluateDialog(window)
-        finally:
-            QApplication.restoreOverrideCursor()
-        window.evaluate_dialog = dialog
-    dialog.show()
-    dialog.raise_()
-    dialog.activateWindow()
-    return dialog
+def register(views: ViewRegistry) -> None:
+    """Run ▸ Evaluate… (Ctrl+E): the window's dialog, built the first time (it imports the model session and the
+    hidden-units helpers), then shown again with the choices made last time."""
+    window = views.window
+    views.register_view("evaluate", place=DIALOG, build=lambda _parent: EvaluateDialog(window), entries=[
+        MenuEntry("&Evaluate…", menu="run", shortcut="Ctrl+E",
+                  tip="The model's metrics on the validation or test split, at the current or the best weights "
+                      "(Ctrl+E)")])

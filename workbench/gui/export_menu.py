@@ -1,19 +1,21 @@
 """File ▸ Export: the trained model (ONNX / TorchScript), a run's metrics (CSV) and its samples (text).
 
-The model export runs :func:`workbench.core.export.export_model` in a worker thread (it builds, traces and checks
-the model: seconds) while a busy dialog keeps the window responsive; the GUI computes nothing itself.
+The model export runs :func:`workbench.core.export.export_model` in a worker thread (a
+:class:`~workbench.gui.jobs.JobRunner`: it builds, traces and checks the model, which takes seconds) while a busy
+dialog keeps the window responsive; the GUI computes nothing itself.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressDialog, QWidget
 
 from workbench.core.history_export import metrics_csv, samples_text, write_text
+from workbench.gui.jobs import JobRunner
+from workbench.gui.views import MenuEntry, ViewRegistry
 
 MODEL_FILTERS = {"onnx": "ONNX model (*.onnx)", "torchscript": "TorchScript model (*.pt)"}
 MODEL_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -28,33 +30,24 @@ def _start_dir(window: Any) -> Path:
     return Path(window.doc.path).resolve().parent if window.doc.path else Path.home()
 
 
-def install_export(window: Any) -> QMenu:
-    """Add File ▸ Export (before Close) with its three actions; returns the sub-menu."""
-    file_menu = next(a.menu() for a in window.menuBar().actions() if a.menu() is not None)
-    menu = QMenu("&Export", window)
-    menu.setObjectName("exportMenu")
-    window.act_export_model = menu.addAction("&Model (ONNX or TorchScript)…", lambda: export_model_dialog(window))
-    window.act_export_model.setStatusTip("Export the trained model's forward pass, checked against the model")
-    window.act_export_metrics = menu.addAction("Run &Metrics (CSV)…", lambda: export_metrics_dialog(window))
-    window.act_export_metrics.setStatusTip("Every recorded series of the latest run (or of the runs selected in "
-                                           "the dashboard) as a CSV table")
-    window.act_export_samples = menu.addAction("Run &Samples (text)…", lambda: export_samples_dialog(window))
-    window.act_export_samples.setStatusTip("The generated samples of the latest run as a text file")
-    close = getattr(window, "act_close", None)
-    if close is not None and close in file_menu.actions():
-        file_menu.insertMenu(close, menu)
-        file_menu.insertSeparator(close)
-    else:
-        file_menu.addMenu(menu)
-    menu.aboutToShow.connect(lambda: _update(window))
-    window.export_menu = menu
-    return menu
+def register(views: ViewRegistry) -> None:
+    """File ▸ Export (before Close) with its three actions; they are enabled when the menu opens."""
+    window = views.window
+    view = views.register_view("export", submenu="&Export", submenu_in="file", entries=[
+        MenuEntry("&Model (ONNX or TorchScript)…", name="model", slot=lambda: export_model_dialog(window),
+                  status_tip="Export the trained model's forward pass, checked against the model"),
+        MenuEntry("Run &Metrics (CSV)…", name="metrics", slot=lambda: export_metrics_dialog(window),
+                  status_tip="Every recorded series of the latest run (or of the runs selected in the dashboard) "
+                             "as a CSV table"),
+        MenuEntry("Run &Samples (text)…", name="samples", slot=lambda: export_samples_dialog(window),
+                  status_tip="The generated samples of the latest run as a text file")])
+    assert view.menu is not None
+    view.menu.aboutToShow.connect(lambda: _update(view.actions, window.doc.project.history.runs))
 
 
-def _update(window: Any) -> None:
-    runs = window.doc.project.history.runs
-    window.act_export_metrics.setEnabled(bool(runs))
-    window.act_export_samples.setEnabled(any(r.samples for r in runs))
+def _update(actions: dict[str, Any], runs: list[Any]) -> None:
+    actions["metrics"].setEnabled(bool(runs))
+    actions["samples"].setEnabled(any(r.samples for r in runs))
 
 
 # ---- the model ----------------------------------------------------------------------------------------------
@@ -102,29 +95,31 @@ def export_model_to(window: Any, path: str, fmt: str, *, quiet: bool = False) ->
         torch.set_num_threads(threads)
         return export_model(project, window.registry, path, fmt, base_dir=base_dir)
 
+    def describe(exc: BaseException) -> str:
+        # the whole message of the errors an export meets (a bad path, an operator the format lacks)
+        return str(exc) if isinstance(exc, (WorkbenchError, OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+
     busy = QProgressDialog(f"Exporting the model to {Path(path).name}…", "", 0, 0, window)
     busy.setWindowTitle("Export model")
     busy.setCancelButton(None)       # tracing cannot be interrupted half-way; it takes seconds
     busy.setWindowModality(Qt.WindowModality.WindowModal)
     busy.setMinimumDuration(300)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqwb-export") as pool:
-        future = pool.submit(work)
-        loop = QEventLoop()
-        timer = QTimer()
-        timer.setInterval(50)
-        timer.timeout.connect(lambda: loop.quit() if future.done() else None)
-        timer.start()
-        loop.exec()
-        timer.stop()
+    jobs = JobRunner("model export", busy, thread_name="seqwb-export", describe=describe)
+    outcome: dict[str, Any] = {}
+    loop = QEventLoop()
+    jobs.submit(lambda _job: work(), on_result=lambda result: (outcome.update(result=result), loop.quit()),
+                on_error=lambda message: (outcome.update(error=message), loop.quit()))
+    loop.exec()                      # the window stays responsive (and modal under the busy dialog) meanwhile
     busy.close()
-    try:
-        result = future.result()
-    except (WorkbenchError, OSError, ValueError) as exc:
-        window.last_export = {"ok": False, "error": str(exc)}
+    busy.deleteLater()
+    if "error" in outcome:
+        error = outcome["error"]
+        window.last_export = {"ok": False, "error": error}
         if not quiet:
-            QMessageBox.warning(window, "Cannot export the model", str(exc))
-        window.show_message(f"Export failed: {str(exc).splitlines()[0]}")
+            QMessageBox.warning(window, "Cannot export the model", error)
+        window.show_message(f"Export failed: {error.splitlines()[0]}")
         return None
+    result = outcome["result"]
     window.last_export = {"ok": True, **result.to_dict()}
     shapes = "\n".join(f"  {r['name']}: {r['dtype']} [{', '.join(str(d) for d in r['shape'])}]"
                        for r in result.inputs + result.outputs)

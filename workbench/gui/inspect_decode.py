@@ -1,7 +1,8 @@
 """The decoding view: beam-search trees, what-if decoding from any node, two checkpoints side by side, attention.
 
-Everything the view shows comes from :class:`workbench.core.search.DecodeSession`, which runs in one background
-thread (:class:`DecodeWorker`); the GUI thread only snapshots the project, sends requests and draws the answers.
+Everything the view shows comes from :class:`workbench.core.search.DecodeSession`, which lives in the view's
+worker thread (a :class:`~workbench.gui.jobs.JobRunner`); the GUI thread only snapshots the project, sends requests
+and draws the answers.
 ``seqwb decode FILE --tree OUT --prefix TEXT --best --attention OUT.npz`` asks the same session the same
 questions, so a tree written by the command line opens here unchanged (**Open…**).
 
@@ -15,17 +16,14 @@ questions, so a tree written by the command line opens here unchanged (**Open…
 
 from __future__ import annotations
 
-import itertools
-import queue
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QImage, QKeySequence, QPalette, QPixmap, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QKeySequence, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QMessageBox,
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
                                QPushButton, QRadioButton, QScrollArea, QSplitter, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
@@ -33,7 +31,9 @@ from workbench.core.project import Project
 from workbench.core.project import available_weights
 from workbench.core.search import hypothesis_at, prefix_of, read_document, write_document
 from workbench.gui.decode_views import AttentionView, SearchTreeView, TreeTheme, hypothesis_text, line_text
-from workbench.gui.forms import ElidedLabel, FlowLayout, ParamsForm, ScrollPage, error_color
+from workbench.gui.forms import ElidedLabel, FlowLayout, ParamsForm, error_color
+from workbench.gui.jobs import JobRunner, first_line
+from workbench.gui.views import MenuEntry, ViewRegistry
 from workbench.schema.params import ParamError, field_info, params_from_dict
 
 TREE_FILTER = "Search trees (*.json)"
@@ -46,84 +46,6 @@ def snapshot(project: Project) -> Project:
     copy.vocab = list(project.vocab) if project.vocab is not None else None
     copy.checkpoint = project.checkpoint
     return copy
-
-
-# ---- the worker ----------------------------------------------------------------------------------------------
-
-class DecodeWorker(QObject):
-    """Runs decoding requests one after another in one background thread (torch is imported there, never on the
-    GUI thread).  ``finished(job, payload)`` / ``failed(job, message)`` arrive on the GUI thread."""
-
-    finished = Signal(int, object)
-    failed = Signal(int, str)
-
-    def __init__(self, registry: Any, parent: QObject | None = None):
-        super().__init__(parent)
-        self.registry = registry
-        self._queue: "queue.Queue[Optional[tuple[int, Callable[[Any], Any]]]]" = queue.Queue()
-        self._ids = itertools.count(1)
-        self._session: Any = None
-        self._thread: Optional[threading.Thread] = None
-        self.busy = 0
-        self._pending = 0                   # jobs queued or running (the worker thread counts them down)
-        self._pending_lock = threading.Lock()
-
-    def submit(self, fn: Callable[[Any], Any]) -> int:
-        """Queue ``fn(session)``; returns the job id its answer will carry."""
-        if self._thread is None or not self._thread.is_alive():
-            if self._thread is not None:    # stopped: the jobs left behind the stop are dropped, never run
-                self._queue = queue.Queue()
-                with self._pending_lock:
-                    self._pending = 0
-            self._thread = threading.Thread(target=self._run, name="seqwb-decode", daemon=True)
-            self._thread.start()
-        job = next(self._ids)
-        self.busy += 1
-        with self._pending_lock:
-            self._pending += 1
-        # no automatic garbage collection in the worker thread while it works (it would free Qt objects there)
-        from workbench.gui.worker_gc import worker_gc
-        worker_gc().hold_until("decoder", self._is_idle)
-        self._queue.put((job, fn))
-        return job
-
-    def _is_idle(self) -> bool:
-        """Every queued job has run (the thread is back waiting, or about to be), or the thread has ended (stopped
-        with jobs still queued behind the stop: they will never run)."""
-        with self._pending_lock:
-            if self._pending == 0:
-                return True
-        thread = self._thread
-        return thread is not None and not thread.is_alive()
-
-    def stop(self) -> None:
-        self._queue.put(None)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            job, fn = item
-            try:
-                if self._session is None:
-                    from workbench.core.search import DecodeSession
-                    self._session = DecodeSession(self.registry)
-                result = fn(self._session)
-            except Exception as exc:  # noqa: BLE001 - every failure is shown to the user, none kills the thread
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self._emit(self.failed, job, message)
-            else:
-                self._emit(self.finished, job, result)
-            finally:
-                with self._pending_lock:
-                    self._pending -= 1
-
-    def _emit(self, signal: Any, job: int, value: Any) -> None:
-        try:
-            signal.emit(job, value)
-        except RuntimeError:  # the view was deleted while the job ran
-            pass
 
 
 # ---- one pane: a tree, its n-best list and the attention map ---------------------------------------------------
@@ -325,12 +247,10 @@ class DecodeInspector(QWidget):
         super().__init__(parent)
         self.doc = doc
         self.registry = registry
-        self.worker = DecodeWorker(registry, self)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self._handlers: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
-        self._latest: dict[tuple[str, int], int] = {}   # ("decode" | "attention" | "image", pane) -> newest job
-        self._keys: dict[int, tuple[str, int]] = {}
+        # one question of each key at a time, ("decode" | "attention" | "image" | "info", pane): a newer one
+        # supersedes the older, whose answer is dropped
+        self.jobs = JobRunner("decoder", self, thread_name="seqwb-decode", describe=first_line)
+        self._session: Any = None           # made and used in the worker thread only
         self._info: Optional[dict[str, Any]] = None
         self._info_requested = False
         self._prefix_ids: Optional[list[int]] = None
@@ -536,9 +456,8 @@ class DecodeInspector(QWidget):
         self.image.hide()
         for pane in self.panes:
             pane.clear("Choose an input and press Decode.")
-        # answers still on their way belong to the previous project: with the newest-job table emptied they are
-        # dropped when they arrive (decodes, attention, pictures and the input examples all carry a key)
-        self._latest.clear()
+        # answers still on their way belong to the previous project
+        self.jobs.drop()
         self._done_text.clear()
         self.decode_button.setEnabled(True)
         self._update_weights()
@@ -781,7 +700,7 @@ class DecodeInspector(QWidget):
             self.decoded.emit([p.tree.document() for p in self.panes if p.isVisible()])
 
     def _pending_decodes(self) -> bool:
-        return any(job in self._handlers for key, job in self._latest.items() if key[0] == "decode")
+        return any(self.jobs.pending(("decode", index)) for index in range(len(self.panes)))
 
     def _on_decode_failed(self, index: int, message: str) -> None:
         self.panes[index].set_message(f"Could not decode: {message}")
@@ -916,36 +835,22 @@ class DecodeInspector(QWidget):
 
     # ---- plumbing --------------------------------------------------------------------------------------------
     def _submit(self, fn: Callable[[Any], Any], ok: Callable[[Any], None], fail: Callable[[str], None],
-                key: Optional[tuple[str, int]] = None) -> int:
-        """Queue ``fn(session)``; ``ok(result)`` or ``fail(message)`` run on the GUI thread.  With a ``key``, only
-        the newest question of that key is answered (an older decode of a pane is dropped)."""
-        job = self.worker.submit(fn)
-        self._handlers[job] = (ok, fail)
-        if key is not None:
-            self._latest[key] = job
-            self._keys[job] = key
-        return job
+                key: tuple[str, int]) -> None:
+        """Ask ``fn(session)`` in the worker; ``ok(result)`` or ``fail(message)`` run on the GUI thread, for the
+        newest question of ``key`` only."""
+        self.jobs.submit(lambda _job: fn(self._decode_session()), key=key, on_result=ok, on_error=fail)
 
-    def _answer(self, job: int) -> Optional[tuple[Callable[[Any], None], Callable[[str], None]]]:
-        self.worker.busy -= 1
-        handlers = self._handlers.pop(job, None)
-        key = self._keys.pop(job, None)
-        if key is not None and self._latest.get(key) != job:
-            return None
-        return handlers
-
-    def _on_finished(self, job: int, result: Any) -> None:
-        handlers = self._answer(job)
-        if handlers is not None:
-            handlers[0](result)
-
-    def _on_failed(self, job: int, message: str) -> None:
-        handlers = self._answer(job)
-        if handlers is not None:
-            handlers[1](message)
+    def _decode_session(self) -> Any:
+        """The session, made the first time the worker thread needs it (torch is imported there, never on the GUI
+        thread)."""
+        if self._session is None:
+            from workbench.core.search import DecodeSession
+            self._session = DecodeSession(self.registry)
+        return self._session
 
     def busy(self) -> bool:
-        return bool(self._handlers)
+        """Whether an answer is still to come."""
+        return self.jobs.pending()
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
@@ -955,7 +860,8 @@ class DecodeInspector(QWidget):
         self.status.setPalette(pal)
 
     def shutdown(self) -> None:
-        self.worker.stop()
+        """Drop every question: the worker thread ends after the one that runs."""
+        self.jobs.stop()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.shutdown()
@@ -964,78 +870,15 @@ class DecodeInspector(QWidget):
 
 # ---- the window's tab ------------------------------------------------------------------------------------------
 
-def install(window: Any) -> None:
-    """Add the **Decoding** tab to ``window``'s central tabs and **Inspect ▸ Decoding and Beam Search** to its
-    menu bar.  The view is built the first time the tab is shown (nothing is loaded before)."""
-    tabs = getattr(window, "tabs", None)
-    # a scrolling page: a tab narrower than the view scrolls it instead of squeezing the docks or widening the window
-    holder = ScrollPage()
-    holder.setObjectName("decodingTab")
-    window.decoding_tab = holder
-    window.decoding = None
-
-    def build() -> DecodeInspector:
-        if window.decoding is None:
-            window.decoding = DecodeInspector(window.doc, window.registry, holder.content)
-            holder.add(window.decoding)
-        return window.decoding
-
-    dock = None
-    if tabs is not None:
-        index = tabs.addTab(holder, "Decoding")
-        tabs.setTabToolTip(index, "Beam-search trees, what-if decoding, checkpoints side by side, attention maps")
-        tabs.currentChanged.connect(lambda i: build() if tabs.widget(i) is holder else None)
-    else:
-        # a window without central tabs: a dock under the canvas, hidden until asked for
-        from PySide6.QtWidgets import QDockWidget
-        dock = QDockWidget("Decoding", window)
-        dock.setObjectName("decodingDock")
-        dock.setWidget(holder)
-        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        dock.hide()
-
-    def show() -> DecodeInspector:
-        view = build()
-        if tabs is not None:
-            tabs.setCurrentWidget(holder)
-        elif dock is not None:
-            dock.show()
-            dock.raise_()
-        return view
-    menu = _inspect_menu(window)
-    action = QAction("&Decoding and Beam Search", window)
-    action.setShortcut(QKeySequence("Ctrl+4"))   # after Model, Training and Hidden Units (Ctrl+1..3)
-    tip = "Decode an input and look at the search tree, what-if prefixes, both checkpoints and the attention"
-    action.setToolTip(tip)
-    action.setStatusTip(tip)
-    action.triggered.connect(lambda _checked=False: show())
-    menu.addAction(action)
-    # the View menu lists every tab; this one goes after the hidden units when they are there
-    view = next((a.menu() for a in window.menuBar().actions()
-                 if a.menu() is not None and a.text().replace("&", "") == "View"), None)
-    if view is not None:
-        actions = view.actions()
-        anchor = getattr(window, "act_hidden_units", None)
-        if anchor in actions:
-            index = actions.index(anchor) + 1
-            view.insertAction(actions[index] if index < len(actions) else None, action)
-    window.act_decoding = action
-    window.show_decoding = show
-
-
-def _inspect_menu(window: Any) -> Any:
-    """The window's Inspect menu, shared with the other inspection views (made here when it is not there yet)."""
-    bar = window.menuBar()
-    for action in bar.actions():
-        menu = action.menu()
-        if menu is not None and menu.objectName() == "inspectMenu":
-            return menu
-    menu = QMenu("&Inspect", bar)
-    menu.setObjectName("inspectMenu")
-    # before Plugins / Help, after Run when there is one
-    before = next((a for a in bar.actions() if a.text().replace("&", "") in ("Plugins", "Help")), None)
-    if before is not None:
-        bar.insertMenu(before, menu)
-    else:
-        bar.addMenu(menu)
-    return menu
+def register(views: ViewRegistry) -> None:
+    """The **Decoding** tab and **Inspect ▸ Decoding and Beam Search** (Ctrl+4, also under View); the view is built
+    the first time the tab is shown (nothing is loaded before)."""
+    window = views.window
+    # Ctrl+4: after Model, Training and Hidden Units (Ctrl+1..3)
+    views.register_view(
+        "decoding", title="Decoding",
+        tip="Beam-search trees, what-if decoding, checkpoints side by side, attention maps",
+        build=lambda parent: DecodeInspector(window.doc, window.registry, parent),
+        entries=[MenuEntry("&Decoding and Beam Search", menu="inspect", shortcut="Ctrl+4",
+                           tip="Decode an input and look at the search tree, what-if prefixes, both checkpoints "
+                               "and the attention", in_view_menu=True)])

@@ -1,9 +1,10 @@
 """Looking inside: the hidden-units panel (heatmap, text view, unit search, hypothesis selection, saturation).
 
 The panel shows what :mod:`workbench.core.recording` computes and computes nothing about the model itself: a
-recording is made by :class:`workbench.core.recording.Recorder` in a worker thread (a ``QThreadPool`` of one), on a
-snapshot of the project taken when Record is pressed, so editing or training while it runs is safe.  Everything
-after that (correlations, spans, saturation) is numpy on arrays already in memory and runs on the GUI thread.
+recording is made by :class:`workbench.core.recording.Recorder` in a worker thread (a
+:class:`~workbench.gui.jobs.JobRunner`, which also writes the exports), on a snapshot of the project taken when
+Record is pressed, so editing or training while it runs is safe.  Everything after that (correlations, spans,
+saturation) is numpy on arrays already in memory and runs on the GUI thread.
 
 ``seqwb record FILE --npz OUT`` writes the arrays this panel shows; ``seqwb units`` ranks units as the Unit
 search tab does.
@@ -11,13 +12,13 @@ search tab does.
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, QPoint, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
@@ -29,6 +30,7 @@ from workbench.core import features, project, recording
 from workbench.gui.inspect_plots import HeatmapView, SaturationView
 from workbench.gui.inspect_text import ActivationTextView
 from workbench.gui.forms import ElidedLabel, show_note
+from workbench.gui.jobs import Job, JobRunner
 from workbench.gui.style import set_muted
 
 QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
@@ -47,86 +49,27 @@ def snapshot(project: Any) -> Any:
     return replace(copy, vocab=list(project.vocab) if project.vocab else None, checkpoint=project.checkpoint)
 
 
-def one_line(exc: BaseException) -> str:
-    from workbench.schema.errors import WorkbenchError
-    msg = str(exc) if isinstance(exc, (WorkbenchError, ValueError, OSError)) else f"{type(exc).__name__}: {exc}"
-    return (msg.splitlines() or [type(exc).__name__])[0]
-
-
-class _RecordSignals(QObject):
-    progress = Signal(int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-
-
-class RecordJob(QRunnable):
-    """Reads the input (validation text, a file) and records it, off the GUI thread."""
-
-    def __init__(self, recorder: recording.Recorder, project: Any, base_dir: Path, weights: str, source: str,
-                 value: Any, signals: _RecordSignals, cancel: threading.Event):
-        super().__init__()
-        self.setAutoDelete(True)
-        self.recorder, self.project, self.base_dir, self.weights = recorder, project, base_dir, weights
-        self.source, self.value, self.signals, self.cancel = source, value, signals, cancel
-
-    def _text(self) -> str:
-        if self.source == "valid":
-            return self.recorder.sample_text(self.project, self.base_dir, int(self.value))
-        if self.source == "file":
-            path = Path(self.value)
-            try:
-                return path.read_text(encoding="utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path.name} is not UTF-8 text (byte offset {exc.start})") from None
-        return str(self.value)
-
-    def _progress(self, done: int, total: int) -> None:
-        if self.cancel.is_set():
-            raise recording.RecordingCancelled()
-        self.signals.progress.emit(done, total)
-
-    def run(self) -> None:
+def record_in_worker(recorder: recording.Recorder, project: Any, base_dir: Path, weights: str, source: str,
+                     value: Any, job: Job) -> dict[str, Any]:
+    """Read the input (validation text, a file, a text) and record it (in the worker); the recording stops at its
+    next progress report when the job is cancelled."""
+    if source == "valid":
+        text = recorder.sample_text(project, base_dir, int(value))
+    elif source == "file":
+        path = Path(value)
         try:
-            text = self._text()
-            if self.cancel.is_set():
-                raise recording.RecordingCancelled()
-            if not text:
-                raise ValueError("the text to record is empty")
-            t0 = time.perf_counter()
-            rec = self.recorder.record(self.project, text, self.base_dir, self.weights, progress=self._progress)
-            rec["meta"]["seconds"] = round(time.perf_counter() - t0, 3)
-            self.signals.finished.emit(rec)
-        except recording.RecordingCancelled:
-            self._emit(self.signals.cancelled)
-        except Exception as exc:  # noqa: BLE001 - every failure is shown in the panel, none takes the app down
-            self._emit(self.signals.failed, one_line(exc))
-
-    @staticmethod
-    def _emit(signal, *args) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:   # the panel was closed while this ran
-            pass
-
-
-class _ExportSignals(QObject):
-    done = Signal()
-    failed = Signal(str)
-
-
-class _ExportJob(QRunnable):
-    def __init__(self, fn, signals: _ExportSignals):
-        super().__init__()
-        self.fn, self.signals = fn, signals
-
-    def run(self) -> None:
-        try:
-            self.fn()
-        except Exception as exc:  # noqa: BLE001 - shown to the user, never raised into Qt
-            RecordJob._emit(self.signals.failed, one_line(exc))
-            return
-        RecordJob._emit(self.signals.done)
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path.name} is not UTF-8 text (byte offset {exc.start})") from None
+    else:
+        text = str(value)
+    job.check()
+    if not text:
+        raise ValueError("the text to record is empty")
+    t0 = time.perf_counter()
+    rec = recorder.record(project, text, base_dir, weights, progress=job.report)
+    rec["meta"]["seconds"] = round(time.perf_counter() - t0, 3)
+    return rec
 
 
 class _CorrelationDelegate(QStyledItemDelegate):
@@ -175,10 +118,8 @@ class HiddenUnitsPanel(QWidget):
         self._matches: list[tuple[int, int]] = []
         self._span: tuple[int, int] | None = None
         self._levels: dict[tuple[str, str], tuple[float, float]] = {}
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._cancel: threading.Event | None = None
-        self._signals: _RecordSignals | None = None
+        self.jobs = JobRunner("hidden units", self)     # recordings and exports, one after another
+        self._recording_job: Job | None = None
         self._generation = 0
         self._file = ""
         self.last_redraw_ms = 0.0
@@ -502,7 +443,7 @@ class HiddenUnitsPanel(QWidget):
             self.record()
 
     def is_recording(self) -> bool:
-        return self._cancel is not None
+        return self._recording_job is not None
 
     def record(self, source: str | None = None, value: Any = None, weights: str | None = None) -> bool:
         """Start recording in the worker.  ``source``: ``"valid"`` (``value`` characters), ``"text"``, ``"file"``;
@@ -528,42 +469,29 @@ class HiddenUnitsPanel(QWidget):
             return False
         self.refresh_weights()
         weights = weights or self.weights_combo.currentData() or "current"
-        self._cancel = threading.Event()
-        self._signals = _RecordSignals(self)
         gen = self._generation
-        self._signals.progress.connect(self._on_progress)
-        self._signals.finished.connect(lambda rec, g=gen: self._on_finished(rec, g))
-        self._signals.failed.connect(self._on_failed)
-        self._signals.cancelled.connect(self._on_cancelled)
-        job = RecordJob(self.recorder, snapshot(self.doc.project), self._base_dir(), weights, source, value,
-                        self._signals, self._cancel)
+        self._recording_job = self.jobs.submit(
+            functools.partial(record_in_worker, self.recorder, snapshot(self.doc.project), self._base_dir(), weights,
+                              source, value),
+            on_result=lambda rec, g=gen: self._on_finished(rec, g), on_error=self._on_failed,
+            on_progress=self._on_progress, on_cancelled=self._on_cancelled)
         self.record_button.setText("Cancel")
         self.progress.setRange(0, 0)
         self.progress.show()
         self._say("Loading the model and the data…" if source == "valid" else "Loading the model…")
-        self._start_job(job, "hidden-unit recorder")
         return True
 
-    def _start_job(self, job: QRunnable, name: str) -> None:
-        """Run ``job`` in the worker pool; Python's cyclic collector runs only in the GUI thread until the pool is
-        idle again (a collection in the worker could free Qt objects there: see :mod:`workbench.gui.worker_gc`)."""
-        from workbench.gui.worker_gc import worker_gc
-        pool = self._pool
-        worker_gc().hold_until(name, lambda: pool.activeThreadCount() == 0)   # before the job can allocate
-        pool.start(job)
-
     def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._recording_job is not None:
+            self._recording_job.cancel()
             self._say("Cancelling…")
 
     def wait(self, ms: int = 60000) -> bool:
         """Block until the worker is idle (tests, closing)."""
-        return self._pool.waitForDone(ms)
+        return self.jobs.wait(ms)
 
     def _done(self) -> None:
-        self._cancel = None
-        self._signals = None
+        self._recording_job = None
         self.record_button.setText("Record")
         self.progress.hide()
 
@@ -996,12 +924,11 @@ class HiddenUnitsPanel(QWidget):
 
     def _write(self, fn, path: str) -> None:
         """Write a file in the worker (a CSV of 20,000 x 512 values takes seconds to format)."""
-        signals = _ExportSignals(self)
-        signals.done.connect(lambda: (self._say(f"Exported {path}"), self.exportFinished.emit(path)))
-        signals.failed.connect(lambda msg: QMessageBox.warning(self, "Export failed",
-                                                               f"Could not write {path}:\n{msg}"))
         self._say(f"Writing {path}…")
-        self._start_job(_ExportJob(fn, signals), "hidden-unit export")
+        self.jobs.submit(lambda _job: fn(),
+                         on_result=lambda _none: (self._say(f"Exported {path}"), self.exportFinished.emit(path)),
+                         on_error=lambda msg: QMessageBox.warning(self, "Export failed",
+                                                                  f"Could not write {path}:\n{msg}"))
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
@@ -1010,7 +937,7 @@ class HiddenUnitsPanel(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.cancel()
-        self._pool.waitForDone(10000)
+        self.jobs.wait(10000)
         super().closeEvent(event)
 
 

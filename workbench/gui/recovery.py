@@ -18,9 +18,10 @@ The lock tells a live window's copy (skip it) from an orphan (offer it): the ope
 the process dies, however it dies.  The recovery folder is ``$SEQWB_RECOVERY_DIR`` when set (tests and
 benchmarks), else ``QStandardPaths.AppDataLocation / "recovery"``.
 
-Writing happens in a worker thread on a snapshot of the project taken in the GUI thread (the checkpoint's tensors
-are shared: a run replaces them, never changes them), with Python's cyclic collector held to the GUI thread while
-it runs (:mod:`workbench.gui.worker_gc`).  Nothing here computes model results.
+Writing happens in a worker thread (a :class:`~workbench.gui.jobs.JobRunner`) on a snapshot of the project taken
+in the GUI thread (the checkpoint's tensors are shared: a run replaces them, never changes them).  Offering and
+restoring copies goes through a :class:`RecoveryHost`, the window's file controller.  Nothing here computes model
+results.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Protocol
 
-from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
                                QWidget)
 
 from workbench import __version__
 from workbench.atomic import atomic_write
+from workbench.gui.app_settings import app_settings
+from workbench.gui.jobs import JobRunner
 
 RECOVERY_ENV = "SEQWB_RECOVERY_DIR"
 META_FORMAT = "seqwb-recovery"
@@ -65,7 +68,6 @@ def recovery_dir() -> Path:
 
 def configured_interval_s() -> float:
     """``recovery/intervalSeconds`` from the app's settings, else :data:`DEFAULT_INTERVAL_S`."""
-    from workbench.gui.mainwindow import app_settings
     value = app_settings().value("recovery/intervalSeconds", DEFAULT_INTERVAL_S)
     try:
         return max(float(MIN_INTERVAL_S), float(value))
@@ -214,20 +216,33 @@ def remove_entry_files(entry: RecoveryEntry, lock: DocumentLock | None) -> None:
         lock.release(remove=True)
 
 
+def _describe(exc: BaseException) -> str:
+    # the whole message: a write fails for reasons of the disk, which take more than a line to say
+    return str(exc) if str(exc) else f"{type(exc).__name__}: {exc}"
+
+
 # ---- one window's autosave -------------------------------------------------------------------------------------
 
 class RecoveryManager(QObject):
-    """Autosaves the window's document while it has unsaved changes; removes the copy when it is saved, replaced
-    or the window closes cleanly.  ``saved(path)`` / ``failed(message)`` come in the GUI thread."""
+    """Autosaves a window's document while it has unsaved changes; removes the copy when it is saved, replaced
+    or the window closes cleanly.  ``saved(path)`` / ``failed(message)`` come in the GUI thread.
+
+    ``RecoveryManager(doc, registry, bridge=..., log=..., show_message=..., parent=...)``: with the window's run
+    ``bridge`` it also writes after each training checkpoint; a failure is reported once (until a write succeeds
+    again) through ``log(text, "error")`` and ``show_message(text, ms)``."""
 
     saved = Signal(str)
     failed = Signal(str)
-    _written = Signal(int, str, str)        # generation, path, error (from the writer thread)
 
-    def __init__(self, window: Any, *, interval_s: float | None = None, folder: Path | None = None):
-        super().__init__(window)
-        self.window = window
-        self.doc = window.doc
+    def __init__(self, doc: Any, registry: Any, *, bridge: Any = None,
+                 log: Optional[Callable[[str, str], Any]] = None,
+                 show_message: Optional[Callable[[str, int], Any]] = None, parent: QObject | None = None,
+                 interval_s: float | None = None, folder: Path | None = None):
+        super().__init__(parent)
+        self.doc = doc
+        self.registry = registry
+        self._log = log
+        self._show_message = show_message
         self.folder = Path(folder) if folder is not None else recovery_dir()
         self.id = uuid.uuid4().hex
         self._lock = DocumentLock(self._path(".lock"))
@@ -240,10 +255,9 @@ class RecoveryManager(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 * (interval_s if interval_s is not None else configured_interval_s())))
         self.timer.timeout.connect(self.autosave)
-        self._written.connect(self._on_written, Qt.ConnectionType.QueuedConnection)
+        self.jobs = JobRunner("autosave", self, describe=_describe)
         self.doc.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self.doc.projectReplaced.connect(self.remove)
-        bridge = getattr(window, "bridge", None)
         if bridge is not None:       # after each training checkpoint (the window merged it first: it connected first)
             bridge.stateSaved.connect(lambda _state: self.autosave())
             bridge.runEnded.connect(lambda _end: self.autosave())
@@ -303,37 +317,27 @@ class RecoveryManager(QObject):
                 return False
         from workbench.core.projectfile import project_plugins_used
         from workbench.core.runs import snapshot_project
-        from workbench.gui.worker_gc import worker_gc
         project = snapshot_project(self.doc.project)
         meta = {"format": META_FORMAT, "version": META_VERSION, "app_version": __version__,
                 "original_path": str(Path(self.doc.path).resolve()) if self.doc.path else None,
                 "name": project.name, "saved_at": time.time(), "contents": describe_contents(project),
                 "pid": os.getpid(), "host": socket.gethostname()}
-        plugins = project_plugins_used(project, self.window.registry)
+        plugins = project_plugins_used(project, self.registry)
         self._writing, self._again = True, False
-        generation = self._generation
-        thread = threading.Thread(target=self._write, args=(generation, project, plugins, meta),
-                                  name="seqwb-autosave", daemon=True)
-        worker_gc().hold_until("autosave", lambda: not thread.is_alive())
-        thread.start()
+        generation, data_path = self._generation, self.data_path
+        self.jobs.submit(lambda _job: self._write(generation, project, plugins, meta),
+                         on_result=lambda _none: self._on_written(generation, str(data_path), ""),
+                         on_error=lambda error: self._on_written(generation, str(data_path), error))
         return True
 
     def _write(self, generation: int, project: Any, plugins: list, meta: dict) -> None:   # the writer thread
-        error = ""
-        try:
-            from workbench.core.projectfile import save_project
-            with self._io:
-                if generation == self._generation:
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    save_project(project, self.data_path, plugins_used=plugins, backup=False)
-                    with atomic_write(self.meta_path, "w") as fh:
-                        json.dump(meta, fh, indent=1)
-        except Exception as exc:  # noqa: BLE001 - reported in the window; the user's file is untouched anyway
-            error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-        try:
-            self._written.emit(generation, str(self.data_path), error)
-        except RuntimeError:    # the window went away while this wrote
-            pass
+        from workbench.core.projectfile import save_project
+        with self._io:
+            if generation == self._generation:     # not removed meanwhile (saved, replaced, closed)
+                self.folder.mkdir(parents=True, exist_ok=True)
+                save_project(project, self.data_path, plugins_used=plugins, backup=False)
+                with atomic_write(self.meta_path, "w") as fh:
+                    json.dump(meta, fh, indent=1)
 
     def _on_written(self, generation: int, path: str, error: str) -> None:
         self._writing = False
@@ -353,10 +357,10 @@ class RecoveryManager(QObject):
         if not self._reported_failure:      # once until a write succeeds again, not every few minutes
             self._reported_failure = True
             text = f"Autosave failed: {message}"
-            if hasattr(self.window, "log"):
-                self.window.log(f"{text} (the project itself is not affected; save it to be safe)", "error")
-            if hasattr(self.window, "show_message"):
-                self.window.show_message(text, 15000)
+            if self._log is not None:
+                self._log(f"{text} (the project itself is not affected; save it to be safe)", "error")
+            if self._show_message is not None:
+                self._show_message(text, 15000)
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Block until no write runs (tests, closing)."""
@@ -459,7 +463,28 @@ class RecoveryDialog(QDialog):
             self.accept()
 
 
-def offer_recovery(window: Any, folder: Path | None = None) -> str:
+class RecoveryHost(Protocol):
+    """What offering and restoring copies needs from a window (its
+    :class:`~workbench.gui.file_controller.FileController` is one)."""
+
+    registry: Any
+    recovery: RecoveryManager                   # the window's autosave, which takes a restored copy over
+
+    @property
+    def dialog_parent(self) -> QWidget: ...
+
+    def may_replace_project(self) -> bool:
+        """Stop a live run and settle unsaved changes, asking; False when the user chose to keep them."""
+
+    def restore_project(self, project: Any, path: str | None) -> None:
+        """Show ``project`` in the window, marked modified, with ``path`` as its file (None: untitled)."""
+
+    def log(self, text: str, kind: str = "info") -> None: ...
+
+    def show_message(self, text: str, timeout_ms: int = 6000) -> None: ...
+
+
+def offer_recovery(host: RecoveryHost, folder: Path | None = None) -> str:
     """At start: offer the copies that windows which did not close left behind.  Returns what happened:
     ``"none"`` (nothing to offer), ``"restored"``, ``"discarded"`` (all copies offered were discarded) or
     ``"later"``."""
@@ -469,7 +494,7 @@ def offer_recovery(window: Any, folder: Path | None = None) -> str:
         orphans = find_orphans(folder)
         if not orphans:
             return result
-        dialog = RecoveryDialog([e for e, _ in orphans], window)
+        dialog = RecoveryDialog([e for e, _ in orphans], host.dialog_parent)
         dialog.exec()
         chosen = dialog.entry
         locks = {e.id: lock for e, lock in orphans}
@@ -479,12 +504,12 @@ def offer_recovery(window: Any, folder: Path | None = None) -> str:
                 result = "discarded"
                 continue          # the others, if any, are offered again
             if dialog.action == "restore" and chosen is not None:
-                if not window._stop_run_first() or not window.maybe_save():
+                if not host.may_replace_project():
                     return "later"
-                if restore_entry(window, chosen, locks[chosen.id]):
+                if restore_entry(host, chosen, locks[chosen.id]):
                     locks.pop(chosen.id)      # the window owns it now
                     return "restored"
-                QMessageBox.warning(window, "Cannot restore",
+                QMessageBox.warning(host.dialog_parent, "Cannot restore",
                                     f"The recovery copy of “{chosen.name}” could not be read; it is kept in "
                                     f"{chosen.folder} ({chosen.id}.seqwb).")
                 return "later"
@@ -494,20 +519,19 @@ def offer_recovery(window: Any, folder: Path | None = None) -> str:
                 lock.release()
 
 
-def restore_entry(window: Any, entry: RecoveryEntry, lock: DocumentLock) -> bool:
-    """Load a copy into ``window``: modified, with the original path (Save goes there; Save As if it had none)."""
-    from workbench.schema.errors import WorkbenchError
+def restore_entry(host: RecoveryHost, entry: RecoveryEntry, lock: DocumentLock) -> bool:
+    """Load a copy into ``host``'s window: modified, with the original path (Save goes there; Save As if it had
+    none); the window's autosave takes the copy's files over."""
     from workbench.core.projectfile import load_project
+    from workbench.schema.errors import WorkbenchError
     try:
-        project = load_project(entry.data_path, registry=window.registry)
+        project = load_project(entry.data_path, registry=host.registry)
     except (WorkbenchError, OSError, ValueError) as exc:
-        window.log(f"Cannot restore {entry.data_path}: {exc}", "error")
+        host.log(f"Cannot restore {entry.data_path}: {exc}", "error")
         return False
-    window._replace(project, entry.original_path, "" if entry.original_path else "new")
-    window.recovery.adopt(entry, lock)
-    window.doc.undo_stack.resetClean()      # restored, not saved: the title says modified and closing asks
-    window._update_title()
+    host.restore_project(project, entry.original_path)
+    host.recovery.adopt(entry, lock)
     where = entry.original_path or "a new file (Save asks for a name)"
-    window.show_message(f"Restored “{entry.name}” from {entry.saved_text()}; Save writes it to {where}", 15000)
-    window.log(f"Restored the autosaved copy of “{entry.name}” ({entry.contents}) from {entry.saved_text()}")
+    host.show_message(f"Restored “{entry.name}” from {entry.saved_text()}; Save writes it to {where}", 15000)
+    host.log(f"Restored the autosaved copy of “{entry.name}” ({entry.contents}) from {entry.saved_text()}")
     return True
