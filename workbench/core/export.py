@@ -187,12 +187,49 @@ def _trace(wrapper: ForwardExport, example: tuple[Tensor, ...]) -> Any:
             raise ExportError(f"TorchScript cannot trace this model: {_first_line(exc)}") from None
 
 
-def _torchscript_bytes(traced: Any, meta: dict[str, Any]) -> bytes:
+def _torchscript_bytes(traced: Any, meta: dict[str, Any], model: Any = None) -> bytes:
     buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)   # torch 2.13 marks torch.jit as deprecated
-        torch.jit.save(traced, buf, _extra_files={"seqwb.json": json.dumps(meta)})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)   # torch 2.13 marks torch.jit as deprecated
+            torch.jit.save(traced, buf, _extra_files={"seqwb.json": json.dumps(meta)})
+    except RuntimeError as exc:
+        # torch's message starts with an empty line ("\nCould not export Python function call '...'"), so the
+        # one-line report would say nothing
+        raise ExportError(_python_call_message(exc, model)) from None
     return buf.getvalue()
+
+
+def _python_call_message(exc: BaseException, model: Any) -> str:
+    """Why TorchScript cannot save a traced model that calls a custom ``torch.autograd.Function``, naming the
+    Function, the code that calls it (a plugin's cell, when it is one) and what to do."""
+    import inspect
+    text = str(exc)
+    found = re.search(r"Could not export Python function call '([^']+)'", text)
+    if found is None:
+        return f"TorchScript cannot save this model: {_first_line(exc)}. Nothing was written"
+    # the traced call's Python stack follows in the message, innermost first: "path(line): function"
+    frames = re.findall(r"^(.+?)\((\d+)\): (\w+)\s*$", text, re.M)
+    where = next(((f, int(n), fn) for f, n, fn in frames if "/torch/" not in f.replace("\\", "/")), None)
+    caller = ""
+    if where is not None:
+        caller = f"{Path(where[0]).name}, line {where[1]}, in {where[2]}"
+        for layer, cell in (model.recurrent_layers() if model is not None else []):
+            try:
+                source = Path(inspect.getsourcefile(type(cell)) or "").resolve()
+            except TypeError:
+                continue
+            if source == Path(where[0]).resolve():
+                from workbench.core.plugin_checks import plugin_label
+                spec = getattr(cell, "seqwb_spec", None)
+                who = f"cell {spec.id!r} ({plugin_label(spec)})" if spec is not None else type(cell).__name__
+                caller = f"{who} of layer {layer} ({caller})"
+                break
+    return (f"TorchScript cannot save this model: it calls the custom torch.autograd.Function {found.group(1)!r}"
+            f"{' from ' + caller if caller else ''}, and a saved TorchScript model holds torch operations only. "
+            f"Export with --format onnx (it records what the Function's forward computes), or have the cell take "
+            f"a path of torch operations when no gradient is needed ('if not torch.is_grad_enabled(): ...', as "
+            f"export and decoding run). Nothing was written")
 
 
 def _onnx_modules_missing() -> list[str]:
@@ -368,7 +405,7 @@ def export_model(project: Any, registry: Registry, out: str | Path, fmt: str, *,
                 raise ExportError(_shape_bound_message("TorchScript", exc, None, model)) from None
         if max(diffs) > ATOL:
             raise ExportError(_shape_bound_message("TorchScript", None, max(diffs), model))
-        data = _torchscript_bytes(traced, meta)
+        data = _torchscript_bytes(traced, meta, model)
         checked_with = "torch.jit (the traced model, reloaded from the bytes written)"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -114,3 +114,103 @@ def plugin_at_fault(exc: BaseException, project: Project, registry: Registry) ->
             return (f"{kind} {spec.id!r} (plugin distribution {dist!r}"
                     + (f", entry point {plugin!r}" if plugin else "") + ")")
     return ""
+
+
+# ---- where a non-finite loss comes from -----------------------------------------------------------------------
+
+def nonfinite_origin(model: torch.nn.Module, batch: dict[str, Any], state: Any, task: Any, project: Project,
+                     registry: Registry) -> str:
+    """Where the first non-finite value behind a non-finite loss appears, as text to append to the message
+    (" in cell 'x' (plugin p (distribution d)) of layer rnn.0: ..."), or "" when it cannot be told.
+
+    Checked in this order: the parameters (a cell's or a block's already hold NaN or inf); then the batch is run
+    again, without gradients, with every cell's ``step`` / ``sequence`` and every block watched, and the first
+    one that turns finite inputs into non-finite outputs is named; when every output is finite, the task's loss
+    is.  Costs one forward pass, so it is called only when a run stops for a non-finite loss.
+    """
+    from workbench.core.plugin_checks import plugin_label
+    layer_of = {id(cell): name for name, cell in _recurrent_layers(model)}
+
+    def cell_name(cell: Any) -> str:
+        spec = getattr(cell, "seqwb_spec", None)
+        what = f"cell {spec.id!r} ({plugin_label(spec)})" if spec is not None else f"cell {type(cell).__name__}"
+        layer = layer_of.get(id(cell))
+        return what + (f" of layer {layer}" if layer else "")
+
+    def block_name(node_id: str) -> str:
+        node = project.graph.nodes.get(node_id)
+        try:
+            spec = registry.block(node.type) if node is not None else None
+        except LookupError:
+            spec = None
+        return f"block {node_id!r}" + (f" ({spec.id!r}, {plugin_label(spec)})" if spec is not None else "")
+
+    for _, cell in _recurrent_layers(model):
+        bad = [n for n, p in cell.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            return f" in {cell_name(cell)}: its parameters {', '.join(bad)} are not finite (after an earlier update)"
+    blocks = getattr(model, "blocks", {})
+    for node_id, block in blocks.items():
+        bad = [n for n, p in block.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            return f" in {block_name(node_id)}: its parameters {', '.join(bad[:3])} are not finite"
+
+    first: list[str] = []
+
+    def note(who: str, inputs: Any, outputs: Any) -> None:
+        if not first and _all_finite(inputs) and not _all_finite(outputs):
+            first.append(who)
+
+    def watch(cell: Any, method: str) -> Any:
+        original = getattr(cell, method)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            note(f"{cell_name(cell)}, whose {method}() turned finite inputs into non-finite outputs", args, out)
+            return out
+        return watched
+
+    cells = [cell for _, cell in _recurrent_layers(model)]
+    hooks = []
+    for node_id, block in blocks.items():
+        def hook(module: Any, args: Any, out: Any, node_id: str = node_id) -> None:
+            note(f"{block_name(node_id)}, which turned finite inputs into non-finite outputs", args, out)
+        hooks.append(block.register_forward_hook(hook))
+    for cell in cells:
+        for method in ("step", "step_projected", "sequence"):
+            cell.__dict__[method] = watch(cell, method)   # an instance attribute shadows the class's method
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            outputs, _ = model(batch, state)
+            loss = task.loss(outputs, batch)
+    except Exception:  # noqa: BLE001 - a second look must not hide the first fault
+        return ""
+    finally:
+        for h in hooks:
+            h.remove()
+        for cell in cells:
+            for method in ("step", "step_projected", "sequence"):
+                cell.__dict__.pop(method, None)
+    if first:
+        return f" in {first[0]}"
+    if _all_finite(outputs) and not _all_finite(loss):
+        spec = next((s for k, s in _used_specs(project, registry) if k == "task"), None)
+        who = f"task {spec.id!r} ({plugin_label(spec)})" if spec is not None else "the task"
+        return f" in the loss of {who}: the model's outputs are finite"
+    return ""
+
+
+def _recurrent_layers(model: Any) -> list[tuple[str, Any]]:
+    layers = getattr(model, "recurrent_layers", None)
+    return list(layers()) if callable(layers) else []
+
+
+def _all_finite(value: Any) -> bool:
+    """Every floating-point tensor in a nested value (tuples, lists, dicts) is finite."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, (tuple, list)):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    return True
