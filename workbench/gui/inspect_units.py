@@ -4,7 +4,8 @@ The panel shows what :mod:`workbench.core.recording` computes and computes nothi
 recording is made by :class:`workbench.core.recording.Recorder` in a worker thread (a
 :class:`~workbench.gui.jobs.JobRunner`, which also writes the exports), on a snapshot of the project taken when
 Record is pressed, so editing or training while it runs is safe.  Everything after that (correlations, spans,
-saturation) is numpy on arrays already in memory and runs on the GUI thread.
+saturation) is numpy on arrays already in memory and runs on the GUI thread.  The panel's widgets are made in
+:mod:`workbench.gui.inspect_units_ui`.
 
 ``seqwb record FILE --npz OUT`` writes the arrays this panel shows; ``seqwb units`` ranks units as the Unit
 search tab does.
@@ -18,20 +19,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QPalette
-from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMenu, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
-                               QRadioButton, QSizePolicy, QSpinBox, QSplitter, QStyle, QStyledItemDelegate, QTabWidget,
-                               QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QCoreApplication, QPoint, Qt, Signal
+from PySide6.QtGui import QPainter, QPalette
+from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QMessageBox, QTreeWidgetItem, QWidget
 
 from workbench.core import features, project, recording
-from workbench.gui.inspect_plots import HeatmapView, SaturationView
-from workbench.gui.inspect_text import ActivationTextView
-from workbench.gui.forms import ElidedLabel, show_note
+from workbench.gui.forms import show_note
+from workbench.gui.inspect_units_ui import build_panel
 from workbench.gui.jobs import Job, JobRunner
-from workbench.gui.style import set_muted
 
 QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
                    "o": "o (output gate)", "g": "g (candidate)", "r": "r (reset gate)", "z": "z (update gate)",
@@ -72,30 +67,6 @@ def record_in_worker(recorder: recording.Recorder, project: Any, base_dir: Path,
     return rec
 
 
-class _CorrelationDelegate(QStyledItemDelegate):
-    """The r column: the number and a bar as long as |r|, red for positive, blue for negative."""
-
-    def paint(self, painter: QPainter, option, index) -> None:
-        value = index.data(Qt.ItemDataRole.UserRole)
-        super().paint(painter, option, index)
-        if not isinstance(value, float):
-            return
-        rect = option.rect.adjusted(52, 5, -4, -5)
-        if rect.width() <= 4:
-            return
-        color = QColor("#d6604d" if value > 0 else "#4393c3")
-        if option.state & QStyle.StateFlag.State_Selected:   # on the selection colour: the selection's text colour
-            color = QColor(option.palette.color(QPalette.ColorRole.HighlightedText))
-        painter.save()
-        painter.fillRect(QRect(rect.left(), rect.top(), int(rect.width() * min(1.0, abs(value))), rect.height()),
-                         color)
-        painter.restore()
-
-    def sizeHint(self, option, index) -> QSize:
-        s = super().sizeHint(option, index)
-        return QSize(max(s.width(), 140), s.height())
-
-
 class HiddenUnitsPanel(QWidget):
     """Record a text, then look at it: heatmap + text view, unit search, selection, saturation, export."""
 
@@ -123,7 +94,7 @@ class HiddenUnitsPanel(QWidget):
         self._generation = 0
         self._file = ""
         self.last_redraw_ms = 0.0
-        self._build()
+        build_panel(self)
         app = QCoreApplication.instance()
         if app is not None:     # quitting stops a recording at its next progress report instead of waiting for it
             app.aboutToQuit.connect(self.cancel)
@@ -131,262 +102,6 @@ class HiddenUnitsPanel(QWidget):
         doc.graphChanged.connect(self._on_graph_changed)
         self.refresh_weights()
         self._show_empty()
-
-    # ---- building ----------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        root = QVBoxLayout(self)
-        root.setContentsMargins(6, 6, 6, 6)
-        root.setSpacing(6)
-
-        bar = QHBoxLayout()
-        bar.setSpacing(8)
-        self.record_button = QPushButton("Record")
-        self.record_button.setToolTip("Run the model over the input (Input tab) one step at a time and record "
-                                      "every layer's states and gates, in the background")
-        self.record_button.clicked.connect(self._on_record_clicked)
-        bar.addWidget(self.record_button)
-        bar.addWidget(QLabel("at"))
-        self.weights_combo = _WeightsCombo(self)
-        self.weights_combo.setToolTip("Which weights to record: the latest, or the best seen in validation")
-        self.weights_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        bar.addWidget(self.weights_combo)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(160)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        bar.addWidget(self.progress)
-        self.status = ElidedLabel("")          # a long error ends in "…" (the tooltip has it all)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        set_muted(self.status)
-        bar.addWidget(self.status, 1)
-        root.addLayout(bar)
-        # second row: what to look at (layer, quantity, unit) and export
-        bar = QHBoxLayout()
-        bar.setSpacing(8)
-        bar.addWidget(QLabel("Layer"))
-        self.layer_combo = QComboBox()
-        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.layer_combo.currentIndexChanged.connect(self._on_layer_changed)
-        bar.addWidget(self.layer_combo)
-        self.quantity_combo = QComboBox()
-        self.quantity_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.quantity_combo.setToolTip("What to show: the hidden state h, the cell state c (LSTM) or a gate")
-        self.quantity_combo.currentIndexChanged.connect(self._on_quantity_changed)
-        bar.addWidget(self.quantity_combo)
-        bar.addWidget(QLabel("Unit"))
-        self.unit_spin = QSpinBox()
-        self.unit_spin.setKeyboardTracking(False)
-        self.unit_spin.setToolTip("The unit shown in the text view (↑/↓ or J/K in the text view step through "
-                                  "units; click a row of the heatmap)")
-        self.unit_spin.valueChanged.connect(self.set_unit)
-        bar.addWidget(self.unit_spin)
-        self.units_label = QLabel("")
-        set_muted(self.units_label)
-        bar.addWidget(self.units_label)
-        bar.addStretch(1)
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.export_button.setMenu(self._export_menu())
-        bar.addWidget(self.export_button)
-        root.addLayout(bar)
-
-        split = QSplitter(Qt.Orientation.Horizontal)
-        self.views = QTabWidget()
-        units_time = QSplitter(Qt.Orientation.Vertical)
-        self.heatmap = HeatmapView()
-        self.heatmap.unitClicked.connect(self.set_unit)
-        self.heatmap.positionClicked.connect(self._on_heatmap_position)
-        units_time.addWidget(self.heatmap)
-        text_box = QWidget()
-        tl = QVBoxLayout(text_box)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.setSpacing(2)
-        self.text_caption = ElidedLabel(" ")
-        self.text_caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        set_muted(self.text_caption)
-        tl.addWidget(self.text_caption)
-        self.text_view = ActivationTextView()
-        self.text_view.unitStepRequested.connect(self._step_unit)
-        self.text_view.spanSelected.connect(self._on_span_selected)
-        self.text_view.positionClicked.connect(self._on_text_position)
-        tl.addWidget(self.text_view, 1)
-        units_time.addWidget(text_box)
-        units_time.setStretchFactor(0, 1)
-        units_time.setStretchFactor(1, 1)
-        units_time.setSizes([430, 370])
-        self.views.addTab(units_time, "Units × time")
-        self.saturation = SaturationView()
-        self.saturation.unitChosen.connect(self._on_saturation_point)
-        self.views.addTab(self.saturation, "Gate saturation")
-        split.addWidget(self.views)
-
-        self.side = QTabWidget()
-        self.side.addTab(self._build_input_tab(), "Input")
-        self.side.addTab(self._build_search_tab(), "Unit search")
-        self.side.addTab(self._build_selection_tab(), "Selection")
-        split.addWidget(self.side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([900, 330])
-        root.addWidget(split, 1)
-        self.splitter = split
-
-    def _build_input_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        self.source_group = QButtonGroup(w)
-        self.src_valid = QRadioButton("Validation data")
-        self.src_text = QRadioButton("This text:")
-        self.src_file = QRadioButton("A file:")
-        for i, b in enumerate((self.src_valid, self.src_text, self.src_file)):
-            self.source_group.addButton(b, i)
-        self.src_valid.setChecked(True)
-        row = QHBoxLayout()
-        row.addWidget(self.src_valid)
-        self.length_spin = QSpinBox()
-        self.length_spin.setRange(10, 200_000)
-        self.length_spin.setSingleStep(1000)
-        self.length_spin.setValue(2000)
-        self.length_spin.setSuffix(" characters")
-        self.length_spin.setToolTip("How much of the validation data to record (task.sample_text)")
-        self.length_spin.valueChanged.connect(lambda _v: self.src_valid.setChecked(True))
-        row.addWidget(self.length_spin)
-        row.addStretch(1)
-        lay.addLayout(row)
-        lay.addWidget(self.src_text)
-        self.text_edit = QPlainTextEdit()
-        self.text_edit.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.text_edit.setPlaceholderText("Type or paste a text here, then press Record.")
-        self.text_edit.textChanged.connect(lambda: self.src_text.setChecked(True)
-                                           if self.text_edit.toPlainText() else None)
-        lay.addWidget(self.text_edit, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.src_file)
-        self.file_label = QLineEdit()
-        self.file_label.setReadOnly(True)
-        self.file_label.setPlaceholderText("no file chosen")
-        row.addWidget(self.file_label, 1)
-        choose = QPushButton("Choose…")
-        choose.clicked.connect(self._choose_file)
-        row.addWidget(choose)
-        lay.addLayout(row)
-        note = QLabel("Recording runs the model one step at a time in the background, at the weights chosen "
-                      "beside Record, and keeps every layer's states and gates.")
-        note.setWordWrap(True)
-        set_muted(note)
-        lay.addWidget(note)
-        return w
-
-    def _build_search_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        form = QFormLayout()
-        self.feature_combo = QComboBox()
-        self.refresh_features()
-        self.feature_combo.currentIndexChanged.connect(self._on_feature_changed)
-        form.addRow("Feature", self.feature_combo)
-        self.regex_edit = QLineEdit()
-        self.regex_edit.setPlaceholderText(r"a regular expression, e.g. \bself\b")
-        self.regex_edit.returnPressed.connect(self.run_search)
-        self.regex_edit.setEnabled(False)
-        form.addRow("Pattern", self.regex_edit)
-        self.all_layers = QCheckBox("Search every layer")
-        self.all_layers.setChecked(True)
-        self.all_layers.setToolTip("Rank the units of every recurrent layer together (the chosen quantity); "
-                                   "otherwise only the layer shown")
-        form.addRow("", self.all_layers)
-        lay.addLayout(form)
-        row = QHBoxLayout()
-        self.search_button = QPushButton("Find units")
-        self.search_button.clicked.connect(self.run_search)
-        row.addWidget(self.search_button)
-        row.addStretch(1)
-        lay.addLayout(row)
-        self.search_note = QLabel("Rank the units by how well they follow a feature of the text (Pearson's r "
-                                  "over time; |r| ranks, the sign is kept).")
-        self.search_note.setWordWrap(True)
-        set_muted(self.search_note)
-        lay.addWidget(self.search_note)
-        self.results = QTreeWidget()
-        self.results.setColumnCount(4)
-        self.results.setHeaderLabels(["#", "layer", "unit", "r"])
-        self.results.setRootIsDecorated(False)
-        self.results.setUniformRowHeights(True)
-        self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.results.setItemDelegateForColumn(3, _CorrelationDelegate(self.results))
-        header = self.results.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.results.currentItemChanged.connect(self._on_result_chosen)
-        lay.addWidget(self.results, 1)
-        return w
-
-    def _build_selection_tab(self) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        note = QLabel("Drag across a stretch of the text view (the inside of a string, an indented block): the "
-                      "units on over all of it and off just before and after are listed, and the other places "
-                      "where they all switch on are underlined (LSTMVis).")
-        note.setWordWrap(True)
-        set_muted(note)
-        lay.addWidget(note)
-        form = QFormLayout()
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setDecimals(2)
-        self.threshold_spin.setRange(-100.0, 100.0)
-        self.threshold_spin.setSingleStep(0.05)
-        self.threshold_spin.setValue(0.3)
-        self.threshold_spin.setToolTip("A unit is on where its value is at least this")
-        self.threshold_spin.valueChanged.connect(lambda _v: self._update_selection())
-        form.addRow("On above", self.threshold_spin)
-        self.margin_spin = QSpinBox()
-        self.margin_spin.setRange(0, 50)
-        self.margin_spin.setValue(1)
-        self.margin_spin.setSuffix(" steps")
-        self.margin_spin.setToolTip("How many steps before and after the span a unit must be off")
-        self.margin_spin.valueChanged.connect(lambda _v: self._update_selection())
-        form.addRow("Off around", self.margin_spin)
-        self.min_length_spin = QSpinBox()
-        self.min_length_spin.setRange(0, 10_000)
-        self.min_length_spin.setSpecialValueText("half the span")
-        self.min_length_spin.setValue(0)
-        self.min_length_spin.setToolTip("Matches shorter than this are not listed (0: half the selected span)")
-        self.min_length_spin.valueChanged.connect(lambda _v: self._update_selection())
-        form.addRow("Matches from", self.min_length_spin)
-        lay.addLayout(form)
-        self.selection_label = QLabel("No span selected.")
-        self.selection_label.setWordWrap(True)
-        lay.addWidget(self.selection_label)
-        self.span_units = QListWidget()
-        self.span_units.currentItemChanged.connect(self._on_span_unit_chosen)
-        lay.addWidget(self.span_units, 1)
-        self.matches_label = QLabel("")
-        self.matches_label.setWordWrap(True)
-        lay.addWidget(self.matches_label)
-        self.matches_list = QListWidget()
-        self.matches_list.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.matches_list.currentItemChanged.connect(self._on_match_chosen)
-        lay.addWidget(self.matches_list, 2)
-        lay.addStretch(0)          # takes the room while the lists are hidden (no span, or no unit found)
-        return w
-
-    def _export_menu(self) -> QMenu:
-        menu = QMenu(self)
-        menu.addAction("Heatmap as PNG…", lambda: self._export_view_dialog(self.heatmap, "heatmap", "png"))
-        menu.addAction("Heatmap as SVG…", lambda: self._export_view_dialog(self.heatmap, "heatmap", "svg"))
-        menu.addAction("Text view as PNG…", lambda: self._export_view_dialog(self.text_view, "text", "png"))
-        menu.addAction("Text view as SVG…", lambda: self._export_view_dialog(self.text_view, "text", "svg"))
-        menu.addAction("Gate saturation as PNG…",
-                       lambda: self._export_view_dialog(self.saturation, "saturation", "png"))
-        menu.addAction("Gate saturation as SVG…",
-                       lambda: self._export_view_dialog(self.saturation, "saturation", "svg"))
-        menu.addSeparator()
-        menu.addAction("Recording as NPZ (everything shown)…", self._export_npz_dialog)
-        menu.addAction("This layer and quantity as CSV…", self._export_csv_dialog)
-        return menu
 
     # ---- input and recording ---------------------------------------------------------------------------
     def refresh_weights(self) -> None:
@@ -939,15 +654,3 @@ class HiddenUnitsPanel(QWidget):
         self.cancel()
         self.jobs.wait(10000)
         super().closeEvent(event)
-
-
-class _WeightsCombo(QComboBox):
-    """Refreshes its list when it opens: a training run may have saved new (or best) weights meanwhile."""
-
-    def __init__(self, panel: HiddenUnitsPanel):
-        super().__init__(panel)
-        self._panel = panel
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt override
-        self._panel.refresh_weights()
-        super().showPopup()
