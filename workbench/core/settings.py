@@ -3,6 +3,7 @@
 Keys:
 - ``task.NAME`` — a parameter of the task;  ``decode.NAME`` — of the decoder (``decode.decoder``, ``decode.prompt``);
 - ``NODE.NAME`` — a parameter of graph node ``NODE`` (``rnn.hidden_size=512``);
+- ``NODE.FIELD.NAME`` — a parameter of the cell that the node's cell field chooses (``rnn.cell.forget_bias=1``);
 - ``NAME`` — a training setting (``lr=0.1``); failing that, the parameter of the one node that has it
   (``hidden_size=512`` when one node has ``hidden_size``).
 """
@@ -66,18 +67,47 @@ def apply_project_settings(project: Project, settings: Mapping[str, str], regist
                 raise ParamError(f"setting {key!r} is ambiguous: nodes {', '.join(owners)} all have it; "
                                  f"write e.g. {owners[0]}.{key}={value}")
             else:
+                hint = _cell_setting_hint(project, registry, key, value, project.graph.nodes)
+                if hint:
+                    raise ParamError(f"unknown setting {key!r}: {hint}")
                 node_params = sorted({f.name for node in project.graph.nodes.values()
                                       if registry.has("architecture", node.type)
                                       for f in field_info(registry.block(node.type).params)})
                 raise ParamError(f"unknown setting {key!r}{suggest(key, list(train_fields) + node_params)}; "
                                  f"training settings: {', '.join(sorted(train_fields))}; "
-                                 f"node settings: {', '.join(node_params)}; or task.X / decode.X")
+                                 f"node settings: {', '.join(node_params)}; a cell's own settings: "
+                                 f"NODE.cell.NAME; or task.X / decode.X")
     return changed
+
+
+def _cell_setting_hint(project: Project, registry: Registry, name: str, value: str, node_ids: Any) -> str:
+    """When ``name`` is a parameter of a cell chosen in one of ``node_ids``: the key to write, else ""."""
+    found = []
+    for node_id in node_ids:
+        node = project.graph.nodes[node_id]
+        if not registry.has("architecture", node.type):
+            continue
+        for info in field_info(registry.block(node.type).params):
+            cell = node.params.get(info.name, info.default)
+            if info.ui == "cell" and isinstance(cell, str) and registry.has("cell", cell) and \
+                    name in {f.name for f in field_info(registry.cell(cell).params)}:
+                found.append(f"{node_id}.{info.name}.{name}={value}")
+    if not found:
+        return ""
+    return f"it is a setting of the cell a node uses; write {' or '.join(found)} (NODE.cell.NAME)"
 
 
 def _set_node_param(project: Project, node_id: str, name: str, value: str, registry: Registry) -> None:
     node = project.graph.nodes[node_id]
-    node.params = set_node_param_value(node.type, node.params, name, value, registry, node_id)
+    try:
+        node.params = set_node_param_value(node.type, node.params, name, value, registry, node_id)
+    except ParamError:
+        own = registry.has("architecture", node.type) and \
+            name in {f.name for f in field_info(registry.block(node.type).params)}
+        hint = "" if own or "." in name else _cell_setting_hint(project, registry, name, value, [node_id])
+        if hint:
+            raise ParamError(f"unknown setting {node_id + '.' + name!r}: {hint}") from None
+        raise
 
 
 def set_node_param_value(block_type: str, params: dict[str, Any], name: str, value: Any, registry: Registry,
