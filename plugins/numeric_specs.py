@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.api import (TASK_INPUT, TASK_OUTPUT, BlockSpec, DecoderSpec, Graph, PortSpec, TaskSpec, TemplateSpec,
-                           param)
+from workbench.api import BlockSpec, DecoderSpec, Graph, PortSpec, TaskSpec, TemplateSpec, param
+from workbench_plugins._wiring import chain, project
 
 VERSION = "1.0"
 _HERE = "workbench_plugins.numeric_specs"
@@ -203,7 +203,6 @@ DECODERS: list[DecoderSpec] = []
 # ---- templates -----------------------------------------------------------------------------------------------
 
 def _project_json(g: Graph, name: str, task: dict, train: dict, notes: str) -> dict:
-    graph = g.to_json()
     # every block of these graphs has a per-step path (pooling keeps a running pool), so the
     # gradient-through-time probe runs on them: ||dL/dh_t|| over the T steps is the point of the memory tasks
     base = {"batch_size": 64, "optimizer": "adam", "clip_norm": 1.0, "eval_batches": 0, "sample_every": 0,
@@ -212,25 +211,14 @@ def _project_json(g: Graph, name: str, task: dict, train: dict, notes: str) -> d
             # (measured on 2 cores with the other one loaded: 9 ms/step against 150 ms/step with 2 threads)
             "threads": 1}
     base.update(train)
-    return {"name": name, "graph": {"nodes": graph["nodes"], "links": graph["links"]}, "ui": graph["ui"],
-            "task": task, "train": base, "notes": notes}
+    return project(name, g, task, base, notes)
 
 
 def _regression_graph(in_port: str, out_port: str, cell: str, hidden_size: int, layers: int,
                       project_size: int) -> Graph:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("project", {"size": project_size}, id="project", pos=(220, 0))
-    g.add_node("rnn", {"cell": cell, "hidden_size": hidden_size, "layers": layers}, id="rnn", pos=(440, 0))
-    g.add_node("pool", {"mode": "last"}, id="pool", pos=(660, 0))
-    g.add_node("regression", {}, id="head", pos=(880, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(1100, 0))
-    g.connect("input", in_port, "project", "x")
-    g.connect("project", "y", "rnn", "x")
-    g.connect("rnn", "y", "pool", "x")
-    g.connect("pool", "y", "head", "x")
-    g.connect("head", "y", "output", out_port)
-    return g
+    return chain(("project", "project", {"size": project_size}),
+                 ("rnn", "rnn", {"cell": cell, "hidden_size": hidden_size, "layers": layers}),
+                 ("pool", "pool", {"mode": "last"}), ("head", "regression", {}), source=in_port, target=out_port)
 
 
 @dataclass
@@ -294,16 +282,8 @@ class CopyMemoryTemplateParams:
 
 
 def copy_memory_template(p: CopyMemoryTemplateParams) -> dict:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(220, 0))
-    g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": 1}, id="rnn", pos=(440, 0))
-    g.add_node("linear", {}, id="head", pos=(660, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(880, 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect("rnn", "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
+    g = chain(("embed", "embedding", {"embed_size": p.embed_size}),
+              ("rnn", "rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": 1}), ("head", "linear", {}))
     task = {"id": "copy-memory", "params": {"length": p.length, "symbols": p.symbols}}
     return _project_json(g, f"Copy memory ({p.cell}, T={p.length})", task,
                          {"steps": 2000, "lr": 1e-2, "chunk_len": p.length + 2 * p.symbols, "eval_every": 250},
@@ -320,18 +300,9 @@ class TemporalOrderTemplateParams:
 
 
 def temporal_order_template(p: TemporalOrderTemplateParams) -> dict:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(220, 0))
-    g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": 1}, id="rnn", pos=(440, 0))
-    g.add_node("pool", {"mode": "last"}, id="pool", pos=(660, 0))
-    g.add_node("classifier", {}, id="head", pos=(880, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(1100, 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect("rnn", "y", "pool", "x")
-    g.connect("pool", "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
+    g = chain(("embed", "embedding", {"embed_size": p.embed_size}),
+              ("rnn", "rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": 1}),
+              ("pool", "pool", {"mode": "last"}), ("head", "classifier", {}))
     task = {"id": "temporal-order", "params": {"length": p.length}}
     return _project_json(g, f"Temporal order ({p.cell}, T={p.length})", task,
                          {"steps": 2000, "lr": 3e-3, "chunk_len": p.length, "eval_every": 250},

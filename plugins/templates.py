@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.api import TASK_INPUT, TASK_OUTPUT, Graph, TemplateSpec, hookimpl, param
+from workbench.api import TemplateSpec, hookimpl, param
+from workbench_plugins._wiring import chain, project
 from workbench_plugins import numeric_specs, seq2seq_specs, text_specs
 
 VERSION = "1.0"
@@ -21,35 +22,16 @@ class CharLMTemplateParams:
 
 
 def char_lm(p: CharLMTemplateParams) -> dict:
-    g = Graph()
-    xs = iter(range(0, 10_000, 190))  # left to right, one column per node, no gaps
-    g.add_node(TASK_INPUT, id="input", pos=(next(xs), 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(next(xs), 0))
-    g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers, "dropout": p.dropout},
-               id="rnn", pos=(next(xs), 0))
-    last = "rnn"
-    if p.dropout > 0:
-        g.add_node("dropout", {"p": p.dropout}, id="drop", pos=(next(xs), 0))
-        g.connect("rnn", "y", "drop", "x")
-        last = "drop"
-    g.add_node("linear", {}, id="head", pos=(next(xs), 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(next(xs), 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect(last, "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
-    graph = g.to_json()
-    return {
-        "name": "Character LM",
-        "graph": {"nodes": graph["nodes"], "links": graph["links"]},
-        "ui": graph["ui"],
-        "task": {"id": "char-lm", "params": {"corpus": p.corpus}},
-        "train": {"steps": 800, "batch_size": 32, "chunk_len": 100, "optimizer": "adam", "lr": 2e-3,
-                  "clip_norm": 5.0, "eval_every": 200, "eval_batches": 10, "sample_every": 200,
-                  "probe_every": 100},
-        "decode": {"decoder": "sample", "params": {"temperature": 0.8, "max_len": 300}, "prompt": "def "},
-        "notes": "Karpathy's char-rnn on Python source: watch it learn indentation, quotes and keywords.",
-    }
+    drop = [("drop", "dropout", {"p": p.dropout})] if p.dropout > 0 else []
+    g = chain(("embed", "embedding", {"embed_size": p.embed_size}),
+              ("rnn", "rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers, "dropout": p.dropout}),
+              *drop, ("head", "linear", {}))
+    return project(
+        "Character LM", g, {"id": "char-lm", "params": {"corpus": p.corpus}},
+        {"steps": 800, "batch_size": 32, "chunk_len": 100, "optimizer": "adam", "lr": 2e-3, "clip_norm": 5.0,
+         "eval_every": 200, "eval_batches": 10, "sample_every": 200, "probe_every": 100},
+        "Karpathy's char-rnn on Python source: watch it learn indentation, quotes and keywords.",
+        {"decoder": "sample", "params": {"temperature": 0.8, "max_len": 300}, "prompt": "def "})
 
 
 @hookimpl

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench.api import (TASK_INPUT, TASK_OUTPUT, BlockSpec, DecoderSpec, Graph, PortSpec, TaskSpec, TemplateSpec,
-                           param)
+from workbench.api import BlockSpec, DecoderSpec, Graph, PortSpec, TaskSpec, TemplateSpec, param
+from workbench_plugins._wiring import chain, project
 
 VERSION = "1.0"
 
@@ -131,24 +131,13 @@ DECODERS: list[DecoderSpec] = []
 # ---- templates -----------------------------------------------------------------------------------------------------
 
 def _project(name: str, graph: Graph, task: dict, train: dict, notes: str, decode: dict | None = None) -> dict:
-    doc = graph.to_json()
-    return {"name": name, "graph": {"nodes": doc["nodes"], "links": doc["links"]}, "ui": doc["ui"], "task": task,
-            "train": train, "decode": decode or {"decoder": "greedy", "params": {}, "prompt": ""}, "notes": notes}
+    return project(name, graph, task, train, notes, decode or {"decoder": "greedy", "params": {}, "prompt": ""})
 
 
 def _lm_graph(cell: str, embed_size: int, hidden_size: int, layers: int, dropout: float) -> Graph:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": embed_size}, id="embed", pos=(220, 0))
-    g.add_node("rnn", {"cell": cell, "hidden_size": hidden_size, "layers": layers, "dropout": dropout},
-               id="rnn", pos=(440, 0))
-    g.add_node("linear", {}, id="head", pos=(660, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(880, 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect("rnn", "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
-    return g
+    return chain(("embed", "embedding", {"embed_size": embed_size}),
+                 ("rnn", "rnn", {"cell": cell, "hidden_size": hidden_size, "layers": layers, "dropout": dropout}),
+                 ("head", "linear", {}))
 
 
 @dataclass
@@ -199,25 +188,11 @@ _ZAREMBA = {
 
 def zaremba_ptb(size: str, data_dir: str) -> dict:
     units, unroll, dropout, epochs, flat, decay, clip, scale, valid, test = _ZAREMBA[size]
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": units}, id="embed", pos=(220, 0))
-    chain = ["embed"]
-    if dropout:
-        g.add_node("dropout", {"p": dropout}, id="drop_in", pos=(440, 0))
-        chain.append("drop_in")
-    g.add_node("rnn", {"cell": "lstm", "hidden_size": units, "layers": 2, "dropout": dropout,
-                       "cell.forget_bias": 0.0}, id="rnn", pos=(660, 0))
-    chain.append("rnn")
-    if dropout:
-        g.add_node("dropout", {"p": dropout}, id="drop_out", pos=(880, 0))
-        chain.append("drop_out")
-    g.add_node("linear", {}, id="head", pos=(1100, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(1320, 0))
-    g.connect("input", "tokens", "embed", "x")
-    for src, dst in zip(chain, chain[1:] + ["head"]):
-        g.connect(src, "y", dst, "x")
-    g.connect("head", "y", "output", "logits")
+    drop_in = [("drop_in", "dropout", {"p": dropout})] if dropout else []
+    drop_out = [("drop_out", "dropout", {"p": dropout})] if dropout else []
+    rnn = ("rnn", "rnn", {"cell": "lstm", "hidden_size": units, "layers": 2, "dropout": dropout,
+                          "cell.forget_bias": 0.0})
+    g = chain(("embed", "embedding", {"embed_size": units}), *drop_in, rnn, *drop_out, ("head", "linear", {}))
     notes = (f"Zaremba, Sutskever & Vinyals 2014, the {size} LSTM on the Penn Treebank (Mikolov's ptb.*.txt files, "
              f"which you provide: set task.data_dir): 2 x LSTM {units}, unrolled {unroll} steps, batch 20, "
              f"{'no dropout' if not dropout else f'dropout {dropout:g} on the non-recurrent connections'}, "
@@ -261,19 +236,10 @@ class SentimentTemplateParams:
 
 
 def sentiment(p: SentimentTemplateParams) -> dict:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(220, 0))
-    g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers,
-                       "direction": p.direction}, id="rnn", pos=(440, 0))
-    g.add_node("pool", {"mode": p.pool}, id="pool", pos=(660, 0))
-    g.add_node("classifier", {}, id="head", pos=(880, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(1100, 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect("rnn", "y", "pool", "x")
-    g.connect("pool", "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
+    g = chain(("embed", "embedding", {"embed_size": p.embed_size}),
+              ("rnn", "rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers,
+                              "direction": p.direction}),
+              ("pool", "pool", {"mode": p.pool}), ("head", "classifier", {}))
     return _project(
         "Sentiment", g, {"id": "sentiment", "params": {"path": p.path}},
         {"steps": 600, "epochs": 0, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "clip_norm": 5.0,
@@ -295,17 +261,10 @@ class TaggingTemplateParams:
 
 
 def tagging(p: TaggingTemplateParams) -> dict:
-    g = Graph()
-    g.add_node(TASK_INPUT, id="input", pos=(0, 0))
-    g.add_node("embedding", {"embed_size": p.embed_size}, id="embed", pos=(220, 0))
-    g.add_node("rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers,
-                       "direction": p.direction, "merge": p.merge}, id="rnn", pos=(440, 0))
-    g.add_node("linear", {}, id="head", pos=(660, 0))
-    g.add_node(TASK_OUTPUT, id="output", pos=(880, 0))
-    g.connect("input", "tokens", "embed", "x")
-    g.connect("embed", "y", "rnn", "x")
-    g.connect("rnn", "y", "head", "x")
-    g.connect("head", "y", "output", "logits")
+    g = chain(("embed", "embedding", {"embed_size": p.embed_size}),
+              ("rnn", "rnn", {"cell": p.cell, "hidden_size": p.hidden_size, "layers": p.layers,
+                              "direction": p.direction, "merge": p.merge}),
+              ("head", "linear", {}))
     return _project(
         "Tagging (Python tokens)", g, {"id": "tagging", "params": {"path": p.path}},
         {"steps": 1500, "epochs": 0, "batch_size": 32, "optimizer": "adam", "lr": 3e-3, "clip_norm": 5.0,

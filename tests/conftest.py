@@ -49,3 +49,21 @@ def repo_root() -> Path:
 def subprocess_env():
     """``subprocess_env(*paths)`` -> an environment for ``subprocess.run`` (see :func:`make_subprocess_env`)."""
     return make_subprocess_env
+
+
+@pytest.fixture(scope="module")
+def reg():
+    """The installed plugins, discovered once per module (a module or folder may define its own ``reg``)."""
+    from workbench.plugin_system import discover
+    return discover()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a whole module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny models
+    gain nothing from more, and on a shared machine two threads can be many times slower than one."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
