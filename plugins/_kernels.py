@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor
 
@@ -34,3 +36,49 @@ def previous_h_grad_weight(d_pre: Tensor, h0: Tensor, out: Tensor) -> Tensor:
     if d_pre.shape[0] > 1:
         grad.addmm_(d_pre[1:].reshape(-1, G).t(), out[:-1].reshape(-1, out.shape[-1]))
     return grad
+
+
+def lstm_backward_steps(acts: Tensor, cells: Tensor, tanh_c: Tensor, g_out: Tensor, g_c: Optional[Tensor],
+                        w_hh: Tensor, peep: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """The backward walk through time of an LSTM's hand-written sequence (gate order i, f, g, o), with the
+    peephole terms when ``peep`` (rows w_ci, w_cf, w_co: i and f see c_{t-1}, o sees c_t) is given.
+
+    ``acts`` are the gates after their nonlinearities ``[T, B, 4H]``, ``cells`` the cell states ``c_0 .. c_T``,
+    ``tanh_c`` their tanh ``[T, B, H]``.  Returns the gradient w.r.t. the pre-activations ``[T, B, 4H]`` (that is,
+    w.r.t. the projected inputs) and w.r.t. ``c_0``.
+    """
+    T, B, G = acts.shape
+    H = G // 4
+    w_ci = w_cf = w_co = None
+    if peep is not None:
+        w_ci, w_cf, w_co = peep.unbind(0)
+    d_pre = torch.empty_like(acts)
+    dc = g_c.clone() if g_c is not None else cells.new_zeros(B, H)
+    dh_buf = cells.new_empty(B, H)
+    tmp = cells.new_empty(B, H)
+    IF, I, Fg, Gg, O = (acts[..., :2 * H].unbind(0), acts[..., :H].unbind(0), acts[..., H:2 * H].unbind(0),
+                        acts[..., 2 * H:3 * H].unbind(0), acts[..., 3 * H:].unbind(0))
+    D, DIF, DI, DF, DG, DO = (d_pre.unbind(0), d_pre[..., :2 * H].unbind(0), d_pre[..., :H].unbind(0),
+                              d_pre[..., H:2 * H].unbind(0), d_pre[..., 2 * H:3 * H].unbind(0),
+                              d_pre[..., 3 * H:].unbind(0))
+    C, TC, GO = cells.unbind(0), tanh_c.unbind(0), g_out.unbind(0)
+    for t in range(T - 1, -1, -1):
+        dh = GO[t] if t == T - 1 else torch.addmm(GO[t], D[t + 1], w_hh, out=dh_buf)
+        # h = o * tanh(c_t)  (o = sigma(. + w_co * c_t) with peepholes)
+        torch.mul(dh, TC[t], out=DO[t])
+        sigmoid_backward(DO[t], O[t], grad_input=DO[t])
+        torch.mul(dh, O[t], out=tmp)
+        tanh_backward(tmp, TC[t], grad_input=tmp)
+        dc.add_(tmp)
+        if w_co is not None:
+            dc.addcmul_(DO[t], w_co)
+        # c_t = f * c_{t-1} + i * g  (i and f see c_{t-1} with peepholes)
+        torch.mul(dc, Gg[t], out=DI[t])
+        torch.mul(dc, C[t], out=DF[t])
+        sigmoid_backward(DIF[t], IF[t], grad_input=DIF[t])
+        torch.mul(dc, I[t], out=DG[t])
+        tanh_backward(DG[t], Gg[t], grad_input=DG[t])
+        dc.mul_(Fg[t])
+        if w_ci is not None:
+            dc.addcmul_(DI[t], w_ci).addcmul_(DF[t], w_cf)
+    return d_pre, dc

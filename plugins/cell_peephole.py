@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from workbench.api import Cell, State
-from workbench_plugins._kernels import no_steps, previous_h_grad_weight, sigmoid_backward, tanh_backward
+from workbench_plugins._kernels import lstm_backward_steps, no_steps, previous_h_grad_weight
 
 
 class PeepholeSequence(torch.autograd.Function):
@@ -54,41 +54,11 @@ class PeepholeSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_out: Optional[Tensor], g_c: Optional[Tensor]):
         acts, cells, tanh_c, out, h0, w_hh, peep = ctx.saved_tensors
-        T, B, G = acts.shape
-        H = G // 4
-        if g_out is None:
-            g_out = torch.zeros_like(out)
-        w_ci, w_cf, w_co = peep.unbind(0)
-        d_pre = torch.empty_like(acts)
-        dc = g_c.clone() if g_c is not None else cells.new_zeros(B, H)
-        dh_buf = cells.new_empty(B, H)
-        tmp = cells.new_empty(B, H)
-        IF, I, Fg, Gg, O = (acts[..., :2 * H].unbind(0), acts[..., :H].unbind(0), acts[..., H:2 * H].unbind(0),
-                            acts[..., 2 * H:3 * H].unbind(0), acts[..., 3 * H:].unbind(0))
-        D, DIF, DI, DF, DG, DO = (d_pre.unbind(0), d_pre[..., :2 * H].unbind(0), d_pre[..., :H].unbind(0),
-                                  d_pre[..., H:2 * H].unbind(0), d_pre[..., 2 * H:3 * H].unbind(0),
-                                  d_pre[..., 3 * H:].unbind(0))
-        C, TC, GO = cells.unbind(0), tanh_c.unbind(0), g_out.unbind(0)
-        for t in range(T - 1, -1, -1):
-            if t == T - 1:
-                dh = GO[t]
-            else:
-                dh = torch.addmm(GO[t], D[t + 1], w_hh, out=dh_buf)
-            # h = o * tanh(c_t), o = sigma(. + w_co * c_t)
-            torch.mul(dh, TC[t], out=DO[t])
-            sigmoid_backward(DO[t], O[t], grad_input=DO[t])
-            torch.mul(dh, O[t], out=tmp)
-            tanh_backward(tmp, TC[t], grad_input=tmp)
-            dc.add_(tmp).addcmul_(DO[t], w_co)
-            # c_t = f * c_{t-1} + i * g, i and f see c_{t-1}
-            torch.mul(dc, Gg[t], out=DI[t])
-            torch.mul(dc, C[t], out=DF[t])
-            sigmoid_backward(DIF[t], IF[t], grad_input=DIF[t])
-            torch.mul(dc, I[t], out=DG[t])
-            tanh_backward(DG[t], Gg[t], grad_input=DG[t])
-            dc.mul_(Fg[t]).addcmul_(DI[t], w_ci).addcmul_(DF[t], w_cf)
+        H = acts.shape[-1] // 4
+        d_pre, dc = lstm_backward_steps(acts, cells, tanh_c, torch.zeros_like(out) if g_out is None else g_out, g_c,
+                                        w_hh, peep)
         need = ctx.needs_input_grad
-        g_h0 = D[0] @ w_hh if need[1] else None
+        g_h0 = d_pre[0] @ w_hh if need[1] else None
         g_w = previous_h_grad_weight(d_pre, h0, out) if need[3] else None
         g_peep = None
         if need[4]:

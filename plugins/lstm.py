@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from workbench.api import Cell, State
-from workbench_plugins._kernels import (KERNEL_DTYPES, no_steps, previous_h_grad_weight, previous_states,
-                                        sigmoid_backward, tanh_backward)
+from workbench_plugins._kernels import (KERNEL_DTYPES, lstm_backward_steps, no_steps, previous_h_grad_weight,
+                                        previous_states)
 
 class LSTMSequence(torch.autograd.Function):
     """The LSTM recurrence over ``xp [T, B, 4H]`` (inputs already projected, biases included).
@@ -58,40 +58,10 @@ class LSTMSequence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_out: Optional[Tensor], g_c: Optional[Tensor]):
         acts, cells, tanh_c, out, h0, w_hh = ctx.saved_tensors
-        T, B, G = acts.shape
-        H = G // 4
-        if g_out is None:
-            g_out = torch.zeros_like(out)
-        d_pre = torch.empty_like(acts)              # gradient w.r.t. the pre-activations, i.e. w.r.t. xp
-        dc = g_c.clone() if g_c is not None else cells.new_zeros(B, H)
-        dh_buf = cells.new_empty(B, H)
-        tmp = cells.new_empty(B, H)
-        IF, I, Fg, Gg, O = (acts[..., :2 * H].unbind(0), acts[..., :H].unbind(0), acts[..., H:2 * H].unbind(0),
-                            acts[..., 2 * H:3 * H].unbind(0), acts[..., 3 * H:].unbind(0))
-        D, DIF, DI, DF, DG, DO = (d_pre.unbind(0), d_pre[..., :2 * H].unbind(0), d_pre[..., :H].unbind(0),
-                                  d_pre[..., H:2 * H].unbind(0), d_pre[..., 2 * H:3 * H].unbind(0),
-                                  d_pre[..., 3 * H:].unbind(0))
-        C, TC, GO = cells.unbind(0), tanh_c.unbind(0), g_out.unbind(0)
-        for t in range(T - 1, -1, -1):
-            if t == T - 1:
-                dh = GO[t]
-            else:
-                dh = torch.addmm(GO[t], D[t + 1], w_hh, out=dh_buf)
-            # h = o * tanh(c)
-            torch.mul(dh, TC[t], out=DO[t])
-            sigmoid_backward(DO[t], O[t], grad_input=DO[t])
-            torch.mul(dh, O[t], out=tmp)
-            tanh_backward(tmp, TC[t], grad_input=tmp)
-            dc.add_(tmp)
-            # c = f * c_prev + i * g
-            torch.mul(dc, Gg[t], out=DI[t])
-            torch.mul(dc, C[t], out=DF[t])
-            sigmoid_backward(DIF[t], IF[t], grad_input=DIF[t])
-            torch.mul(dc, I[t], out=DG[t])
-            tanh_backward(DG[t], Gg[t], grad_input=DG[t])
-            dc.mul_(Fg[t])
+        d_pre, dc = lstm_backward_steps(acts, cells, tanh_c, torch.zeros_like(out) if g_out is None else g_out, g_c,
+                                        w_hh)
         need = ctx.needs_input_grad
-        g_h0 = D[0] @ w_hh if need[1] else None
+        g_h0 = d_pre[0] @ w_hh if need[1] else None
         g_w = previous_h_grad_weight(d_pre, h0, out) if need[3] else None
         return d_pre, g_h0, (dc if need[2] else None), g_w
 
