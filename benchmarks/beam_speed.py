@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -167,6 +168,29 @@ def bench_model(reg, name: str, template: str, settings: dict[str, str], steps: 
     return out
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5 rounds, fewer steps (< 2 minutes)")
@@ -174,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (decoding one step at a time "
                                                             "gains nothing from more on 2 cores)")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                    help="write the figures as JSON to FILE (alone: print them instead of the table)")
     args = ap.parse_args(argv)
+    load_start = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     from workbench.plugin_system import discover
     reg = discover()
@@ -196,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                     "seq2seq-attention", s2s, s2s_steps, rounds, [1, 5, 10], 10),
     ]
     if args.json:
-        print(json.dumps(results, indent=1))
-        return 0
+        write_figures(args.json, results, load_start, argv)
+        if args.json == "-":
+            return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); ms per decoding step, median of "
           f"{rounds} alternating rounds; wall clock and this thread's CPU time (the machine is shared)")
     for res in results:

@@ -13,6 +13,7 @@ reading the whole file into memory would cost several times the file size.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -115,6 +116,29 @@ def train(corpus: Path, size: int, steps: int, folder: Path) -> dict[str, float]
     return {"peak_rss_mib": peak / 1024, "seconds": elapsed, **stages}
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("size", nargs="?", type=parse_size, default=parse_size("2G"), help="corpus size (default 2G)")
@@ -122,7 +146,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="training steps (default 5)")
     ap.add_argument("--folder", type=Path, default=Path("/tmp/seqwb-big-corpus"))
     ap.add_argument("--delete", action="store_true", help="delete the generated corpus afterwards")
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                    help="write the figures as JSON to FILE (alone: print them after the table)")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
     size = parse_size("200M") if args.quick else args.size
     args.folder.mkdir(parents=True, exist_ok=True)
     big = args.folder / f"corpus-{size >> 20}M.txt"
@@ -150,6 +177,9 @@ def main() -> None:
     print(f"encoding pass               {encode:12.1f} s")
     print(f"whole run ({args.steps} steps)        {res['seconds']:12.1f} s   (1 MB: {base['seconds']:.1f} s)")
     print(f"load average at the end {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    if args.json:
+        write_figures(args.json, {"size_bytes": size, "steps": args.steps, "small": base, "big": res,
+                                  "scan_s": scan, "encode_s": encode}, load_start, None)
     if args.delete:
         big.unlink()
 

@@ -14,6 +14,7 @@ pruned candidates hidden, relayout with dead beams folded, and one full repaint 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -25,6 +26,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("project", nargs="?")
@@ -33,7 +57,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--platform", default="offscreen")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="write the figures as JSON to FILE (alone: print them after the table)")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
     os.environ.setdefault("QT_QPA_PLATFORM", args.platform)
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="seqwb-bench-")
     from PySide6.QtWidgets import QApplication
@@ -90,6 +117,14 @@ def main() -> int:
         print(f"decode      {statistics.median(decode_times) * 1000:7.0f} ms")
     for name, values in timings.items():
         print(f"{name:<11} {statistics.median(values) * 1000:7.0f} ms")
+    if args.json:
+        write_figures(args.json, {"source": "project" if args.project else "synthetic", "prompt": args.prompt,
+                                  "width": args.width, "steps": args.steps, "runs": args.runs,
+                                  "platform": args.platform, "nodes": len(doc["tree"]), "columns": lay.columns,
+                                  "rows": lay.rows,
+                                  "decode_ms": statistics.median(decode_times) * 1000 if decode_times else None,
+                                  "ms": {k: statistics.median(v) * 1000 for k, v in timings.items()}},
+                      load_start, None)
     return 0
 
 

@@ -155,6 +155,29 @@ def run_headless(path: Path, steps: int, tokens_per_step: int, platform: str, th
     return {"tokens_per_s": throughput(points[1:], tokens_per_step), "steps": points[-1][0] if points else 0}
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3, help="rounds of window / headless / headless with the "
@@ -166,6 +189,8 @@ def main() -> int:
                         help="threads for the window's runs (saved in its project; 0: the window's default, "
                              "cores - 1); the third kind of run then uses as many")
     parser.add_argument("--child-window", help=argparse.SUPPRESS)
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="write the figures as JSON to FILE (alone: print them after the table)")
     args = parser.parse_args()
     if args.child_window:
         window_child(args.child_window)
@@ -219,6 +244,15 @@ def main() -> int:
     print(f"throughput window / headless with the window's {window_threads} thread(s): {ratio_same:.2f} (medians); "
           f"per pair: {', '.join(f'{p:.2f}' for p in pairs_same)}")
     print(f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f}")
+    if args.json:
+        write_figures(args.json, {
+            "pairs": args.pairs, "steps": args.steps, "hidden": args.hidden, "platform": args.platform,
+            "cores": cores, "window_threads": window_threads, "windows": windows, "headless": headless,
+            "same_threads": same, "lateness_ms": {q: med(w[f"{q}_ms"] for w in windows) for q in ("p50", "p99", "max")},
+            "worst_max_ms": max(w["max_ms"] for w in windows), "window_over_headless": ratio,
+            "window_over_headless_per_pair": pairs, "window_over_same_threads": ratio_same,
+            "window_over_same_threads_per_pair": pairs_same, "load_during": [min(loads), max(loads)]},
+            loads[0], None)
     shutil.rmtree(folder, ignore_errors=True)
     return 0
 

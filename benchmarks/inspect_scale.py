@@ -20,6 +20,7 @@ and shows the recording in the hidden-units panel (offscreen by default):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -40,12 +41,38 @@ def timed(fn, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chars", type=int, default=20000)
     ap.add_argument("--units", type=int, default=512)
     ap.add_argument("--platform", default="offscreen")
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                    help="write the figures as JSON to FILE (alone: print them after the table)")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
     os.environ["QT_QPA_PLATFORM"] = args.platform
 
     from PySide6.QtWidgets import QApplication
@@ -116,6 +143,9 @@ def main() -> int:
     print(f"{'record (worker thread)':<28} {record_s * 1000:>9.0f} ms  ({record_s / T * 1e6:.0f} us per step)")
     for name, ms in rows:
         print(f"{name:<28} {ms:>9.1f} ms")
+    if args.json:
+        write_figures(args.json, {"chars": T, "units": H, "megabytes": mb, "platform": args.platform,
+                                  "record_ms": record_s * 1000, "ms": dict(rows)}, load_start, None)
     panel.close()
     return 0
 

@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import random
 import shutil
 import statistics
@@ -96,6 +97,29 @@ def extend_history(run, steps: int, probe_every: int, eval_every: int, sample_ev
                    for s in range(sample_every, steps + 1, sample_every)]
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5 rounds (well under 2 minutes)")
@@ -104,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=900, help="units per LSTM layer (900: about 10 M parameters)")
     ap.add_argument("--history", type=int, default=20000, help="steps of the run whose history the project holds")
     ap.add_argument("--dir", default="", help="where to write the file (default: a new temporary folder)")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                    help="write the figures as JSON to FILE (alone: print them instead of the table)")
     args = ap.parse_args(argv)
+    load_start = os.getloadavg()[0]
     hidden, history, runs, chunk = args.hidden, args.history, args.runs, 100
     if args.quick:
         runs = 5
@@ -168,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
            "save_cpu_s": statistics.median(save_cpu), "load_cpu_s": statistics.median(load_cpu),
            "save_all_s": save_s, "load_all_s": load_s, "build_s": build_s, "dir": str(folder)}
     if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
+        write_figures(args.json, res, load_start, argv)
+        if args.json == "-":
+            return 0
     print(f"torch {torch.__version__}; project: {n_params:,} parameters (2 x LSTM {hidden}), history of a "
           f"{history:,}-step run: {len(run.series)} series, {points:,} points, {len(run.gtt)} gradient-through-time "
           f"records, {len(run.samples)} samples")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -72,6 +73,29 @@ class PlainRecorder:
         return bufs
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3,000 characters (under 2 minutes)")
@@ -79,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chars", type=int, default=20000)
     ap.add_argument("--units", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                    help="write the figures as JSON to FILE (alone: print them instead of the table)")
     args = ap.parse_args(argv)
+    load_start = os.getloadavg()[0]
     chars, units, rounds = args.chars, args.units, args.rounds
     if args.quick:
         chars = 3000
@@ -144,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the two recorder paths disagree by {res['max_abs_diff']:.3g}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
+        write_figures(args.json, res, load_start, argv)
+        if args.json == "-":
+            return 0
     mb = 6 * len(ids) * units * 4 / 1e6
     print(f"torch {torch.__version__}, 1 thread; {len(text):,} characters x {units} units (1 LSTM layer; "
           f"{mb:,.0f} MB of h, c and gates); median of {rounds} alternating rounds")

@@ -54,13 +54,38 @@ def one_run(cold: bool, platform: str, config_dir: str) -> dict:
             **{phase: marks[phase] - start for phase in PHASES}}
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each kind (median reported)")
     parser.add_argument("--platform", default=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
                         help="Qt platform plugin: offscreen (default), xcb with DISPLAY set, ...")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="write the figures as JSON to FILE (alone: print them instead of the table)")
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="seqwb-settings-") as config_dir:
         one_run(False, args.platform, config_dir)   # fills the bytecode cache for the warm runs
@@ -79,8 +104,9 @@ def main() -> int:
             "torch_imported_before_paint": any(r["torch_imported"] for r in rs),
         }
     if args.json:
-        print(json.dumps({"runs": args.runs, "platform": args.platform, **result}))
-        return 0
+        write_figures(args.json, {"runs": args.runs, "platform": args.platform, **result}, load_start, None)
+        if args.json == "-":
+            return 0
     print(f"Startup to first painted window, median of {args.runs} runs ({args.platform}, Python "
           f"{sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     print(f"{'':6} {'median':>8} {'min':>8} {'max':>8}   phases (median, from process start)")
