@@ -1,9 +1,14 @@
-"""A third-party plugin, installed as a real distribution, works end to end.
+"""A third-party plugin, installed as a real distribution, works end to end, and cannot be taken over.
 
 ``tests/fixtures/thirdparty_plugin`` (``seqwb-fixture-cells``: a Minimal Gated Unit cell) and
 ``tests/fixtures/broken_plugins`` (``seqwb-fixture-broken``: an import error and a raising hook) are pip-installed
 into a temporary directory; subprocesses with that directory on ``PYTHONPATH`` see their ``seqwb.plugins`` entry
 points through ``importlib.metadata``, exactly as an installed plugin is seen.
+
+The squatting scenarios install, each into its own folder so that any combination can be put on the path, the
+fixture as it was before ids were namespaced (0.2.0, the bare id ``fixture-mgu``) and a second distribution,
+``seqwb-fixture-squatter``, that registers the same ids: a project saved with the first is refused, naming both,
+and its file stays byte for byte what it was.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 CELLS_DIST = "seqwb-fixture-cells"
+MGU = "seqwb-fixture-cells.mgu"      # the fixture's cell, namespaced by its distribution
+SQUAT_DIST = "seqwb-fixture-squatter"
 BROKEN_DIST = "seqwb-fixture-broken"
 GROUP = "seqwb.plugins"
 
@@ -72,27 +79,35 @@ def _link_main_project(target: Path) -> None:
             encoding="utf-8")
 
 
+def _pip_install_to(source: Path, target: Path, base: Path) -> None:
+    """``pip install --target`` of a copy of ``source`` (setuptools writes build/ and *.egg-info beside it)."""
+    src = base / "src" / f"{target.name}-{source.name}"
+    shutil.copytree(source, src, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+           "--disable-pip-version-check", "--no-input", "-q", "--target", str(target), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(base))
+    assert proc.returncode == 0, f"pip install of {source.name} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
 @pytest.fixture(scope="session")
-def plugin_env(tmp_path_factory, subprocess_env) -> dict[str, str]:
+def main_target(tmp_path_factory) -> Path | None:
+    """Where the repository's built-ins are linked when sequence-workbench is not installed (else None)."""
+    if _main_project_installed():
+        return None
+    target = tmp_path_factory.mktemp("main") / "site"
+    target.mkdir()
+    _link_main_project(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory, subprocess_env, main_target) -> dict[str, str]:
     """Install both fixture distributions into a temporary target; the environment that sees them."""
     base = tmp_path_factory.mktemp("thirdparty")
     target = base / "site"
-    sources = []
     for name in ("thirdparty_plugin", "broken_plugins"):
-        # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
-        src = base / "src" / name
-        shutil.copytree(FIXTURES / name, src,
-                        ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
-        sources.append(str(src))
-    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-           "--disable-pip-version-check", "--no-input", "-q", "--target", str(target), *sources]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(base))
-    assert proc.returncode == 0, f"pip install of the fixtures failed:\n{proc.stdout}\n{proc.stderr}"
-    if not _main_project_installed():
-        _link_main_project(target)
-    return subprocess_env(target)
-
-
+        _pip_install_to(FIXTURES / name, target, base)
+    return subprocess_env(target, *([main_target] if main_target else []))
 def run_python(args, env, cwd, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, cwd=str(cwd), capture_output=True, text=True,
                           timeout=timeout)
@@ -120,16 +135,16 @@ def test_discovery_finds_the_installed_plugin_and_survives_the_broken_one(plugin
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert "fixture-mgu" in report["cells"], report
-    mgu = report["cells"]["fixture-mgu"]
+    assert MGU in report["cells"], report
+    mgu = report["cells"][MGU]
     assert mgu["distribution"] == CELLS_DIST
     assert mgu["plugin"] == "fixture-cells"
-    assert mgu["version"] == "0.3.0"
+    assert mgu["version"] == "0.4.0" and tuple(mgu["former_ids"]) == ("fixture-mgu",)
     assert mgu["title"] == "Minimal Gated Unit (fixture)"
     assert mgu["factory"] == "seqwb_fixture_cells.mgu:MGUCell"
     assert mgu["params"] == "MGUParams"
     assert tuple(mgu["gates"]) == ("f",) and tuple(mgu["state_names"]) == ("h",)
-    assert [CELLS_DIST, "fixture-cells", "0.3.0"] in report["plugins"]
+    assert [CELLS_DIST, "fixture-cells", "0.4.0"] in report["plugins"]
 
     broken = {f["entry_point"]: f for f in report["failures"] if f["distribution"] == BROKEN_DIST}
     assert len([f for f in report["failures"] if f["distribution"] == BROKEN_DIST]) == 2, report["failures"]
@@ -268,14 +283,13 @@ def _json_lines(text: str) -> list[dict]:
     return out
 
 
-@pytest.mark.skipif(not (REPO / "workbench" / "cli.py").exists(), reason="workbench/cli.py does not exist yet")
 def test_cli_lists_builds_and_trains_with_the_plugin_cell(plugin_env, tmp_path):
     # seqwb plugins --json: one entry per contribution and per failure
     proc = run_python(["-m", "workbench", "plugins", "--json"], plugin_env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)
     assert isinstance(entries, list)
-    ok = [e for e in entries if e.get("kind") == "cell" and e.get("id") == "fixture-mgu"]
+    ok = [e for e in entries if e.get("kind") == "cell" and e.get("id") == MGU]
     assert len(ok) == 1, entries
     assert ok[0].get("distribution") == CELLS_DIST and ok[0].get("status") == "ok", ok[0]
     errors = [e for e in entries if e.get("status") == "error" and e.get("distribution") == BROKEN_DIST]
@@ -285,7 +299,7 @@ def test_cli_lists_builds_and_trains_with_the_plugin_cell(plugin_env, tmp_path):
 
     # seqwb new char-lm with the plugin's cell
     project = tmp_path / "p.seqwb"
-    proc = run_python(["-m", "workbench", "new", "char-lm", "-o", str(project), "--set", "cell=fixture-mgu",
+    proc = run_python(["-m", "workbench", "new", "char-lm", "-o", str(project), "--set", f"cell={MGU}",
                        "--set", "hidden_size=32", "--set", "layers=1", "--set", "embed_size=16"],
                       plugin_env, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -296,7 +310,7 @@ def test_cli_lists_builds_and_trains_with_the_plugin_cell(plugin_env, tmp_path):
                             if n.endswith(".json"))
     else:
         saved = project.read_text(encoding="utf-8", errors="replace")
-    assert '"fixture-mgu"' in saved
+    assert f'"{MGU}"' in saved
 
     # seqwb train: JSON lines, five steps, a finite loss
     proc = run_python(["-m", "workbench", "train", str(project), "--steps", "5", "--json",
@@ -317,7 +331,7 @@ def test_cli_lists_builds_and_trains_with_the_plugin_cell(plugin_env, tmp_path):
         proc = run_python(["-m", "workbench", *command], bare_env, tmp_path)
         assert proc.returncode == 1, proc.stdout + proc.stderr
         first = proc.stderr.strip().splitlines()[0]
-        assert "fixture-mgu" in first and CELLS_DIST in first, proc.stderr
+        assert MGU in first and CELLS_DIST in first, proc.stderr
         assert "Traceback" not in proc.stderr
     assert project.read_bytes() == before
 
@@ -329,3 +343,251 @@ def subprocess_env_without(env: dict[str, str]) -> dict[str, str]:
     bare["PYTHONPATH"] = os.pathsep.join(p for p in parts if Path(p).resolve() == REPO.resolve()
                                          or not any(Path(p).glob("seqwb_fixture*")))
     return bare
+
+
+# ---- d) --strict and --check: what a plugin's CI gates on ----------------------------------------------------------
+
+def test_strict_exits_non_zero_when_a_plugin_failed_to_load(plugin_env, tmp_path):
+    proc = run_python(["-m", "workbench", "plugins", "--strict"], plugin_env, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "seqwb: 2 plugin problem(s) at loading"
+    assert "FAILED" in proc.stdout and "RuntimeError: boom" in proc.stdout
+    only = run_python(["-m", "workbench", "plugins", "--strict", "--only", CELLS_DIST], plugin_env, tmp_path)
+    assert only.returncode == 0, only.stderr       # the gate of seqwb-fixture-cells' CI: nothing wrong with it
+
+
+def test_check_runs_the_contract_suite_on_an_installed_plugin(plugin_env, tmp_path):
+    proc = run_python(["-m", "workbench", "plugins", "--check", "--only", CELLS_DIST, "--json"], plugin_env,
+                      tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    rows = json.loads(proc.stdout)
+    assert not [r for r in rows if r["distribution"] == CELLS_DIST and r["status"] != "ok"], rows
+
+
+@pytest.fixture(scope="session")
+def breakers_env(tmp_path_factory, subprocess_env, main_target) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("breakers")
+    _pip_install_to(FIXTURES / "contract_breakers", base / "site", base)
+    return subprocess_env(base / "site", *([main_target] if main_target else []))
+
+
+def test_check_names_every_broken_contribution_and_exits_non_zero(breakers_env, tmp_path):
+    sys.path.insert(0, str(FIXTURES / "contract_breakers"))
+    try:
+        from seqwb_contract_breakers.plugin import EXPECTED
+    finally:
+        sys.path.remove(str(FIXTURES / "contract_breakers"))
+        for name in [m for m in sys.modules if m.startswith("seqwb_contract_breakers")]:
+            del sys.modules[name]
+    dist = "seqwb-contract-breakers"
+    proc = run_python(["-m", "workbench", "plugins", "--check", "--only", dist, "--json"], breakers_env, tmp_path,
+                      timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    failed = {r["id"]: r for r in json.loads(proc.stdout) if r["status"] == "error"}
+    assert {i: r["check"] for i, r in failed.items()} == {i: c for i, c in EXPECTED.items() if c is not None}
+    assert all(r["error"].startswith(f"{r['kind'].replace('architecture', 'block').replace('_', ' ')} {r['id']!r} "
+                                     f"from plugin breakers (distribution {dist}): {r['check']}: ")
+               for r in failed.values())
+    text = run_python(["-m", "workbench", "plugins", "--check", "--only", dist], breakers_env, tmp_path,
+                      timeout=600)
+    assert text.returncode == 1
+    assert f"seqwb: {len(failed)} contract check(s) failed" in text.stderr
+    assert any(line.startswith("FAILED") and "cell.state-shapes" in line for line in text.stdout.splitlines())
+
+
+# ---- e) ids are owned: a second distribution cannot take a saved project over --------------------------------------
+
+LEGACY_PLUGIN = '''
+"""seqwb-fixture-cells as it was before ids were namespaced."""
+from dataclasses import dataclass
+from workbench.api import CellSpec, hookimpl, param
+
+SEQWB_API = ">=1,<2"
+
+
+@dataclass
+class MGUParams:
+    gate_bias: float = param(0.0, min=-10.0, max=10.0, help="initial bias of the gate f")
+
+
+@hookimpl
+def seqwb_cells():
+    return [CellSpec(id="fixture-mgu", title="Minimal Gated Unit (fixture)", version="0.2.0", params=MGUParams,
+                     factory="seqwb_fixture_cells.mgu:MGUCell", gates=("f",), state_names=("h",))]
+'''
+
+SQUATTER_PLUGIN = '''
+"""A second distribution that registers the fixture's ids: the bare one it had, and its namespaced one."""
+import torch
+from dataclasses import dataclass
+from workbench.api import Cell, CellSpec, hookimpl, param
+
+SEQWB_API = ">=1,<2"
+
+
+@dataclass
+class Params:
+    gate_bias: float = param(0.0, help="same name, another meaning")
+
+
+class Squat(Cell):
+    def __init__(self, input_size, hidden_size, params=None):
+        super().__init__(input_size, hidden_size)
+        self.lin = torch.nn.Linear(input_size, hidden_size)
+
+    def step(self, x_t, state, gates=None):
+        h = torch.tanh(self.lin(x_t))
+        return h, (h,)
+
+
+@hookimpl
+def seqwb_cells():
+    return [CellSpec(id=cell_id, title="Squatter", version="6.6.6", params=Params, factory="seqwb_squatter:Squat")
+            for cell_id in ("fixture-mgu", "seqwb-fixture-cells.mgu")]
+'''
+
+
+@pytest.fixture(scope="session")
+def squat_targets(tmp_path_factory, main_target) -> dict[str, Path]:
+    """One folder per distribution: 'cells' (0.4.0, namespaced), 'legacy' (0.2.0, bare id), 'squatter'."""
+    base = tmp_path_factory.mktemp("squat")
+    legacy = base / "legacy-src"
+    shutil.copytree(FIXTURES / "thirdparty_plugin", legacy,
+                    ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    (legacy / "seqwb_fixture_cells" / "plugin.py").write_text(LEGACY_PLUGIN, encoding="utf-8")
+    toml = legacy / "pyproject.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('version = "0.4.0"', 'version = "0.2.0"'),
+                    encoding="utf-8")
+    squatter = base / "squatter-src"
+    squatter.mkdir()
+    (squatter / "seqwb_squatter.py").write_text(SQUATTER_PLUGIN, encoding="utf-8")
+    (squatter / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{SQUAT_DIST}"
+        version = "6.6.6"
+
+        [project.entry-points."seqwb.plugins"]
+        squat = "seqwb_squatter"
+
+        [tool.setuptools]
+        py-modules = ["seqwb_squatter"]
+        """), encoding="utf-8")
+    targets = {}
+    for name, source in (("cells", FIXTURES / "thirdparty_plugin"), ("legacy", legacy), ("squatter", squatter)):
+        targets[name] = base / name
+        _pip_install_to(source, targets[name], base)
+    return targets
+
+
+@pytest.fixture()
+def env_with(squat_targets, subprocess_env, main_target):
+    """``env_with("legacy", "squatter")``: an environment in which exactly those distributions are installed."""
+    def make(*names: str) -> dict[str, str]:
+        return subprocess_env(*(squat_targets[n] for n in names), *([main_target] if main_target else []))
+    return make
+
+
+def seqwb(env, tmp_path, *args, timeout=300) -> subprocess.CompletedProcess:
+    return run_python(["-m", "workbench", *args], env, tmp_path, timeout=timeout)
+
+
+TRAIN = ["--set", "batch_size=4", "--set", "chunk_len=16", "--set", "eval_every=0", "--set", "sample_every=0",
+         "--set", "probe_every=0", "--set", "threads=1"]
+
+
+@pytest.fixture()
+def legacy_project(env_with, tmp_path) -> Path:
+    """A project trained with seqwb-fixture-cells 0.2.0's bare 'fixture-mgu', as saved before namespacing."""
+    env = env_with("legacy")
+    project = tmp_path / "legacy.seqwb"
+    proc = seqwb(env, tmp_path, "new", "char-lm", "-o", str(project), "--set", "cell=fixture-mgu", "--set",
+                 "hidden_size=8", "--set", "layers=1", "--set", "embed_size=4", "--set", "task.max_chars=20000")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = seqwb(env, tmp_path, "train", str(project), "--steps", "2", *TRAIN)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with zipfile.ZipFile(project) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert {"kind": "cell", "id": "fixture-mgu", "distribution": CELLS_DIST, "version": "0.2.0"} in \
+        manifest["plugins"]
+    return project
+
+
+def _refused(env, tmp_path, project: Path) -> list[str]:
+    """The first stderr line of every command that opens ``project``; each must fail, the file must not change."""
+    def folder() -> dict[str, bytes]:    # the file, its .bak and anything a save would leave beside them
+        return {p.name: p.read_bytes() for p in project.parent.iterdir() if p.is_file()}
+
+    before = folder()
+    firsts = []
+    for command in (["info", str(project)], ["train", str(project), "--steps", "1", *TRAIN],
+                    ["decode", str(project), "--input", "a"]):
+        proc = seqwb(env, tmp_path, *command)
+        assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        firsts.append(proc.stderr.strip().splitlines()[0])
+    assert folder() == before, "a refused project file (or its folder) was changed"
+    return firsts
+
+
+def test_a_squatter_in_place_of_the_saved_provider_is_refused_naming_both(env_with, tmp_path, legacy_project):
+    for first in _refused(env_with("squatter"), tmp_path, legacy_project):
+        assert first == (f"seqwb: error: {legacy_project}: refused, so that the project computes what it was saved "
+                         f"with: cell 'fixture-mgu' was provided by {CELLS_DIST} 0.2.0 when the project was saved, "
+                         f"but here it comes from {SQUAT_DIST}; install {CELLS_DIST} (pip install {CELLS_DIST}) and "
+                         f"uninstall or disable {SQUAT_DIST}; the file was not changed"), first
+
+
+def test_two_providers_of_one_id_are_both_reported_and_neither_is_used(env_with, tmp_path, legacy_project):
+    env = env_with("legacy", "squatter")
+    rows = json.loads(seqwb(env, tmp_path, "plugins", "--json").stdout)
+    assert not [r for r in rows if r["kind"] == "cell" and r["id"] == "fixture-mgu" and r["status"] == "ok"]
+    clash = {r["distribution"]: r["error"] for r in rows if r["status"] == "error" and "'fixture-mgu'" in r["error"]}
+    assert set(clash) == {CELLS_DIST, SQUAT_DIST}
+    assert all(e.startswith(f"cell 'fixture-mgu' is registered by {CELLS_DIST} and {SQUAT_DIST}, so neither is "
+                            f"used") for e in clash.values()), clash
+    strict = seqwb(env, tmp_path, "plugins", "--strict")
+    assert strict.returncode == 1 and "plugin problem(s) at loading" in strict.stderr
+    for first in _refused(env, tmp_path, legacy_project):
+        assert (f"cell 'fixture-mgu' is registered by {CELLS_DIST} and {SQUAT_DIST} (it was saved with {CELLS_DIST}), "
+                f"so neither can be used") in first, first
+    # and nobody can choose the squatter by hand either
+    proc = seqwb(env, tmp_path, "new", "char-lm", "-o", str(tmp_path / "x.seqwb"), "--set", "cell=fixture-mgu")
+    assert proc.returncode == 2 and "so neither is used" in proc.stderr and not (tmp_path / "x.seqwb").exists()
+
+
+def test_the_renamed_provider_keeps_an_old_project_working_despite_a_squatter(env_with, tmp_path, legacy_project):
+    env = env_with("cells", "squatter")
+    rows = json.loads(seqwb(env, tmp_path, "plugins", "--json").stdout)
+    ok = {r["id"]: r["distribution"] for r in rows if r["kind"] == "cell" and r["status"] == "ok"}
+    assert ok[MGU] == CELLS_DIST and ok["fixture-mgu"] == SQUAT_DIST      # the bare id is unowned: first come
+    refused = [r["error"] for r in rows if r["distribution"] == SQUAT_DIST and r["status"] == "error"]
+    assert refused == [f"cell id '{MGU}' is in the namespace of the distribution '{CELLS_DIST}': {SQUAT_DIST} may "
+                       f"register ids '{SQUAT_DIST}.NAME' only (e.g. '{SQUAT_DIST}.mgu'), so that no plugin can take "
+                       f"over another's"]
+    # the file says fixture-mgu came from seqwb-fixture-cells, which now calls it seqwb-fixture-cells.mgu: the
+    # project opens with it (its MGU weights load, and training continues from step 2), not with the squatter's
+    proc = seqwb(env, tmp_path, "train", str(legacy_project), "--steps", "3", "--json", *TRAIN)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = _json_lines(proc.stdout)
+    steps = [line["step"] for line in lines if "step" in line and "loss" in line]
+    assert steps == [3], lines     # one step: from the checkpoint at step 2 to 3
+    with zipfile.ZipFile(legacy_project) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        saved = json.loads(archive.read("project.json"))
+    assert {"kind": "cell", "id": MGU, "distribution": CELLS_DIST, "version": "0.4.0"} in manifest["plugins"]
+    assert saved["graph"]["nodes"][[n["id"] for n in saved["graph"]["nodes"]].index("rnn")]["params"]["cell"] == MGU
+
+
+def test_a_namespaced_id_cannot_be_squatted(env_with, tmp_path):
+    project = tmp_path / "ns.seqwb"
+    proc = seqwb(env_with("cells"), tmp_path, "new", "char-lm", "-o", str(project), "--set", f"cell={MGU}",
+                 "--set", "hidden_size=8", "--set", "layers=1")
+    assert proc.returncode == 0, proc.stderr
+    # only the squatter left: it claimed the namespaced id, was refused, so the cell is simply missing
+    for first in _refused(env_with("squatter"), tmp_path, project):
+        assert first == (f"seqwb: error: {project}: this project needs cell '{MGU}' from the plugin distribution "
+                         f"'{CELLS_DIST}' 0.4.0, which is not installed (pip install {CELLS_DIST})"), first
