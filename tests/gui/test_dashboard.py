@@ -125,7 +125,8 @@ def start_live_run(dash, project, *, planned: int) -> None:
     """What the window does when Train starts a run: the record goes into the history, then ``begin_run``."""
     run = project.history.new_run({"cells": ["rnn"], "train": {"steps": planned, "epochs": 0, "clip_norm": 1.0}})
     run.status = "running"
-    dash.begin_run(RunStart(run_id=run.id, step=0, resumed=False, device="CPU (1 threads)", parameters=1234,
+    dash.begin_run(RunStart(run_id=run.id, step=0, resumed=False, device="CPU (1 threads)", precision="fp32",
+                            parameters=1234,
                             total=f"{planned} steps", notices=[], state=RunState(step=0, run=run)))
 
 

@@ -46,7 +46,8 @@ class TrainingDashboard(QWidget):
         self.overlays: dict[str, RunTraces] = {}
         self.checked: set[str] = set()
         self.live_run_id: str | None = None
-        self._run_device = ""            # "CPU (1 thread)" of the live run, for the speed text
+        self._run_device = ""            # "CPU (1 thread) · fp32" of the live run, for the speed text
+        self._run_unit = "tokens"        # what its speed counts
         # the live run's progress: "step 111 / 200 · epoch 1", the time left, paused or not
         self._progress_text = ""
         self._eta = math.nan
@@ -350,8 +351,10 @@ class TrainingDashboard(QWidget):
         self._planned_steps = int(total[0]) if len(total) == 2 and total[1] == "steps" and total[0].isdigit() else 0
         self.progress.setValue(0)
         self.progress.setFormat(f"{start.run_id}: starting at step {start.step} of {start.total}")
-        self._run_device = start.device
-        self.status.setText(f"{start.parameters:,} parameters · {start.device}")
+        self._run_device = f"{start.device} · {start.precision}"
+        self._run_unit = start.unit
+        self.plots.set_speed_unit(start.unit)
+        self.status.setText(f"{start.parameters:,} parameters · {self._run_device}")
         self._show_samples()
         self._fill_runs_list()
         self.plots.invalidate()
@@ -378,7 +381,7 @@ class TrainingDashboard(QWidget):
             if ev.progress > 0 and ev.step > self._planned_steps:     # by epochs: the steps it will take
                 self._planned_steps = round(ev.step / ev.progress)
             # the speed first: in a narrow window the device is what "…" cuts (the tooltip keeps it)
-            self.status.setText(f"{ev.tokens_per_s:,.0f} tokens/s · {self._run_device}")
+            self.status.setText(f"{ev.tokens_per_s:,.0f} {self._run_unit}/s · {self._run_device}")
         for kind, e in events:
             if kind == "eval" and isinstance(e.metrics.get("loss"), (int, float)):
                 item = self.run_item(self.live_run_id)

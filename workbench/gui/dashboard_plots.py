@@ -36,6 +36,10 @@ LAYER_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashDotLine, Qt.PenStyle.Dash
 ShownRuns = Callable[[], "tuple[RunTraces | None, list[RunTraces]]"]
 
 
+#: the speed plot's tooltip (the trainer's sliding window: workbench.core.training.trainer)
+SPEED_TIP = ("Training throughput: the items the task counts (tokens, or sequences for a classifier) per second of "
+             "training time, over the last two seconds of it; validation, probes and samples are not counted")
+
 
 class _ContentsCombo(QComboBox):
     """A combo box as wide as its items, never wider.
@@ -168,10 +172,14 @@ class DashboardPlots(QScrollArea):
         self.metric_panel.add_control(self.metric_combo)
         self.lr_panel = PlotPanel("Learning rate", "lr", y_from_zero=True,
                                   tip="The learning rate used at each step (the schedule)")
-        self.speed_panel = PlotPanel("Tokens per second", "tokens/s", y_from_zero=True,
-                                     tip="Training throughput (input tokens per second, over half-second windows)")
+        self.speed_panel = PlotPanel("Tokens per second", "tokens/s", y_from_zero=True, tip=SPEED_TIP)
         self.panels = [self.loss_panel, self.grad_panel, self.heat_panel, self.gtt_panel, self.group_panel,
                        self.sigma_panel, self.metric_panel, self.lr_panel, self.speed_panel]
+
+    def set_speed_unit(self, unit: str) -> None:
+        """What the speed plot counts: the task's items (tokens, sequences...)."""
+        self.speed_panel.title.setText(f"{unit.capitalize()} per second")
+        self.speed_panel.set_y_label(f"{unit}/s")
 
     def _log_box(self, panel: PlotPanel) -> QCheckBox:
         box = QCheckBox("log")

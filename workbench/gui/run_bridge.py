@@ -55,10 +55,12 @@ class RunStart:
     step: int                      # the step the run starts (or continues) from
     resumed: bool
     device: str                    # "CPU (1 thread)", "CUDA: ..."
+    precision: str                 # what the run trains in: "fp32", "bf16 autocast", ...
     parameters: int
     total: str                     # "1000 steps" | "3 epochs"
     notices: list[str]
     state: RunState                # the run's record so far (a continued run has earlier series)
+    unit: str = "tokens"           # what the speed counts (the task's count_unit)
 
 
 @dataclass
@@ -183,7 +185,8 @@ class TrainingThread(QThread):
                           "".join(traceback.format_exception(exc)))
         resumed = trainer.pos.step > 0 and not self.new_run
         start = RunStart(run_id=trainer.run.id, step=trainer.pos.step, resumed=resumed,
-                         device=describe_device(trainer.device),
+                         device=describe_device(trainer.device), precision=trainer.precision.label(),
+                         unit=getattr(trainer.task, "count_unit", "tokens"),
                          parameters=sum(p.numel() for p in trainer.model.parameters()),
                          total=run_total(self.snapshot), notices=list(trainer.notices),
                          state=run_state(trainer, False))

@@ -14,7 +14,6 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QWidget
 
-from workbench.core.precision import PRECISIONS, resolve
 from workbench.gui.forms import ElidedLabel
 
 
@@ -39,12 +38,12 @@ def cpu_cores() -> int:
 # ---- the run settings bar -----------------------------------------------------------------------------------
 
 class SpeedLabel(ElidedLabel):
-    """The device and throughput text beside the progress bar ("CPU (1 thread) · 16,420 tokens/s").
+    """The throughput, device and precision beside the progress bar ("16,420 tokens/s · CPU (1 thread) · fp32").
 
     Its size hint is that of the widest text it shows, not of the current one: the text changes every tick and must
     not move the progress bar (or re-lay out the row); in a narrow window it gives way and ends in "…"."""
 
-    WIDEST = "CUDA: NVIDIA GeForce · 999,999 tokens/s"
+    WIDEST = "999,999 sequences/s · CUDA: NVIDIA GeForce · bf16 autocast"
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(self.fontMetrics().horizontalAdvance(self.WIDEST) + 4, super().sizeHint().height())
@@ -54,8 +53,9 @@ class SpeedLabel(ElidedLabel):
 
 
 class RunSettingsBar(QWidget):
-    """Device, CPU threads and precision: the project's training settings, edited through the document (one undo
-    step each, the same values the inspector shows).  Disabled while a run is live: they apply at Train."""
+    """Device and CPU threads: the project's training settings, edited through the document (one undo step each,
+    the same values the inspector shows, where the precision is too).  Disabled while a run is live: they apply
+    at Train."""
 
     def __init__(self, doc: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -71,22 +71,17 @@ class RunSettingsBar(QWidget):
         self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
         self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the window "
                                 f"so that it stays responsive.")
-        self.precision = QComboBox()
-        self.precision_label = QLabel("Precision")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         self.device_label = QLabel("Device")
         self.threads_label = QLabel("Threads")
         self.threads_label.setToolTip(self.threads.toolTip())
-        for w in (self.device_label, self.device, self.threads_label, self.threads, self.precision_label,
-                  self.precision):
+        for w in (self.device_label, self.device, self.threads_label, self.threads):
             layout.addWidget(w)
         self.device.currentIndexChanged.connect(self._device_chosen)
         self.threads.editingFinished.connect(lambda: self._commit("threads", self.threads.value()))
         self.threads.valueChanged.connect(lambda v: self._commit("threads", v) if not self.threads.hasFocus() else None)
-        self.precision.currentIndexChanged.connect(
-            lambda _i: None if self._syncing else self._commit("precision", self.precision.currentData()))
         self.sync()
 
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
@@ -108,10 +103,6 @@ class RunSettingsBar(QWidget):
                 self.device.addItem(label, value)
             self.device.setCurrentIndex(max(0, self.device.findData(cfg.device)))
             self.threads.setValue(min(cfg.threads, self.threads.maximum()))
-            self.precision.clear()
-            for value in PRECISIONS:
-                self.precision.addItem(value, value)
-            self.precision.setCurrentIndex(max(0, self.precision.findData(cfg.precision)))
         finally:
             self._syncing = False
         self._enable_parts()
@@ -121,22 +112,7 @@ class RunSettingsBar(QWidget):
         on_cpu = device == "cpu" or (device == "auto" and not self.has_cuda)
         self.threads.setEnabled(self.isEnabled() and on_cpu)
         self.threads_label.setEnabled(self.threads.isEnabled())
-        cuda = device.startswith("cuda") or (device == "auto" and self.has_cuda)
-        self.precision.setEnabled(self.isEnabled())
-        self.precision_label.setEnabled(self.isEnabled())
-        # what each choice means here, from the engine's own rule (workbench.core.precision.resolve)
-        where = "cuda" if cuda else ("mps" if device == "mps" else "cpu")
-        auto = resolve("auto", where)
-        self.precision.setItemText(0, f"auto ({auto.name})")
-        tips = {"auto": f"auto: {auto.name} here ({auto.reason})",
-                "fp32": "fp32: float32 everywhere",
-                "bf16": "bf16: bfloat16 autocast (fast where the CPU or GPU has native bfloat16)",
-                "fp16": "fp16: float16 autocast with a gradient scaler (CUDA only; float32 elsewhere)"}
-        for i, value in enumerate(PRECISIONS):
-            self.precision.setItemData(i, tips[value], Qt.ItemDataRole.ToolTipRole)
-        self.precision.setToolTip("Training precision. The loss, the softmax and the optimizer's state stay "
-                                  "float32. " + tips.get(self.precision.currentData() or "auto", ""))
-        self.precision_label.setToolTip(self.precision.toolTip())
+
 
     def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
