@@ -366,3 +366,15 @@ def test_overlaid_runs_are_named_in_one_pattern(dashboard, reg, qtbot):
     settle(qtbot, dash)
     assert sorted(dash.plots.grad_panel.series_name(k) for k in dash.plots.grad_panel.legend_entries) == \
         ["after clipping", "before clipping"]
+
+
+def test_the_gradient_plot_reads_in_the_units_of_the_loss_that_is_clipped(dashboard, reg, qtbot):
+    dash = dashboard(small_project(reg))
+    for reduction, label in (("sum_over_time", "‖∇ Σₜ L‖"), ("sum", "‖∇ Σ L‖"), ("mean", "‖∇L‖")):
+        project = small_project(reg)
+        add_run(project, steps=5)
+        project.history.current.settings["train"]["loss_reduction"] = reduction
+        dash.doc.replace_project(project, None)
+        settle(qtbot, dash)
+        assert dash.plots.grad_panel.plot.getAxis("left").labelText == label
+        assert "clip_norm" in dash.plots.grad_panel.title.toolTip()

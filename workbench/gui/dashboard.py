@@ -213,6 +213,7 @@ class TrainingDashboard(QWidget):
                 if self.primary is None or self.primary.run_id != current.id:
                     self.plots.reset_ranges()
                 self.primary = RunTraces.from_run(current)
+                self._show_gradient_units()
             self._show_idle_progress()
         self.checked &= set(ids)
         self.overlays = {rid: t for rid, t in self.overlays.items() if rid in self.checked}
@@ -333,10 +334,15 @@ class TrainingDashboard(QWidget):
         self.settings_bar.set_devices(devices)
 
     # ---- the live run --------------------------------------------------------------------------------------
+    def _show_gradient_units(self) -> None:
+        train = self.primary.settings.get("train", {}) if self.primary is not None else {}
+        self.plots.set_gradient_units(train.get("loss_reduction", "mean"))
+
     def begin_run(self, start: Any) -> None:
         """A run started (the window merged its record into the history already)."""
         self.live_run_id = start.run_id
         self.primary = RunTraces.from_run(start.state.run)
+        self._show_gradient_units()
         self.plots.reset_ranges()
         self.primary.status = "running"
         self.checked.discard(start.run_id)
@@ -423,6 +429,7 @@ class TrainingDashboard(QWidget):
         self.settings_bar.setEnabled(True)
         if end.state is not None:
             self.primary = RunTraces.from_run(end.state.run)
+            self._show_gradient_units()
             self.primary.status = end.status
         if end.status == "failed":
             self.show_banner(f"<b>The run failed.</b> {html.escape(end.message)}", "error")

@@ -36,6 +36,12 @@ LAYER_STYLES = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashDotLine, Qt.PenStyle.Dash
 ShownRuns = Callable[[], "tuple[RunTraces | None, list[RunTraces]]"]
 
 
+#: loss_reduction -> (the gradient plot's axis, what the gradient is of)
+GRADIENT_OF = {
+    "mean": ("‖∇L‖", "the mean loss over tokens"),
+    "sum_over_time": ("‖∇ Σₜ L‖", "the sum over time steps of the batch-mean loss (Zaremba et al. 2014)"),
+    "sum": ("‖∇ Σ L‖", "the loss summed over every token"),
+}
 #: the speed plot's tooltip (the trainer's sliding window: workbench.core.training.trainer)
 SPEED_TIP = ("Training throughput: the items the task counts (tokens, or sequences for a classifier) per second of "
              "training time, over the last two seconds of it; validation, probes and samples are not counted")
@@ -175,6 +181,14 @@ class DashboardPlots(QScrollArea):
         self.speed_panel = PlotPanel("Tokens per second", "tokens/s", y_from_zero=True, tip=SPEED_TIP)
         self.panels = [self.loss_panel, self.grad_panel, self.heat_panel, self.gtt_panel, self.group_panel,
                        self.sigma_panel, self.metric_panel, self.lr_panel, self.speed_panel]
+
+    def set_gradient_units(self, reduction: str) -> None:
+        """The gradient plot reads in the units that are clipped: those of the loss the run back-propagates."""
+        what = GRADIENT_OF.get(reduction, GRADIENT_OF["mean"])
+        self.grad_panel.set_y_label(what[0])
+        self.grad_panel.title.setToolTip(f"The global norm of the gradient of {what[1]} at every step, before "
+                                         f"and after clipping; the dashed line is the clipping threshold "
+                                         f"(clip_norm), in the same units.")
 
     def set_speed_unit(self, unit: str) -> None:
         """What the speed plot counts: the task's items (tokens, sequences...)."""
