@@ -162,7 +162,7 @@ def build_variants(registry, lstm_fused, args) -> dict[str, callable]:
             ("gru: workbench, fused nn.GRU", "gru", True, "sequence"),
             ("gru: step path, plain (autograd)", "gru", False, "plain"),
             ("gru: step path, optimised", "gru", False, "sequence"),
-            ("mgu (step-only, 3rd party): plain", "fixture-mgu", None, "sequence")):
+            ("mgu (step-only, 3rd party): plain", "seqwb-fixture-cells.mgu", None, "sequence")):
         v[name] = workbench_trainer(registry, args, cell, fused, path)[1]
     return v
 
@@ -208,7 +208,7 @@ def main(argv=None) -> dict:
         cache = tempfile.mkdtemp(prefix="seqwb-inductor-")
         atexit.register(shutil.rmtree, cache, True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-        mgu_trainer, _ = workbench_trainer(registry, args, "fixture-mgu", None, "sequence")
+        mgu_trainer, _ = workbench_trainer(registry, args, "seqwb-fixture-cells.mgu", None, "sequence")
         compile_s, variants[f"mgu (step-only, 3rd party): compiled/{args.compile}"] = \
             compiled_step_only(mgu_trainer, args.compile)
 
