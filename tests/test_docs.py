@@ -15,11 +15,49 @@ EXAMPLE = ROOT / "examples" / "seqwb-plugin-example"
 def test_guide_embeds_the_tested_example_verbatim():
     text = GUIDE.read_text()
     blocks = re.findall(r'```\w+ title="([^"]+)"\n(.*?)```\n', text, re.S)
-    assert {name for name, _ in blocks} == {"pyproject.toml", "seqwb_plugin_example/plugin.py",
-                                            "seqwb_plugin_example/indrnn.py", "seqwb_plugin_example/tracks.py",
-                                            "tests/test_example_plugin.py"}
+    # one example of every extension point, each a file of the example the test suite installs and runs
+    assert {name for name, _ in blocks} == {
+        "pyproject.toml", "seqwb_plugin_example/plugin.py", "seqwb_plugin_example/indrnn.py",
+        "seqwb_plugin_example/layernorm.py", "seqwb_plugin_example/generated.py", "seqwb_plugin_example/majority.py",
+        "seqwb_plugin_example/echo.py", "seqwb_plugin_example/reverse.py", "seqwb_plugin_example/mean.py",
+        "seqwb_plugin_example/minp.py", "seqwb_plugin_example/templates.py", "seqwb_plugin_example/tracks.py",
+        "tests/test_example_plugin.py"}
     for name, body in blocks:
         assert body == (EXAMPLE / name).read_text(), f"docs/plugins.md is out of date for {name}"
+    shipped = {str(p.relative_to(EXAMPLE)) for p in (EXAMPLE / "seqwb_plugin_example").glob("*.py")}
+    assert shipped - {name for name, _ in blocks} == {"seqwb_plugin_example/__init__.py",
+                                                      "seqwb_plugin_example/parity.py"}
+
+
+def test_guide_states_the_template_format_and_every_contract_check():
+    from workbench.core.plugin_checks import TEMPLATE_KEYS, UI_HINTS
+    from workbench.core.project import TrainConfig
+    from workbench.schema.params import field_info
+    from workbench.testing.contracts import CHECKS
+    text = GUIDE.read_text()
+    section = text[text.index("## 10. A template"):text.index("## 11.")]
+    train = re.search(r"\*\*`train`\*\* keys are .*?:\n(.*?)\.\n", section, re.S).group(1)
+    assert re.findall(r"`(\w+)`", train) == [f.name for f in field_info(TrainConfig)], \
+        "the template format's train keys are not TrainConfig's fields"
+    for key in TEMPLATE_KEYS:
+        assert f"| `{key}` | {TEMPLATE_KEYS[key]} |" in section
+    for hint in UI_HINTS:
+        assert f'| `"{hint}"` |' in text
+    for name, what in CHECKS.items():
+        assert f"| `{name}` | {what} |" in text, name
+
+
+def test_docs_name_things_as_they_are():
+    text, readme = GUIDE.read_text(), (ROOT / "README.md").read_text()
+    for doc in (text, readme):
+        assert "Plugins ▸ Plugin Manager" in doc and "Help ▸ Plugins" not in doc
+    assert "NODE.cell.NAME" in text and "NODE.cell.NAME" in readme
+    assert "baseline_<metric>" in text and "baseline_<metric>" in readme
+    # seqwb decode takes a decoder's parameters by their own names; decode.NAME sets the project's saved ones
+    assert "`seqwb decode FILE --set NAME=VALUE`" in readme and "decode.NAME" in readme
+    from workbench.cli import build_parser
+    decode = build_parser().parse_args(["decode", "p.seqwb", "--set", "temperature=0.7"])
+    assert decode.set == ["temperature=0.7"]
 
 
 def _hookspec_signatures() -> dict[str, tuple[str, str]]:

@@ -13,9 +13,9 @@ from workbench.scaffold import ScaffoldError, plugin_names, render, scaffold
 
 
 @pytest.mark.parametrize("name, dist, package, cell, cls", [
-    ("my-cell", "seqwb-my-cell", "seqwb_my_cell", "my-cell", "MyCellCell"),
-    ("seqwb-my-cell", "seqwb-my-cell", "seqwb_my_cell", "my-cell", "MyCellCell"),
-    ("Leaky_RNN2", "seqwb-leaky-rnn2", "seqwb_leaky_rnn2", "leaky-rnn2", "LeakyRnn2Cell"),
+    ("my-cell", "seqwb-my-cell", "seqwb_my_cell", "seqwb-my-cell.my-cell", "MyCellCell"),
+    ("seqwb-my-cell", "seqwb-my-cell", "seqwb_my_cell", "seqwb-my-cell.my-cell", "MyCellCell"),
+    ("Leaky_RNN2", "seqwb-leaky-rnn2", "seqwb_leaky_rnn2", "seqwb-leaky-rnn2.leaky-rnn2", "LeakyRnn2Cell"),
 ])
 def test_names(name, dist, package, cell, cls):
     n = plugin_names(name)
@@ -40,8 +40,11 @@ def test_the_files_are_valid_and_wired_together():
     assert project["project"]["name"] == "seqwb-my-cell"
     assert project["project"]["entry-points"]["seqwb.plugins"] == {"my-cell": "seqwb_my_cell.plugin"}
     assert project["tool"]["setuptools"]["packages"] == ["seqwb_my_cell"]
-    assert 'SEQWB_API = ">=1.1,<2"' in files["seqwb_my_cell/plugin.py"]
-    assert 'seqwb_check_cell("my-cell")' in files["tests/test_cell.py"]
+    assert 'SEQWB_API = ">=1.2,<2"' in files["seqwb_my_cell/plugin.py"]
+    assert 'id="seqwb-my-cell.my-cell",' in files["seqwb_my_cell/plugin.py"]    # namespaced by its distribution
+    assert 'seqwb_check_cell("seqwb-my-cell.my-cell")' in files["tests/test_cell.py"]
+    assert 'seqwb_check_plugin("seqwb-my-cell")' in files["tests/test_cell.py"]
+    assert "seqwb plugins --check --only seqwb-my-cell" in files["README.md"]
     assert "twine upload" in files["README.md"] and "python -m build" in files["README.md"]
 
 
@@ -66,7 +69,7 @@ def test_the_generated_cell_registers_and_passes_the_contract(tmp_path):
         import seqwb_gen_cell.plugin as plugin
         reg = discover(entry_points=False, extra=[("gen-cell", plugin)])
         assert reg.failures == [] and reg.notes == []
-        spec = reg.cell("gen-cell")
+        spec = reg.cell("seqwb-gen-cell.gen-cell")
         check_cell_spec(spec)
         cell = spec.load()(3, 4, spec.params(leak=0.0))
         h = torch.randn(2, 4)

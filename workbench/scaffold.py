@@ -27,14 +27,16 @@ class ScaffoldError(WorkbenchError):
 class PluginNames:
     distribution: str   # seqwb-my-cell      (what pip installs; the seqwb- prefix makes plugins easy to find)
     package: str        # seqwb_my_cell      (the import name)
-    cell_id: str        # my-cell            (saved in project files; never change it once published)
+    cell_id: str        # seqwb-my-cell.my-cell (namespaced by the distribution; saved in project files)
     entry_point: str    # my-cell
     class_name: str     # MyCellCell
     title: str          # My cell
 
 
 def plugin_names(name: str) -> PluginNames:
-    """Names derived from ``NAME`` (``my-cell`` or ``seqwb-my-cell``)."""
+    """Names derived from ``NAME`` (``my-cell`` or ``seqwb-my-cell``).  The cell's id is namespaced by the
+    distribution (``seqwb-my-cell.my-cell``): a distribution owns the ids under its name, so no other plugin can
+    take the cell over."""
     raw = (name or "").strip().lower().replace("_", "-")
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", raw):
         raise ScaffoldError(f"plugin name {name!r}: use lower-case letters, digits and single dashes, starting "
@@ -43,7 +45,8 @@ def plugin_names(name: str) -> PluginNames:
     if not short:
         raise ScaffoldError(f"plugin name {name!r}: say what it is after 'seqwb-' (e.g. seqwb-my-cell)")
     words = short.split("-")
-    return PluginNames(distribution=f"seqwb-{short}", package="seqwb_" + short.replace("-", "_"), cell_id=short,
+    return PluginNames(distribution=f"seqwb-{short}", package="seqwb_" + short.replace("-", "_"),
+                       cell_id=f"seqwb-{short}.{short}",
                        entry_point=short, class_name="".join(w.capitalize() for w in words) + "Cell",
                        title=" ".join(words).capitalize())
 
@@ -111,7 +114,9 @@ class {n.class_name}Params:
 def seqwb_cells() -> list[CellSpec]:
     return [
         CellSpec(
-            id="{n.cell_id}",                     # saved in project files: never change it once published
+            # namespaced by this distribution; saved in project files: never change it once published (or list
+            # the old id in former_ids, so that projects saved with it still open)
+            id="{n.cell_id}",
             title="{n.title}",
             version=VERSION,
             params={n.class_name}Params,
@@ -186,8 +191,14 @@ torch.set_num_threads(1)
 
 
 def test_cell_contract(seqwb_check_cell):
-    # state shapes; step() over a sequence equals sequence() (outputs, final state, gradients); gates; gradcheck
+    # state shapes; finite outputs; gates; sequence() and sequence_traced() equal stepping (outputs, states,
+    # gradients); gradcheck; init and after_step; the trial that building a model runs
     seqwb_check_cell("{n.cell_id}")
+
+
+def test_every_contribution_passes_its_contract(seqwb_check_plugin):
+    # every cell, block, task, decoder, template and feature track this distribution registers
+    seqwb_check_plugin("{n.distribution}")
 
 
 def test_the_plugin_is_registered(seqwb_registry):
@@ -207,7 +218,7 @@ def test_leak_one_is_a_plain_tanh_rnn(seqwb_registry):
         "README.md": f'''# {n.distribution}
 
 A recurrent cell for [Sequence Workbench](https://pypi.org/project/sequence-workbench/), made with
-`seqwb plugin new {n.cell_id}`. It starts as a leaky tanh RNN; edit `{pkg}/cell.py` (the cell) and
+`seqwb plugin new {n.entry_point}`. It starts as a leaky tanh RNN; edit `{pkg}/cell.py` (the cell) and
 `{pkg}/plugin.py` (its id, title and parameters) into yours.
 
 ## Develop
@@ -217,7 +228,8 @@ pip install -e .                # Sequence Workbench must be installed in the sa
 seqwb plugins                   # the cell "{n.cell_id}" is listed with this distribution
 seqwb new char-lm -o try.seqwb --set cell={n.cell_id} --set hidden_size=128
 seqwb train try.seqwb --steps 200
-pytest                          # the cell contract, from Sequence Workbench's pytest plugin
+pytest                          # the contract checks, from Sequence Workbench's pytest plugin
+seqwb plugins --check --only {n.distribution}   # the same checks; exits non-zero on a failure (for CI)
 ```
 
 ## Publish
@@ -228,8 +240,10 @@ python -m build                 # dist/{pkg}-0.1.0.tar.gz and the wheel
 twine upload dist/*             # to PyPI (try https://test.pypi.org first: twine upload -r testpypi dist/*)
 ```
 
-Keep the `seqwb-` prefix in the name so people can find plugins on PyPI, keep the cell's id stable (project
-files store it), and widen `SEQWB_API` in `{pkg}/plugin.py` only after testing with the new plugin API.
+Keep the `seqwb-` prefix in the name so people can find plugins on PyPI. The cell's id, `{n.cell_id}`, is
+namespaced by the distribution's name, so no other plugin can register it; keep it stable (project files store
+it), or list the old id in the spec's `former_ids`. Widen `SEQWB_API` in `{pkg}/plugin.py` only after testing with
+the new plugin API.
 ''',
         ".gitignore": "__pycache__/\n*.egg-info/\nbuild/\ndist/\n",
     }

@@ -14,6 +14,7 @@ from workbench.gui.plugin_manager import PluginManagerDialog, plugin_rows  # noq
 from workbench.plugin_system import discover  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seqwb-plugin-example"
+NS = "seqwb-plugin-example."      # the example's ids are namespaced by its distribution
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +34,15 @@ def test_palette_and_inspector_offer_the_indrnn(make_window, reg, qtbot):
     palette = win.palette_widget
     palette.search.setText("indrnn")
     found = palette.visible_entries()
-    assert [(e.type_id, e.params) for e in found] == [("rnn", {"cell": "indrnn"})]
+    assert [(e.type_id, e.params) for e in found] == [("rnn", {"cell": NS + "indrnn"})]
 
     win.view.select_node("rnn", center=False)
     win.inspector.flush()
     cells = win.inspector.form("node").editor("cell")
-    index = cells.findData("indrnn")
+    index = cells.findData(NS + "indrnn")
     assert index >= 0 and cells.itemText(index).startswith("IndRNN")
     cells.setCurrentIndex(index)
-    assert win.doc.graph.nodes["rnn"].params["cell"] == "indrnn"
+    assert win.doc.graph.nodes["rnn"].params["cell"] == NS + "indrnn"
 
 
 def test_unit_search_lists_the_plugin_feature_track(make_window, reg, qtbot):
@@ -49,15 +50,18 @@ def test_unit_search_lists_the_plugin_feature_track(make_window, reg, qtbot):
     win.views["hiddenUnits"].action.trigger()
     combo = win.views["hiddenUnits"].widget.feature_combo
     names = [combo.itemData(i) for i in range(combo.count())]
-    assert "running_parity" in names and "quotes" in names
-    assert combo.itemText(names.index("running_parity")) == "Running parity of 1s"
+    assert NS + "running_parity" in names and "quotes" in names
+    assert combo.itemText(names.index(NS + "running_parity")) == "Running parity of 1s"
 
 
 def test_plugin_manager_lists_every_contribution(qtbot, reg):
     rows = {r["entry_point"]: r for r in plugin_rows(reg)}
     contributed = {kind: [s.id for s in specs] for kind, specs in rows["example"]["contributions"].items()}
-    assert contributed == {"cell": ["indrnn"], "task": ["parity"], "template": ["parity-indrnn"],
-                           "feature_track": ["running_parity"]}
+    assert contributed == {
+        "cell": [NS + "indrnn"], "architecture": [NS + "layer-norm"], "decoder": [NS + "min-p"],
+        "task": [NS + t for t in ("parity", "majority", "echo", "reverse", "mean")],
+        "template": [NS + t for t in ("parity-indrnn", "majority-gru", "echo-gru", "reverse-attention", "mean-gru")],
+        "feature_track": [NS + "running_parity"]}
     assert rows["example"]["ok"] and rows["example"]["notes"] == []        # it declares SEQWB_API
     dialog = PluginManagerDialog(reg)
     qtbot.addWidget(dialog)

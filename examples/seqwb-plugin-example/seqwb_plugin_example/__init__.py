@@ -1,3 +1,4 @@
-"""Example Sequence Workbench plugin: IndRNN cell, parity task, running-parity feature track."""
+"""Example Sequence Workbench plugin: a cell, a block, a task of each shape, a decoder, templates and a feature
+track."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from workbench.core.cells import Cell, State
+from workbench.api import Cell, State
 
 
 class IndRNNCell(Cell):
@@ -50,6 +50,11 @@ class IndRNNCell(Cell):
     def recurrent_weights(self) -> dict[str, Tensor]:
         # The hidden-to-hidden matrix is diag(u); its largest singular value is max |u_i|.
         return {"diag(u)": torch.diag(self.u)}
+
+    def after_step(self) -> None:
+        # called after every optimizer step, without gradients: Li et al. keep |u| <= gamma by clipping
+        if self.params.clip > 0:
+            self.u.clamp_(-self.params.clip, self.params.clip)
 
     def init_weights(self, scheme: str, scale: float) -> None:
         if scheme == "uniform":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.core.tasks import Batch, Task
+from workbench.api import Batch, Task
 
 _SPLITS = {"train": 0, "valid": 1, "test": 2}
 
