@@ -100,8 +100,8 @@ def source(stem: str, doc: dict, command: str) -> str:
 def missing_text(stems: list[str], commands: list[str]) -> str:
     runs = "; ".join(f"`{c}`" for c in commands)
     files = ", ".join(f"`benchmarks/results/{s}.json`" for s in stems)
-    why = " speed figures are measured on a quiet machine." if all(s in AWAITING for s in stems) else ""
-    return f"_Not measured yet:{why} Run {runs} (writes {files}), then `python benchmarks/docs_tables.py --write`._"
+    why = " Speed figures are measured on a quiet machine." if all(s in AWAITING for s in stems) else ""
+    return f"_Not measured yet.{why} Run {runs} (writes {files}), then `python benchmarks/docs_tables.py --write`._"
 
 
 # ---- templates --------------------------------------------------------------------------------------------------
