@@ -150,6 +150,22 @@ class EncoderBlock(Block):
             self.cells.append(ctx.make_cell(params.cell, size, params.hidden_size))
             if params.bidirectional:
                 self.cells_bwd.append(ctx.make_cell(params.cell, size, params.hidden_size))
+        #: when a dict, ``forward`` also writes every layer's states and gates over the source into it, as the
+        #: step path's trace would (``{"encoder.0": {"h": [S, B, H], "c": ..., "i": ...}}``, ``.bwd`` layers in
+        #: source order).  The encoder runs as the model's context (``model.start``), outside ``step_graph``'s
+        #: trace, so this is how the hidden-unit recorder sees it (``workbench.core.record_context``).
+        self.record_into: Optional[dict] = None
+
+    def _record(self, name: str, cell, x: Tensor, lengths: Optional[Tensor], backwards: bool) -> None:
+        """Every state and gate of ``cell`` over ``x`` into :attr:`record_into` (recording only: a second pass
+        through ``Cell.sequence_traced``, whose values at the real positions of a padded batch are exact)."""
+        assert self.record_into is not None
+        xs = reverse_padded(x, lengths) if backwards else x
+        with torch.no_grad():
+            _, _, quantities = cell.sequence_traced(xs, cell.init_state(x.shape[1], x.device, x.dtype))
+        if backwards:       # position s of the source, like the forward layer's entries
+            quantities = {q: reverse_padded(v, lengths) for q, v in quantities.items()}
+        self.record_into[name] = quantities
 
     def forward(self, inputs, state=None):
         x = inputs["x"]
@@ -159,6 +175,10 @@ class EncoderBlock(Block):
         for layer, cell in enumerate(self.cells):
             if layer > 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
+            if self.record_into is not None:
+                self._record(f"{self.node_id}.{layer}", cell, x, lengths, backwards=False)
+                if self.bidirectional:
+                    self._record(f"{self.node_id}.{layer}.bwd", self.cells_bwd[layer], x, lengths, backwards=True)
             y, s = run_cell_padded(cell, x, lengths)
             if self.bidirectional:
                 # Bahdanau et al. 2015: a second RNN reads the source backwards; outputs are concatenated

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
@@ -144,7 +144,8 @@ RECORD_PATHS = ("auto", "steps")
 
 @torch.no_grad()
 def record_activations(model, task, text: str, device=None, progress=None, path: str = "auto",
-                       chunk: int = RECORD_CHUNK) -> dict[str, Any]:
+                       chunk: int = RECORD_CHUNK, keep_only: Optional[Iterable[str]] = None,
+                       dtype: torch.dtype = torch.float32) -> dict[str, Any]:
     """Run ``text`` through the model and return ``{"text", "tokens", "layers": {layer: {q: [T, H]}}}``.
 
     ``q`` is each state (``h``, ``c``...) and each gate the cell reports, exactly what the per-step path
@@ -154,6 +155,10 @@ def record_activations(model, task, text: str, device=None, progress=None, path:
     path is tested against).  ``progress(done, total)``, when given, is called every few hundred steps and at
     the end; an exception it raises stops the recording (the window's Cancel).  :mod:`workbench.core.recording`
     adds token labels, offsets and kinds to the result.
+
+    ``keep_only`` (quantity names) and ``dtype`` serve long texts: unit search over a whole validation split keeps
+    one quantity in float16 (a fifth of the memory of every quantity in float32).  Values beyond float16's range
+    are clipped to it rather than turned into infinities.
     """
     if path not in RECORD_PATHS:
         raise ValueError(f"path must be one of {', '.join(RECORD_PATHS)}, not {path!r}")
@@ -167,16 +172,22 @@ def record_activations(model, task, text: str, device=None, progress=None, path:
     # One preallocated [T, H] buffer per quantity, filled step by step or chunk by chunk: a list of T small tensors
     # stacked at the end would hold every value twice (20,000 steps x 512 units x 6 quantities is 250 MB once).
     layers: dict[str, dict[str, Tensor]] = {}
+    wanted = set(keep_only) if keep_only is not None else None
+    limit = torch.finfo(dtype).max if dtype != torch.float32 else None
 
     def keep(start: int, trace: dict, time_dim: bool) -> None:
         """Copy batch row 0 of ``trace`` into the buffers from step ``start`` on (one step, or a chunk)."""
         for layer, entry in trace.items():
-            slot = layers.setdefault(layer, {})
             for q, v in entry.items():
+                if wanted is not None and q not in wanted:
+                    continue
+                slot = layers.setdefault(layer, {})
                 rows = v[:, 0] if time_dim else v[0:1]          # [steps, ...] either way
+                if limit is not None:
+                    rows = rows.clamp(-limit, limit)
                 buf = slot.get(q)
                 if buf is None:
-                    buf = slot[q] = torch.zeros((T, *rows.shape[1:]), dtype=torch.float32)
+                    buf = slot[q] = torch.zeros((T, *rows.shape[1:]), dtype=dtype)
                 buf[start:start + rows.shape[0]].copy_(rows)
 
     try:

@@ -14,6 +14,14 @@ A *recording* is the dict :func:`workbench.core.probes.record_activations` retur
      "kinds": {layer: {quantity: "state" | "gate"}},
      "meta": {"weights": "current" | "best", "step": int, "trained": bool, ...}}
 
+A model that reads a context first (an encoder–decoder, a captioner) gives a *multi-part recording*
+(:mod:`workbench.core.record_context`): ``{"parts": {"source": <recording>, "output": <recording>}, "attention":
+{node: [T_output, S_source]}, "meta": {...}}``, every part a recording as above over its own sequence.  Layer names
+are unique across parts, so :func:`layer_names`, :func:`quantities`, :func:`activations`, :func:`display_levels`,
+:func:`gate_saturation` and the exports take either kind; what depends on the text (feature tracks, unit search,
+spans) takes the part (:func:`part_for`).  A recording of many examples (the validation split of such a model, see
+:mod:`workbench.core.corpus`) lists where each example starts in ``segments``; spans never cross them.
+
 Unit search correlates units with the feature tracks of :mod:`workbench.core.features`.
 """
 
@@ -29,50 +37,21 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from workbench.core.features import compute_track, feature_title, token_offsets
+# what a recording is (its parts, its layers) lives below the modules that make recordings, which this one calls
+from workbench.core.recording_format import (annotate, is_multipart, layer_names, part_for, part_of, parts,
+                                             steps)
 from workbench.schema.registry import Registry
 
+__all__ = ["annotate", "is_multipart", "layer_names", "part_for", "part_of", "parts", "steps"]
+
 NPZ_FORMAT = 1
-
-
-def annotate(recording: dict[str, Any], task: Any = None, model: Any = None,
-             meta: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """Complete a raw recording with ``labels``, ``offsets``, ``kinds`` and ``meta`` (in place; returned)."""
-    text, ids = recording["text"], list(recording["tokens"])
-    if "labels" not in recording:
-        if len(ids) == len(text):
-            labels = list(text)
-        elif task is not None:
-            labels = [task.decode([i]) for i in ids]
-        else:
-            labels = [str(i) for i in ids]
-        recording["labels"] = labels
-    offsets = recording.get("offsets")
-    recording["offsets"] = np.asarray(token_offsets(text, recording["labels"]) if offsets is None else offsets,
-                                      dtype=np.int64)
-    kinds = recording.setdefault("kinds", {})
-    states: dict[str, tuple[str, ...]] = {}
-    if model is not None and hasattr(model, "recurrent_layers"):
-        for layer, cell in model.recurrent_layers():
-            states[layer] = tuple(getattr(cell, "state_names", ("h",)))
-    for layer, qs in recording["layers"].items():
-        slot = kinds.setdefault(layer, {})
-        for q in qs:
-            if q not in slot:
-                slot[q] = "state" if q in states.get(layer, ("h", "c")) else "gate"
-    recording["meta"] = {**recording.get("meta", {}), **(meta or {})}
-    return recording
-
-
-def steps(recording: dict[str, Any]) -> int:
-    return len(recording["tokens"])
-
-
-def layer_names(recording: dict[str, Any]) -> list[str]:
-    return list(recording["layers"])
+#: values per slice when correlating long recordings (8 MB of float64 at a time)
+CORRELATION_ROWS = 1 << 20
 
 
 def quantities(recording: dict[str, Any], layer: str) -> list[str]:
     """States first (h, c...), then gates, in the order the cell reported them."""
+    recording = part_for(recording, layer)
     qs = list(recording["layers"][layer])
     kinds = recording.get("kinds", {}).get(layer, {})
     return [q for q in qs if kinds.get(q, "state" if q in ("h", "c") else "gate") == "state"] + \
@@ -81,6 +60,8 @@ def quantities(recording: dict[str, Any], layer: str) -> list[str]:
 
 def activations(recording: dict[str, Any], layer: str, quantity: str) -> np.ndarray:
     """``[T, H]`` values of ``quantity`` in ``layer`` (a clear error names what there is)."""
+    if is_multipart(recording) and layer in layer_names(recording):
+        recording = part_for(recording, layer)
     layers = recording["layers"]
     if layer not in layers:
         raise ValueError(f"no layer {layer!r} in this recording; layers: {', '.join(layers) or 'none'}")
@@ -117,14 +98,26 @@ def constant_message(feature: str, value: float, registry: Registry) -> str:
 def correlations(values: np.ndarray, track: np.ndarray) -> np.ndarray:
     """Pearson correlation over time of every column of ``values [T, H]`` with ``track [T]`` (0 where either is
     constant)."""
-    a = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
     t = np.asarray(track, dtype=np.float64).reshape(-1)
-    if a.shape[0] != t.shape[0]:
-        raise ValueError(f"{a.shape[0]} steps of activations but {t.shape[0]} of the track")
-    a = a - a.mean(0)
+    if values.shape[0] != t.shape[0]:
+        raise ValueError(f"{values.shape[0]} steps of activations but {t.shape[0]} of the track")
+    # in slices of time, centred by the mean of the whole (two passes): a validation split of 150,000 steps x 512
+    # units in float64 at once would take 600 MB twice over
+    T = values.shape[0]
+    rows = max(1, CORRELATION_ROWS // max(1, values.shape[1] if values.ndim > 1 else 1))
+    mean = np.zeros(values.shape[1:], dtype=np.float64)
+    for i in range(0, T, rows):
+        mean += values[i:i + rows].sum(0, dtype=np.float64)
+    mean /= max(T, 1)
     t = t - t.mean()
-    num = t @ a
-    den = np.sqrt((a * a).sum(0)) * math.sqrt(float(t @ t))
+    num = np.zeros_like(mean)
+    sq = np.zeros_like(mean)
+    for i in range(0, T, rows):
+        a = values[i:i + rows].astype(np.float64) - mean
+        num += t[i:i + rows] @ a
+        sq += (a * a).sum(0)
+    den = np.sqrt(sq) * math.sqrt(float(t @ t))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
     return np.clip(r, -1.0, 1.0)
@@ -164,6 +157,44 @@ def search_layers(recording: dict[str, Any], track: str | np.ndarray, quantity: 
         raise ValueError(f"no layer of this recording has {quantity!r}")
     rows.sort(key=lambda x: (-abs(x[2]), names.index(x[0]), x[1]))
     return rows[:top] if top else rows
+
+
+def search_parts(recording: dict[str, Any], feature: str, quantity: str = "h", layers: Iterable[str] | None = None,
+                 top: int | None = None, *, registry: Registry) -> list[tuple[str, int, float]]:
+    """:func:`search_layers` for a recording of one text or of several parts: the units of each part's layers
+    correlated with ``feature`` over that part's own text (an encoder's over the source, a decoder's over the
+    output), merged by ``|r|``.  A part where the feature is constant is left out; when it is constant in every
+    part, ``ValueError`` says so."""
+    chosen = list(layers) if layers is not None else layer_names(recording)
+    rows: list[tuple[str, int, float]] = []
+    reasons: list[str] = []
+    for part in parts(recording).values():
+        mine = [layer for layer in chosen if layer in part["layers"] and quantity in part["layers"][layer]]
+        if not mine:
+            continue
+        try:
+            track = step_track(part, feature, registry)
+            rows.extend(search_layers(part, track, quantity, mine, registry=registry))
+        except ValueError as exc:
+            reasons.append(str(exc))
+    if not rows:
+        if reasons:
+            raise ValueError(reasons[0])
+        raise ValueError(f"no layer of this recording has {quantity!r}")
+    rows.sort(key=lambda x: (-abs(x[2]), chosen.index(x[0]), x[1]))
+    return rows[:top] if top else rows
+
+
+def feature_share(recording: dict[str, Any], feature: str, layers: Iterable[str], registry: Registry) -> float:
+    """The fraction of the steps of the parts holding ``layers`` where ``feature`` is not zero."""
+    shares, weights = [], []
+    wanted = set(layers)
+    for part in parts(recording).values():
+        if wanted & set(part["layers"]):
+            track = step_track(part, feature, registry)
+            shares.append(float((track != 0).mean()) if track.size else 0.0)
+            weights.append(track.size)
+    return float(np.average(shares, weights=weights)) if shares and sum(weights) else 0.0
 
 
 # ---- hypothesis selection (LSTMVis) -----------------------------------------------------------------------
@@ -214,7 +245,30 @@ def matching_spans(recording: dict[str, Any], layer: str, quantity: str, units: 
     padded = np.concatenate([[False], on, [False]])
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     starts, ends = edges[0::2], edges[1::2]
-    return [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= max(1, min_length)]
+    runs = [(int(s), int(e)) for s, e in zip(starts, ends)]
+    segments = recording.get("segments")
+    if segments is not None and len(segments) > 1:
+        # examples recorded one after another: a run never continues from one example into the next
+        cuts = np.asarray(segments, dtype=np.int64)
+        split: list[tuple[int, int]] = []
+        for s, e in runs:
+            inside = cuts[(cuts > s) & (cuts < e)].tolist()
+            bounds = [s, *inside, e]
+            split.extend(zip(bounds[:-1], bounds[1:]))
+        runs = split
+    return [(s, e) for s, e in runs if e - s >= max(1, min_length)]
+
+
+def span_text(recording: dict[str, Any], start: int, end: int, width: int = 48) -> str:
+    """The text of steps ``[start, end)`` of a recording of one sequence, newlines and tabs shown as ↵ and →,
+    cut to ``width`` characters (what lists of matches show)."""
+    offsets, labels, text = recording["offsets"], recording["labels"], recording["text"]
+    a = int(offsets[start])
+    b = int(offsets[end - 1]) + len(labels[end - 1])
+    s = text[a:b]
+    if len(s) > width:
+        s = s[:width - 1] + "…"
+    return "".join({"\n": "↵", "\t": "→"}.get(ch, ch) for ch in s)
 
 
 # ---- gate saturation and colour levels ---------------------------------------------------------------------
@@ -244,8 +298,9 @@ def gate_saturation(recording: dict[str, Any], low: float = 0.1, high: float = 0
     Returns ``{layer: {gate: {"left": [H], "right": [H], "range": str, "low": float, "high": float}}}``.
     """
     out: dict[str, dict[str, Any]] = {}
-    for layer, qs in recording["layers"].items():
-        kinds = recording.get("kinds", {}).get(layer, {})
+    everything = [(layer, qs, part.get("kinds", {}).get(layer, {}))
+                  for part in parts(recording).values() for layer, qs in part["layers"].items()]
+    for layer, qs, kinds in everything:
         for q, arr in qs.items():
             kind = kinds.get(q, "state" if q in ("h", "c") else "gate")
             if kind != "gate":
@@ -280,6 +335,7 @@ def display_levels(recording: dict[str, Any], layer: str, quantity: str) -> tupl
     Fixed per recording: zooming and choosing another unit never changes what a colour means.
     """
     a = activations(recording, layer, quantity)
+    recording = part_for(recording, layer)
     kind = recording.get("kinds", {}).get(layer, {}).get(quantity, "state" if quantity in ("h", "c") else "gate")
     rng = gate_range(a)
     if kind == "gate" and rng == "sigmoid":
@@ -311,14 +367,25 @@ def recording_arrays(recording: dict[str, Any]) -> dict[str, np.ndarray]:
                            scatter's x and y)
     ``meta``               ``<U`` scalar: JSON with the format number, layers and their quantities' kinds, the
                            weights (current / best), step, whether they were trained, and saturation thresholds
+
+    A multi-part recording (an encoder–decoder) has ``part/P/text``, ``part/P/tokens``, ``part/P/labels`` and
+    ``part/P/offsets`` for each part ``P`` (``source``, ``output``) instead of the first four, the layers of every
+    part as above (layer names are unique across parts; ``meta`` says which part each belongs to), and
+    ``attention/NODE``: ``float32 [T_output, S_source]``, row ``t`` the weights output step ``t`` used.
     """
-    out: dict[str, np.ndarray] = {
-        "text": np.asarray(list(recording["text"]), dtype="<U1"),
-        "tokens": np.asarray(recording["tokens"], dtype=np.int64),
-        "labels": np.asarray(list(recording.get("labels") or []), dtype=str),
-        "offsets": np.asarray(recording.get("offsets", np.zeros(0)), dtype=np.int64),
-    }
-    for layer, qs in recording["layers"].items():
+    out: dict[str, np.ndarray] = {}
+    for name, part in parts(recording).items():
+        prefix = f"part/{name}/" if is_multipart(recording) else ""
+        out[prefix + "text"] = np.asarray(list(part["text"]), dtype="<U1")
+        out[prefix + "tokens"] = np.asarray(part["tokens"], dtype=np.int64)
+        out[prefix + "labels"] = np.asarray(list(part.get("labels") or []), dtype=str)
+        out[prefix + "offsets"] = np.asarray(part.get("offsets", np.zeros(0)), dtype=np.int64)
+    for node, weights in (recording.get("attention") or {}).items():
+        out[f"attention/{node}"] = np.asarray(weights, dtype=np.float32)
+    all_layers = {layer: part["layers"][layer] for part in parts(recording).values() for layer in part["layers"]}
+    kinds_of = {layer: part.get("kinds", {}).get(layer, {}) for part in parts(recording).values()
+                for layer in part["layers"]}
+    for layer, qs in all_layers.items():
         for q, a in qs.items():
             out[f"{layer}/{q}"] = np.asarray(a, dtype=np.float32)
             out[f"levels/{layer}/{q}"] = np.asarray(display_levels(recording, layer, q), dtype=np.float64)
@@ -328,11 +395,21 @@ def recording_arrays(recording: dict[str, Any]) -> dict[str, np.ndarray]:
         for g, s in gates.items():
             out[f"saturation/{layer}/{g}"] = np.asarray([s["left"], s["right"]], dtype=np.float64)
             thresholds.setdefault(layer, {})[g] = {"range": s["range"], "low": s["low"], "high": s["high"]}
-    meta = {"format": NPZ_FORMAT, "layers": {layer: {q: recording.get("kinds", {}).get(layer, {}).get(q, "")
-                                                     for q in qs} for layer, qs in recording["layers"].items()},
+    meta = {"format": NPZ_FORMAT, "layers": {layer: {q: kinds_of[layer].get(q, "") for q in qs}
+                                             for layer, qs in all_layers.items()},
             "saturation": thresholds, **{k: v for k, v in recording.get("meta", {}).items() if k != "layers"}}
-    out["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+    if is_multipart(recording):
+        # a list: the parts' order (source, then output) survives the sorted keys of the JSON
+        meta["parts"] = [[name, list(part["layers"])] for name, part in parts(recording).items()]
+    out["meta"] = np.asarray(json.dumps(meta, sort_keys=True, default=_json_value))
     return out
+
+
+def _json_value(value: Any) -> Any:
+    """numpy scalars in a recording's meta as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def save_npz(recording: dict[str, Any], path: str | Path) -> None:
@@ -348,22 +425,32 @@ def load_npz(path: str | Path) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"])) if "meta" in data else {}
         layers_meta = meta.get("layers") or {}
-        layers: dict[str, dict[str, np.ndarray]] = {}
-        kinds: dict[str, dict[str, str]] = {}
-        for layer, qs in layers_meta.items():
-            for q, kind in qs.items():
-                layers.setdefault(layer, {})[q] = np.asarray(data[f"{layer}/{q}"])
-                kinds.setdefault(layer, {})[q] = kind or ("state" if q in ("h", "c") else "gate")
-        rec = {"text": "".join(data["text"].tolist()), "tokens": data["tokens"].tolist(),
-               "labels": data["labels"].tolist(), "offsets": np.asarray(data["offsets"]), "layers": layers,
-               "kinds": kinds, "meta": {k: v for k, v in meta.items() if k not in ("layers", "saturation", "format")}}
-    return rec
+        part_layers = dict(meta.get("parts") or [("", list(layers_meta))])
+        info = {k: v for k, v in meta.items() if k not in ("layers", "saturation", "format", "parts")}
+        out: dict[str, dict[str, Any]] = {}
+        for name, names in part_layers.items():
+            prefix = f"part/{name}/" if name else ""
+            layers: dict[str, dict[str, np.ndarray]] = {}
+            kinds: dict[str, dict[str, str]] = {}
+            for layer in names:
+                for q, kind in (layers_meta.get(layer) or {}).items():
+                    layers.setdefault(layer, {})[q] = np.asarray(data[f"{layer}/{q}"])
+                    kinds.setdefault(layer, {})[q] = kind or ("state" if q in ("h", "c") else "gate")
+            out[name] = {"text": "".join(data[prefix + "text"].tolist()), "tokens": data[prefix + "tokens"].tolist(),
+                         "labels": data[prefix + "labels"].tolist(), "offsets": np.asarray(data[prefix + "offsets"]),
+                         "layers": layers, "kinds": kinds, "meta": dict(info)}
+        if "" in out:
+            return out[""]
+        attention = {key[len("attention/"):]: np.asarray(data[key]) for key in data.files
+                     if key.startswith("attention/")}
+    return {"parts": out, "attention": attention, "meta": info}
 
 
 def write_csv(recording: dict[str, Any], layer: str, quantity: str, path: str | Path) -> None:
     """One row per step: ``step, offset, token, unit_0 ... unit_{H-1}`` (values of ``quantity`` in ``layer``)."""
     from workbench.atomic import atomic_write
     values = activations(recording, layer, quantity)
+    recording = part_for(recording, layer)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["step", "offset", "token", *(f"unit_{u}" for u in range(values.shape[1]))])
@@ -395,15 +482,77 @@ class Recorder:
         """``length`` characters of the validation data (``task.sample_text``)."""
         return self.session.sample_text(project, base_dir, length)
 
+    def input_info(self, project: Any, base_dir: str | Path | None = None) -> dict[str, Any]:
+        """What the model reads, for the window's Input tab: ``{"kind": "text"}`` for a model that reads the
+        recorded text itself, else the decoding view's description of its input (``kind`` ``source`` or
+        ``example``, label, hint, default and examples; see :func:`workbench.core.search.describe_input`)."""
+        from workbench.core.record_context import reads_context
+        from workbench.core.search import describe_input
+        loaded = self.session.load(project, base_dir, "current")
+        if not reads_context(loaded.model):
+            return {"kind": "text"}
+        return describe_input(loaded.task, 40)
+
     def record(self, project: Any, text: str, base_dir: str | Path | None = None, weights: str = "current",
                device: Any = None, progress: Optional[Callable[[int, int], None]] = None,
                threads: int | None = 1, path: str = "auto") -> dict[str, Any]:
         """Record ``text`` at the chosen weights: an annotated recording (see the module docstring).  ``path``:
         ``"auto"`` (whole chunks through the fused kernels where the model allows it) or ``"steps"`` (see
-        :func:`workbench.core.probes.record_activations`)."""
+        :func:`workbench.core.probes.record_activations`).  For a model that reads a context first, ``text`` is
+        its input as the decoding view takes it (a source sentence, a captioning example's number) and the output
+        is the project's decoder's (a multi-part recording, :mod:`workbench.core.record_context`)."""
         loaded = self.session.load(project, base_dir, weights, device)
         return record_loaded(loaded, text, progress=progress, project_name=getattr(project, "name", ""),
-                             threads=threads, path=path)
+                             threads=threads, path=path, decoding=decoding_of(project, self.session.registry))
+
+    def record_corpus(self, project: Any, base_dir: str | Path | None = None, weights: str = "current",
+                      quantity: str = "h", device: Any = None, progress: Optional[Callable[[int, int], None]] = None,
+                      threads: int | None = 1) -> dict[str, Any]:
+        """``quantity`` of every layer over the whole validation split, for unit search and span matches across
+        the corpus (see :func:`workbench.core.corpus.record_corpus`)."""
+        from workbench.core.corpus import record_corpus
+        loaded = self.session.load(project, base_dir, weights, device)
+        with cpu_threads(loaded, threads):
+            rec = record_corpus(loaded, quantity, decoding=decoding_of(project, self.session.registry),
+                                progress=progress)
+        return _stamp(rec, loaded, getattr(project, "name", ""))
+
+
+def decoding_of(project: Any, registry: Registry) -> tuple[Any, dict[str, Any]]:
+    """The project's decoder (its spec) and settings: what produces the output of a model that reads a context."""
+    decode = project.decode
+    return registry.decoder(decode.decoder), dict(decode.params or {})
+
+
+def _stamp(rec: dict[str, Any], loaded: Any, project_name: str) -> dict[str, Any]:
+    """The weights a recording was made at, in its meta (and its parts')."""
+    stamp = {"weights": loaded.weights, "step": loaded.step, "trained": loaded.trained, "project": project_name}
+    rec["meta"] = {**rec.get("meta", {}), **stamp}
+    if is_multipart(rec):
+        for part in rec["parts"].values():
+            part["meta"] = {**part.get("meta", {}), **stamp}
+    return rec
+
+
+class cpu_threads:
+    """``with cpu_threads(loaded, n):`` torch's intra-op threads set to ``n`` on a CPU while recording, put back
+    afterwards (see :func:`record_loaded` for why one thread)."""
+
+    def __init__(self, loaded: Any, threads: int | None):
+        self.loaded, self.threads, self.before = loaded, threads, 0
+
+    def __enter__(self) -> None:
+        import torch
+        self.before = torch.get_num_threads()
+        self.change = bool(self.threads) and getattr(self.loaded.device, "type", str(self.loaded.device)) == "cpu" \
+            and self.threads != self.before
+        if self.change:
+            torch.set_num_threads(int(self.threads or 1))
+
+    def __exit__(self, *exc: Any) -> None:
+        import torch
+        if self.change:
+            torch.set_num_threads(self.before)
 
 
 #: refuse recordings that would hold more than this many bytes of activations (the views keep all of them)
@@ -420,8 +569,11 @@ def recording_bytes(model: Any, steps: int) -> int:
 
 
 def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int], None]] = None,
-                  project_name: str = "", threads: int | None = 1, path: str = "auto") -> dict[str, Any]:
+                  project_name: str = "", threads: int | None = 1, path: str = "auto",
+                  decoding: Optional[tuple[Any, dict[str, Any]]] = None) -> dict[str, Any]:
     """Run the recorder on a loaded model (``path``: see :func:`workbench.core.probes.record_activations`).
+    A model that reads a context first is recorded by :func:`workbench.core.record_context.record_conditioned`
+    on the input ``text``, with ``decoding`` (the decoder's spec and settings, :func:`decoding_of`).
 
     ``threads``: torch's intra-op threads while recording on a CPU (None: leave as is).  One step of one sequence
     is a few small matrix products that more threads cannot speed up, and on a busy machine every step's
@@ -429,14 +581,20 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
     128-unit LSTM, 2 threads 9-11 ms.  With torch's OpenMP backend (its usual CPU build) the setting belongs to
     the calling thread, so the window's worker does not change the training thread's; it is put back afterwards.
     """
-    import torch
-
     from workbench.core.probes import record_activations
+    from workbench.core.record_context import reads_context, record_conditioned
     from workbench.schema.errors import DataError
-    if getattr(loaded.model, "context_order", None):
-        raise DataError("this model reads a context first (an encoder's source, an image): the recorder runs "
-                        "models that read the text itself one token at a time, such as language models and "
-                        "classifiers")
+    if reads_context(loaded.model):
+        if decoding is None:
+            raise DataError("this model reads a context first (an encoder's source, an image): say which decoder "
+                            "produces its output")
+        with cpu_threads(loaded, threads):
+            try:
+                rec = record_conditioned(loaded, text, decoding[0], decoding[1], progress=progress)
+            except NotImplementedError as exc:    # a decoder block without a per-step path
+                raise DataError("the recorder runs the decoder one step at a time, and "
+                                + (str(exc) or "a block of this model cannot")) from None
+        return _stamp(rec, loaded, project_name)
     try:
         loaded.task.encode(text[:1] or " ")
     except NotImplementedError:
@@ -447,21 +605,13 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
         per_char = max(1, need // max(1, len(text)))
         raise DataError(f"recording {len(text):,} characters would hold {need / 1e9:.1f} GB of activations; "
                         f"record at most {MAX_RECORDING_BYTES // per_char:,} characters of this model")
-    before = torch.get_num_threads()
-    change = bool(threads) and getattr(loaded.device, "type", str(loaded.device)) == "cpu" and threads != before
-    if change:
-        torch.set_num_threads(int(threads or 1))
-    try:
-        rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress, path=path)
-    except NotImplementedError as exc:    # a block without a per-step path (a bidirectional layer)
-        raise DataError("the recorder runs the model one step at a time, and "
-                        + (str(exc) or "a block of this model cannot")) from None
-    finally:
-        if change:
-            torch.set_num_threads(before)
-    return annotate(rec, loaded.task, loaded.model,
-                    {"weights": loaded.weights, "step": loaded.step, "trained": loaded.trained,
-                     "project": project_name})
+    with cpu_threads(loaded, threads):
+        try:
+            rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress, path=path)
+        except NotImplementedError as exc:    # a block without a per-step path (a bidirectional layer)
+            raise DataError("the recorder runs the model one step at a time, and "
+                            + (str(exc) or "a block of this model cannot")) from None
+    return _stamp(annotate(rec, loaded.task, loaded.model), loaded, project_name)
 
 
 def record(project: Any, registry: Registry, text: str, base_dir: str | Path | None = None, weights: str = "current",
