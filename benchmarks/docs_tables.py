@@ -214,7 +214,7 @@ def render_adding(doc: dict) -> str:
             rows.append([str(s["T"]), s["cell"], "failed: " + "; ".join(s["failed"]), "no", "–", "–"])
             continue
         one = by_key.get((s["T"], s["cell"]), {})
-        mse = f"{s['mse_mean']:.4g}"   # four significant digits: a value next to the 0.01 threshold shows its side
+        mse = f"{s['mse_mean']:.5g}"   # five significant digits: a value next to the 0.01 threshold shows its side
         if s["cell"] == "rnn" or not s["solved"]:
             mse += f" (baseline {num(one.get('baseline_mse'), 4)})"
         solved_at = one.get("solved_at")
