@@ -154,6 +154,7 @@ def test_unit_search_ranks_the_planted_unit_first_and_clicking_it_selects_it(mak
 
     panel.all_layers.setChecked(False)
     panel.select("rnn.0", "h", 0)
+    panel.set_search_scope("text")          # the planted unit follows the quotes of the recorded text
     rows = panel.run_search("quotes")
     assert rows[0][:2] == ("rnn.0", 3) and rows[0][2] > 0.95
     item = panel.results.topLevelItem(0)

@@ -147,7 +147,7 @@ def record_corpus(loaded: Any, quantity: str = "h", *, decoding: Optional[tuple[
             break
     out = concatenate(recs)
     info.update(truncated=len(recs) < len(prompts), examples=len(recs), decoder=getattr(decoding[0], "id", ""),
-                chars=sum(len(p["text"]) for p in parts(out).values()))
+                chars=sum(len(p["text"]) for p in parts(out).values()), prompts=prompts[:len(recs)])
     # the corpus's own description: the first example's prompt and output are not the corpus's
     out["meta"] = dict(info)
     for part in parts(out).values():

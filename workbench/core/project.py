@@ -169,6 +169,9 @@ class Project:
     vocab: list[str] | None = None
     data: dict[str, Any] = field(default_factory=dict)  # {"files": {key: {"path": rel, "sha256": ...}}}
     notes: str = ""
+    #: what the window's views last showed, by view ({"hidden_units": {"source": "valid", "layer": "rnn.1", ...}}):
+    #: plain JSON that never affects the model, written only when there is some (older files load without it)
+    views: dict[str, Any] = field(default_factory=dict)
 
     # ---- JSON (project.json) -------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -183,6 +186,7 @@ class Project:
                        "prompt": self.decode.prompt},
             "data": copy.deepcopy(self.data),
             "notes": self.notes,
+            **({"views": copy.deepcopy(self.views)} if self.views else {}),
         }
 
     @classmethod
@@ -202,6 +206,8 @@ class Project:
                                 params=dict(decode.get("params") or {}), prompt=str(decode.get("prompt", ""))),
             data=dict(data.get("data") or {}),
             notes=str(data.get("notes", "")),
+            views={str(k): v for k, v in views.items() if isinstance(v, dict)}
+            if isinstance(views := data.get("views"), dict) else {},
         )
 
     def copy_without_state(self) -> "Project":

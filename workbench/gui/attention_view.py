@@ -1,6 +1,7 @@
-"""The attention map of the decoding view: the ``[target, source]`` matrix of
-:meth:`~workbench.core.search.DecodeSession.attention` as one image with labelled axes and a colour bar
-(QGraphicsScene, no pyqtgraph).
+"""The attention map of the decoding view and of the hidden-units panel: a ``[target, source]`` matrix (of
+:meth:`~workbench.core.search.DecodeSession.attention`, or of a recording's ``attention``) as one image with labelled
+axes and a colour bar (QGraphicsScene, no pyqtgraph).  The hidden-units panel marks the output step (a row) or the
+source position (a column) it shows, and a click on a cell picks that output step and source position.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 import html
 from typing import Any, Optional
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette, QPixmap, QTransform
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPalette, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QApplication, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from workbench.gui.decode_views import token_text
@@ -49,6 +50,9 @@ class AttentionView(QGraphicsView):
 
     PLACEHOLDER = "The attention map of the selected hypothesis appears here."
 
+    #: a click (not a drag) on a cell: its output step (row) and source position (column)
+    cellClicked = Signal(int, int)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
@@ -57,6 +61,10 @@ class AttentionView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self._data: Optional[dict[str, Any]] = None
         self._weights: Any = None
+        self._image: Optional[_AttentionImage] = None
+        self._marked: tuple[int, int] = (-1, -1)         # the marked row and column (-1: none)
+        self._mark_items: list[Any] = []
+        self._press: Optional[QPoint] = None
         self.set_message(self.PLACEHOLDER)
 
     def matrix_shape(self) -> tuple[int, int]:
@@ -68,6 +76,8 @@ class AttentionView(QGraphicsView):
     def set_message(self, text: str) -> None:
         self._data = None
         self._weights = None
+        self._image = None
+        self._mark_items = []
         scene = self.scene()
         scene.clear()
         item = scene.addSimpleText(text)
@@ -90,6 +100,7 @@ class AttentionView(QGraphicsView):
         weights, data = self._weights, self._data
         scene = self.scene()
         scene.clear()
+        self._mark_items = []
         self.resetTransform()
         T, S = weights.shape
         text_color = self.palette().color(QPalette.ColorRole.Text)
@@ -120,6 +131,7 @@ class AttentionView(QGraphicsView):
         pix = _AttentionImage(self, QPixmap.fromImage(image), cell)
         pix.setPos(left_w, top)
         scene.addItem(pix)
+        self._image = pix
         for j, s in enumerate(source):
             item = scene.addSimpleText(s, font)
             item.setBrush(text_color)
@@ -158,6 +170,71 @@ class AttentionView(QGraphicsView):
             tick.setBrush(text_color)
             tick.setPos(bar_x + 16, y - QFontMetricsF(small).height() / 2)
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-8, -8, 8, 8))
+        self._draw_marks()
+
+    # ---- the marked output step and source position (the hidden-units panel) ---------------------------------
+    def set_marked(self, row: int = -1, column: int = -1) -> None:
+        """Outline output step ``row`` (a row of the map) and source position ``column`` (-1: neither)."""
+        if (row, column) == self._marked:
+            return
+        self._marked = (int(row), int(column))
+        self._draw_marks()
+        if self._image is not None and 0 <= row:
+            self.ensureVisible(self._mark_items[0] if self._mark_items else self._image, 8, 8)
+
+    def marked(self) -> tuple[int, int]:
+        return self._marked
+
+    def _draw_marks(self) -> None:
+        scene = self.scene()
+        for item in self._mark_items:
+            scene.removeItem(item)
+        self._mark_items = []
+        if self._image is None or self._weights is None:
+            return
+        T, S = self._weights.shape
+        cell = self._image.cell
+        origin = self._image.pos()
+        color = QColor(self.palette().color(QPalette.ColorRole.Highlight))
+        outline = QPen(color, 2.5)
+        outline.setCosmetic(True)
+        row, column = self._marked
+        if 0 <= row < T:
+            self._mark_items.append(scene.addRect(origin.x() - 1, origin.y() + row * cell - 1, S * cell + 2,
+                                                  cell + 2, outline))
+        if 0 <= column < S:
+            dashed = QPen(outline)
+            dashed.setStyle(Qt.PenStyle.DashLine)
+            self._mark_items.append(scene.addRect(origin.x() + column * cell - 1, origin.y() - 1, cell + 2,
+                                                  T * cell + 2, dashed))
+        for item in self._mark_items:
+            item.setZValue(5)
+
+    def cell_at(self, pos: QPoint) -> tuple[int, int]:
+        """The ``(row, column)`` under a point of the viewport, or ``(-1, -1)``."""
+        if self._image is None or self._weights is None:
+            return -1, -1
+        p = self._image.mapFromScene(self.mapToScene(pos))
+        row, column = int(p.y()), int(p.x())
+        T, S = self._weights.shape
+        if p.x() < 0 or p.y() < 0 or not (0 <= row < T and 0 <= column < S):
+            return -1, -1
+        return row, column
+
+    def mousePressEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self._press = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().mouseReleaseEvent(event)
+        press, self._press = self._press, None
+        pos = event.position().toPoint()
+        if press is None or event.button() != Qt.MouseButton.LeftButton or \
+                (pos - press).manhattanLength() > 4:        # a drag pans the map; only a click picks a cell
+            return
+        row, column = self.cell_at(pos)
+        if row >= 0:
+            self.cellClicked.emit(row, column)
 
     def cell_tooltip(self, row: int, col: int) -> str:
         if self._weights is None or not (0 <= row < self._weights.shape[0] and 0 <= col < self._weights.shape[1]):

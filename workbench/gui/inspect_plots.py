@@ -194,6 +194,10 @@ class HeatmapView(QWidget):
         self.trace.setYRange(*self._levels, padding=0.05)
         self.set_unit(min(self._unit, H - 1))
 
+    def set_axis_name(self, text: str) -> None:
+        """What the time axis counts: positions in the text, source positions, output steps."""
+        self.trace.setLabel("bottom", text)
+
     def image_array(self) -> Optional[np.ndarray]:
         """The array the ImageItem shows: ``[T, H]`` (time along x, units along y)."""
         return self.image.image

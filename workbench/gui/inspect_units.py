@@ -7,6 +7,13 @@ Record is pressed, so editing or training while it runs is safe.  Everything aft
 saturation) is numpy on arrays already in memory and runs on the GUI thread.  The panel's widgets are made in
 :mod:`workbench.gui.inspect_units_ui`.
 
+A model that reads a context first (an encoder–decoder, a captioner) is recorded on an input as the decoding view
+takes it; its recording has parts (the source, the output), and choosing a layer shows the part it ran over.  The
+context pane (:mod:`workbench.gui.inspect_context`) shows input, output and the attention map, linked to the output
+step shown.  Unit search and the selection's matches run over the whole validation split by default
+(:mod:`workbench.gui.inspect_units_search`).  What was recorded last and how it was shown is kept in the project
+(``project.views["hidden_units"]``, :mod:`workbench.gui.inspect_units_state`) and recorded again on reopen.
+
 ``seqwb record FILE --npz OUT`` writes the arrays this panel shows; ``seqwb units`` ranks units as the Unit
 search tab does.
 """
@@ -19,19 +26,25 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QPoint, Qt, Signal
-from PySide6.QtGui import QPainter, QPalette
-from PySide6.QtWidgets import QFileDialog, QListWidgetItem, QMessageBox, QTreeWidgetItem, QWidget
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from workbench.core import features, project, recording
+from workbench.gui import inspect_units_state as state_io
 from workbench.gui.forms import show_note
+from workbench.gui.inspect_units_export import RecordingExport
+from workbench.gui.inspect_units_search import REGEX_ITEM, CorpusSearch, UnitSearch
+from workbench.gui.inspect_units_selection import HypothesisSelection
 from workbench.gui.inspect_units_ui import build_panel
 from workbench.gui.jobs import Job, JobRunner
 
 QUANTITY_TITLES = {"h": "h (hidden state)", "c": "c (cell state)", "i": "i (input gate)", "f": "f (forget gate)",
                    "o": "o (output gate)", "g": "g (candidate)", "r": "r (reset gate)", "z": "z (update gate)",
                    "n": "n (candidate)"}
-REGEX_ITEM = "__regex__"
+PART_AXES = {"text": "position in the text (step)", "source": "source position",
+             "output": "output step (the step that wrote each token)"}
+SOURCES = ("valid", "text", "file", "example")
 
 
 def snapshot(project: Any) -> Any:
@@ -46,8 +59,8 @@ def snapshot(project: Any) -> Any:
 
 def record_in_worker(recorder: recording.Recorder, project: Any, base_dir: Path, weights: str, source: str,
                      value: Any, job: Job) -> dict[str, Any]:
-    """Read the input (validation text, a file, a text) and record it (in the worker); the recording stops at its
-    next progress report when the job is cancelled."""
+    """Read the input (validation text, a file, a text, a context model's input) and record it (in the worker);
+    the recording stops at its next progress report when the job is cancelled."""
     if source == "valid":
         text = recorder.sample_text(project, base_dir, int(value))
     elif source == "file":
@@ -59,20 +72,30 @@ def record_in_worker(recorder: recording.Recorder, project: Any, base_dir: Path,
     else:
         text = str(value)
     job.check()
-    if not text:
+    if not text and source != "example":
         raise ValueError("the text to record is empty")
     t0 = time.perf_counter()
     rec = recorder.record(project, text, base_dir, weights, progress=job.report)
     rec["meta"]["seconds"] = round(time.perf_counter() - t0, 3)
+    rec["meta"]["source"] = source
+    picture = getattr(recorder.session.task(project, base_dir), "image", None)
+    if recording.is_multipart(rec) and callable(picture):
+        try:
+            rec["image"] = picture(rec["meta"].get("prompt", text))
+        except ValueError:
+            rec["image"] = None
     return rec
 
 
-class HiddenUnitsPanel(QWidget):
+class HiddenUnitsPanel(UnitSearch, HypothesisSelection, RecordingExport, QWidget):
     """Record a text, then look at it: heatmap + text view, unit search, selection, saturation, export."""
 
     recordingFinished = Signal()
     recordingFailed = Signal(str)
     exportFinished = Signal(str)
+    searchFinished = Signal(object)          # the rows [(layer, unit, r)] of a search that ran in the background
+    matchesFinished = Signal()               # the selection's matches over the validation split are listed
+    inputInfoChanged = Signal()
 
     def __init__(self, doc: Any, registry: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -81,18 +104,26 @@ class HiddenUnitsPanel(QWidget):
         self.registry = registry
         self.recorder = recording.Recorder(registry)
         self.recording: Optional[dict[str, Any]] = None
+        self.part = "text"
         self.layer = ""
         self.quantity = "h"
         self.unit = 0
+        self.input_info: dict[str, Any] = {"kind": "text"}
         self._track: Optional[np.ndarray] = None
         self._track_name = ""
         self._matches: list[tuple[int, int]] = []
+        self._corpus_matches: Optional[list[tuple[int, int]]] = None
         self._span: tuple[int, int] | None = None
         self._levels: dict[tuple[str, str], tuple[float, float]] = {}
-        self.jobs = JobRunner("hidden units", self)     # recordings and exports, one after another
+        self.jobs = JobRunner("hidden units", self)     # recordings, the validation split and exports
+        self.corpus = CorpusSearch(self)
         self._recording_job: Job | None = None
         self._generation = 0
         self._file = ""
+        self._replay: Optional[dict[str, Any]] = None   # a recording to make again once the panel is shown
+        self.last_request: dict[str, Any] = {}           # what the last Record asked for (kept in the project)
+        self.restoring = False                           # the kept choices are being put back: nothing to keep
+        self._input_stale = True
         self.last_redraw_ms = 0.0
         build_panel(self)
         app = QCoreApplication.instance()
@@ -100,8 +131,10 @@ class HiddenUnitsPanel(QWidget):
             app.aboutToQuit.connect(self.cancel)
         doc.projectReplaced.connect(self._on_project_replaced)
         doc.graphChanged.connect(self._on_graph_changed)
+        doc.settingsChanged.connect(self._on_settings_changed)
         self.refresh_weights()
         self._show_empty()
+        self._restore_views()
 
     # ---- input and recording ---------------------------------------------------------------------------
     def refresh_weights(self) -> None:
@@ -124,6 +157,9 @@ class HiddenUnitsPanel(QWidget):
         index = self.weights_combo.findData(current)
         self.weights_combo.setCurrentIndex(max(0, index))
 
+    def chosen_weights(self) -> str:
+        return self.weights_combo.currentData() or "current"
+
     def refresh_features(self) -> None:
         """The feature tracks registered now (a plugin may have added some since the panel opened)."""
         self.feature_combo.blockSignals(True)
@@ -137,6 +173,48 @@ class HiddenUnitsPanel(QWidget):
         self.feature_combo.setCurrentIndex(max(0, self.feature_combo.findData(current)))
         self.feature_combo.blockSignals(False)
 
+    def refresh_input_info(self) -> None:
+        """Ask (in the worker) what the model reads: text, or a source / an example (a model with a context)."""
+        self._input_stale = False
+        gen = self._generation
+        self.jobs.submit(lambda _job, p=snapshot(self.doc.project), b=self.base_dir():
+                         self.recorder.input_info(p, b),
+                         key="input-info", on_result=lambda info, g=gen: self._on_input_info(info, g),
+                         on_error=lambda _msg: None)
+
+    def _on_input_info(self, info: dict[str, Any], generation: int) -> None:
+        if generation != self._generation:
+            return
+        self.input_info = info
+        context = info.get("kind") in ("source", "example")
+        self.text_inputs.setVisible(not context)
+        self.context_inputs.setVisible(context)
+        if context:
+            self.example_label.setText(info.get("label", "Input") + ":")
+            self.example_hint.setText(f"What the model reads: {info.get('hint', '')}. The project's decoder "
+                                      f"writes the output; the recording covers both.")
+            typed = self.example_combo.currentText()
+            self.example_combo.blockSignals(True)
+            self.example_combo.clear()
+            for prompt, reference in info.get("examples") or []:
+                self.example_combo.addItem(prompt, reference)
+            self.example_combo.setEditText(typed or self.doc.project.decode.prompt or info.get("default", ""))
+            self.example_combo.blockSignals(False)
+            self._show_reference()
+            if self.source() not in ("example",):
+                self.src_example.setChecked(True)
+        elif self.source() == "example":
+            self.src_valid.setChecked(True)
+        self.inputInfoChanged.emit()
+
+    def _show_reference(self) -> None:
+        index = self.example_combo.findText(self.example_combo.currentText())
+        ref = self.example_combo.itemData(index) if index >= 0 else ""
+        self.reference_label.setText(f"reference: {ref}" if ref else "")
+
+    def source(self) -> str:
+        return SOURCES[max(0, self.source_group.checkedId())]
+
     def _choose_file(self) -> None:
         start = str(Path(self.doc.path).parent) if self.doc.path else str(Path.home())
         path, _ = QFileDialog.getOpenFileName(self, "Record a text file", start, "Text files (*)")
@@ -148,8 +226,13 @@ class HiddenUnitsPanel(QWidget):
         self.file_label.setText(path)
         self.src_file.setChecked(True)
 
-    def _base_dir(self) -> Path:
+    def project_snapshot(self) -> Any:
+        return snapshot(self.doc.project)
+
+    def base_dir(self) -> Path:
         return Path(self.doc.path).resolve().parent if self.doc.path else Path.cwd()
+
+    _base_dir = base_dir
 
     def _on_record_clicked(self) -> None:
         if self.is_recording():
@@ -161,15 +244,15 @@ class HiddenUnitsPanel(QWidget):
         return self._recording_job is not None
 
     def record(self, source: str | None = None, value: Any = None, weights: str | None = None) -> bool:
-        """Start recording in the worker.  ``source``: ``"valid"`` (``value`` characters), ``"text"``, ``"file"``;
-        by default what the Input tab says.  Returns False (and says why) when it cannot start."""
+        """Start recording in the worker.  ``source``: ``"valid"`` (``value`` characters), ``"text"``, ``"file"``,
+        ``"example"`` (a context model's input); by default what the Input tab says.  Returns False (and says why)
+        when it cannot start."""
         if self.is_recording():
             return False
-        if source is None:
-            source = {0: "valid", 1: "text", 2: "file"}[self.source_group.checkedId()]
+        source = source or self.source()
         if value is None:
-            value = {"valid": self.length_spin.value(), "text": self.text_edit.toPlainText(),
-                     "file": self._file}[source]
+            value = {"valid": self.length_spin.value(), "text": self.text_edit.toPlainText(), "file": self._file,
+                     "example": self.example_combo.currentText().strip()}[source]
         if source == "text" and not value:
             self._say("Type or paste a text in the Input tab first.", error=True)
             self.side.setCurrentIndex(0)
@@ -183,10 +266,11 @@ class HiddenUnitsPanel(QWidget):
             self._say(f"The model graph is not complete: {problems[0]}", error=True)
             return False
         self.refresh_weights()
-        weights = weights or self.weights_combo.currentData() or "current"
+        weights = weights or self.chosen_weights()
         gen = self._generation
+        self.last_request = {"source": source, "value": value, "weights": weights}
         self._recording_job = self.jobs.submit(
-            functools.partial(record_in_worker, self.recorder, snapshot(self.doc.project), self._base_dir(), weights,
+            functools.partial(record_in_worker, self.recorder, snapshot(self.doc.project), self.base_dir(), weights,
                               source, value),
             on_result=lambda rec, g=gen: self._on_finished(rec, g), on_error=self._on_failed,
             on_progress=self._on_progress, on_cancelled=self._on_cancelled)
@@ -208,7 +292,7 @@ class HiddenUnitsPanel(QWidget):
     def _done(self) -> None:
         self._recording_job = None
         self.record_button.setText("Record")
-        self.progress.hide()
+        self.progress.setVisible(self.corpus.busy())
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
@@ -220,6 +304,7 @@ class HiddenUnitsPanel(QWidget):
         if generation != self._generation:
             return          # the project was replaced while this ran
         self.set_recording(rec)
+        self._remember(recorded=True)
         self.recordingFinished.emit()
 
     def _on_failed(self, message: str) -> None:
@@ -233,15 +318,33 @@ class HiddenUnitsPanel(QWidget):
 
     def _on_project_replaced(self, *_args: Any) -> None:
         self._generation += 1
+        self.jobs.drop("input-info")
+        self.corpus.clear()
         self.recorder = recording.Recorder(self.registry)
         self.recording = None
+        self.input_info = {"kind": "text"}
+        self.text_inputs.show()
+        self.context_inputs.hide()
         self.refresh_weights()
         self._show_empty()
+        self._restore_views()
 
     def _on_graph_changed(self, *_args: Any) -> None:
         self.refresh_weights()
+        self.corpus.clear()
+        self._input_stale = True
+        if self.isVisible():
+            self.refresh_input_info()
         if self.recording is not None:
             self._say("The model graph has changed since this recording; record again to see the new model.")
+
+    def _on_settings_changed(self, section: str) -> None:
+        if section in ("task", "decode"):       # another task reads other data; another decoder writes otherwise
+            self.corpus.clear()
+        if section == "task":
+            self._input_stale = True
+            if self.isVisible():
+                self.refresh_input_info()
 
     def _say(self, text: str, error: bool = False) -> None:
         show_note(self.status, text, error)
@@ -258,6 +361,7 @@ class HiddenUnitsPanel(QWidget):
         # the plots too: after File ▸ Open, the previous project's heatmap must not stay under the new one's name
         self.heatmap.clear()
         self.saturation.clear()
+        self.context.clear()
         self._track, self._track_name = None, ""
         self._span = None
         self.results.clear()
@@ -268,6 +372,12 @@ class HiddenUnitsPanel(QWidget):
         self._say("Nothing recorded yet.")
 
     # ---- showing a recording -----------------------------------------------------------------------------
+    @property
+    def shown(self) -> dict[str, Any]:
+        """The part of the recording shown now (the recording itself for one text)."""
+        assert self.recording is not None
+        return recording.parts(self.recording)[self.part]
+
     def levels(self, layer: str | None = None, quantity: str | None = None) -> tuple[float, float]:
         """The fixed colour levels of a quantity (computed once per recording: a percentile of 10 million
         values is not something to redo at every key press)."""
@@ -279,37 +389,61 @@ class HiddenUnitsPanel(QWidget):
     def set_recording(self, rec: dict[str, Any]) -> None:
         """Show ``rec`` (from the worker, or :func:`workbench.core.recording.load_npz`)."""
         self.recording = rec
-        self._levels: dict[tuple[str, str], tuple[float, float]] = {}
+        self._levels = {}
         self._track, self._track_name = None, ""
         self._span = None
         self._matches = []
+        self._corpus_matches = None
         layers = recording.layer_names(rec)
-        self.text_view.set_text(rec["text"], rec.get("offsets"), rec.get("labels"))
+        multipart = recording.is_multipart(rec)
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
-        self.layer_combo.addItems(layers)
+        for layer in layers:
+            where = f"  ·  {recording.part_of(rec, layer)}" if multipart else ""
+            self.layer_combo.addItem(layer + where, layer)
         keep = self.layer if self.layer in layers else (layers[0] if layers else "")
-        self.layer_combo.setCurrentIndex(max(0, self.layer_combo.findText(keep)))
+        self.layer_combo.setCurrentIndex(max(0, self.layer_combo.findData(keep)))
         self.layer_combo.blockSignals(False)
         self.layer = keep
-        self.results.clear()
-        self.span_units.clear()
-        self.matches_list.clear()
-        self.selection_label.setText("No span selected.")
-        self.matches_label.setText("")
-        self.heatmap.set_span(0, 0)
+        self.part = recording.part_of(rec, keep) if keep else next(iter(recording.parts(rec)))
+        self._show_part()
         self.saturation.set_data(recording.gate_saturation(rec), layers)
+        self.context.set_recording(rec)
+        self._say(self._recorded_text(rec))
+        if not layers:
+            self._say("This model has no recurrent layer to look inside.", error=True)
+            return
+        self._fill_quantities(keep_view=False)
+
+    @staticmethod
+    def _recorded_text(rec: dict[str, Any]) -> str:
         meta = rec.get("meta", {})
         weights = "untrained weights" if not meta.get("trained", True) else f"{meta.get('weights', 'current')} weights"
         took = ""
         if "seconds" in meta:
             took = f" in {meta['seconds']:.1f} s" if meta["seconds"] >= 0.1 else " in under 0.1 s"
-        self._say(f"Recorded {len(rec['text']):,} characters ({recording.steps(rec):,} steps) at {weights}, step "
-                  f"{meta.get('step', 0):,}{took}.")
-        if not layers:
-            self._say("This model has no recurrent layer to look inside.", error=True)
-            return
-        self._fill_quantities(keep_view=False)
+        if recording.is_multipart(rec):
+            steps = ", ".join(f"{len(p['tokens']):,} {name} steps" for name, p in recording.parts(rec).items())
+            return (f"Recorded “{meta.get('prompt', '')}” → “{meta.get('output', '')}” ({steps}; "
+                    f"{meta.get('decoder', '')}) at {weights}, step {meta.get('step', 0):,}{took}.")
+        return (f"Recorded {len(rec['text']):,} characters ({recording.steps(rec):,} steps) at {weights}, step "
+                f"{meta.get('step', 0):,}{took}.")
+
+    def _show_part(self) -> None:
+        """The text view and the heatmap's axis for the part shown (a new recording, or a layer of another part)."""
+        part = self.shown
+        self.text_view.set_text(part["text"], part.get("offsets"), part.get("labels"))
+        self.heatmap.set_axis_name(PART_AXES.get(self.part, PART_AXES["text"]))
+        self._span = None
+        self.results.clear()
+        self._clear_selection_lists()
+        self.heatmap.set_span(0, 0)
+
+    def _clear_selection_lists(self) -> None:
+        self.span_units.clear()
+        self.matches_list.clear()
+        self.selection_label.setText("No span selected.")
+        self.matches_label.setText("")
 
     def _fill_quantities(self, keep_view: bool = True) -> None:
         rec = self.recording
@@ -332,7 +466,8 @@ class HiddenUnitsPanel(QWidget):
         values = recording.activations(rec, self.layer, self.quantity)
         levels = self.levels()
         H = values.shape[1]
-        self.heatmap.set_data(values, levels, rec.get("labels") or list(rec["text"]),
+        part = self.shown
+        self.heatmap.set_data(values, levels, part.get("labels") or list(part["text"]),
                               f"{self.layer} · {QUANTITY_TITLES.get(self.quantity, self.quantity)}", keep_view)
         self.unit_spin.blockSignals(True)
         self.unit_spin.setRange(0, max(0, H - 1))
@@ -360,6 +495,7 @@ class HiddenUnitsPanel(QWidget):
             f"Text coloured by unit {self.unit} of {self.layer} {self.quantity}: blue {lo:g} · "
             f"{'white' if not self.text_view.palette().color(QPalette.ColorRole.Base).lightness() < 128 else 'dark'}"
             f" {(lo + hi) / 2:g} · red {hi:g}.   ↑/↓ or K/J: other units · drag: select a span")
+        self._remember()
 
     def set_unit(self, unit: int) -> None:
         if self.recording is None or not self.layer:
@@ -378,7 +514,9 @@ class HiddenUnitsPanel(QWidget):
         if self.recording is None:
             return
         if layer is not None and layer != self.layer:
-            self.layer_combo.setCurrentIndex(self.layer_combo.findText(layer))
+            index = self.layer_combo.findData(layer)
+            if index >= 0:
+                self.layer_combo.setCurrentIndex(index)
         if quantity is not None and quantity != self.quantity:
             index = self.quantity_combo.findData(quantity)
             if index >= 0:
@@ -393,10 +531,14 @@ class HiddenUnitsPanel(QWidget):
         self.set_unit((self.unit + delta) % H)
 
     def _on_layer_changed(self, _index: int) -> None:
-        layer = self.layer_combo.currentText()
+        layer = self.layer_combo.currentData()
         if not layer or self.recording is None:
             return
         self.layer = layer
+        part = recording.part_of(self.recording, layer)
+        if part != self.part:
+            self.part = part
+            self._show_part()
         self._fill_quantities()
 
     def _on_quantity_changed(self, _index: int) -> None:
@@ -408,249 +550,63 @@ class HiddenUnitsPanel(QWidget):
 
     def _on_heatmap_position(self, step: int) -> None:
         self.text_view.set_current(step)
+        self._mark_context(step)
 
     def _on_text_position(self, step: int) -> None:
         self.heatmap.show_position(step)
+        self._mark_context(step)
+
+    def _mark_context(self, step: int) -> None:
+        """The attention map outlines the output step (or the source position) just picked."""
+        if self.part == "output":
+            self.context.mark(step, -1)
+        elif self.part == "source":
+            self.context.mark(-1, step)
+
+    def _on_context_step(self, row: int, column: int) -> None:
+        """A cell of the attention map: show that output step (a decoder layer), or that source position."""
+        if self.recording is None:
+            return
+        want = "output" if self.part != "source" else "source"
+        if want != self.part:
+            self.select(next(layer for layer in recording.layer_names(self.recording)
+                             if recording.part_of(self.recording, layer) == want))
+        step = row if want == "output" else column
+        self.text_view.set_current(step)
+        self.heatmap.show_position(step)
+        self.context.mark(row, column)
 
     def _on_saturation_point(self, layer: str, gate: str, unit: int) -> None:
         self.select(layer, gate, unit)
         self.views.setCurrentIndex(0)
 
-    # ---- unit search ----------------------------------------------------------------------------------
-    def _on_feature_changed(self, _index: int) -> None:
-        regex = self.feature_combo.currentData() == REGEX_ITEM
-        self.regex_edit.setEnabled(regex)
-        if regex:
-            self.regex_edit.setFocus()
-        elif self.recording is not None:
-            self.run_search()
+    # ---- what is kept in the project ----------------------------------------------------------------------
+    def _remember(self, recorded: bool = False) -> None:
+        """Keep the inputs and choices in the project (``project.views``); a new recording marks it changed."""
+        state_io.remember(self, recorded)
 
-    def feature(self) -> str:
-        name = self.feature_combo.currentData()
-        if name == REGEX_ITEM:
-            return features.REGEX_PREFIX + self.regex_edit.text()
-        return str(name)
+    def _restore_views(self) -> None:
+        """The inputs and choices kept in the project; its last recording is made again when the tab shows."""
+        self._replay = state_io.restore(self, self.doc.project.views.get(state_io.KEY))
+        if self.isVisible():
+            self._refresh_on_show()
 
-    def run_search(self, feature: str | None = None) -> list[tuple[str, int, float]]:
-        """Rank units by ``feature`` (default: the tab's) and list them; returns ``[(layer, unit, r)]``."""
-        if feature:
-            if not feature.startswith(features.REGEX_PREFIX) and self.feature_combo.findData(feature) < 0:
-                self.refresh_features()     # a plugin may have registered it since the panel was built
-            if feature.startswith(features.REGEX_PREFIX):
-                self.feature_combo.setCurrentIndex(self.feature_combo.findData(REGEX_ITEM))
-                self.regex_edit.setText(feature[len(features.REGEX_PREFIX):])
-            else:
-                self.feature_combo.blockSignals(True)
-                self.feature_combo.setCurrentIndex(self.feature_combo.findData(feature))
-                self.feature_combo.blockSignals(False)
-        feature = self.feature()
-        self.results.clear()
-        if self.recording is None:
-            self.search_note.setText("Record a text first (Record, top left).")
-            return []
-        if feature == features.REGEX_PREFIX:
-            self.search_note.setText("Type a regular expression.")
-            return []
-        try:
-            track = recording.step_track(self.recording, feature, self.registry)
-            layers = recording.layer_names(self.recording) if self.all_layers.isChecked() else [self.layer]
-            rows = recording.search_layers(self.recording, track, self.quantity, layers, registry=self.registry)
-        except ValueError as exc:
-            msg = str(exc).replace("the track", f"the feature “{features.feature_title(feature, self.registry)}”")
-            self.search_note.setText(msg)
-            self._track, self._track_name = None, ""
-            self._show_unit()
-            return []
-        self._track, self._track_name = track, features.feature_title(feature, self.registry)
-        share = float((track != 0).mean()) * 100
-        self.search_note.setText(f"{features.feature_title(feature, self.registry)}: non-zero on {share:.1f} % of the text. "
-                                 f"{self.quantity} of {', '.join(layers)}, ranked by |r|; click a unit to show it.")
-        self.results.setUpdatesEnabled(False)
-        for i, (layer, unit, r) in enumerate(rows[:500], 1):
-            item = QTreeWidgetItem([str(i), layer, str(unit), f"{r:+.3f}"])
-            item.setData(0, Qt.ItemDataRole.UserRole, (layer, unit))
-            item.setData(3, Qt.ItemDataRole.UserRole, float(r))
-            item.setTextAlignment(0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.results.addTopLevelItem(item)
-        self.results.setUpdatesEnabled(True)
-        self._show_unit()
-        return rows
-
-    def _on_result_chosen(self, item: QTreeWidgetItem | None, _previous: Any = None) -> None:
-        if item is None:
-            return
-        layer, unit = item.data(0, Qt.ItemDataRole.UserRole)
-        self.select(layer, None, unit)
-        self.views.setCurrentIndex(0)
-
-    # ---- hypothesis selection --------------------------------------------------------------------------
-    def select_span(self, start: int, end: int) -> None:
-        """Select steps ``[start, end)`` as if dragged in the text view."""
-        self.text_view.set_selection_steps(start, end)
-        self._on_span_selected(start, end)
-
-    def _on_span_selected(self, start: int, end: int) -> None:
-        self._span = (start, end) if end > start else None
-        self._update_selection()
-        if self._span:
-            self.side.setCurrentIndex(2)
-
-    def span_result(self) -> tuple[list[int], list[tuple[int, int]]]:
-        """The units on over the selected span and the spans where they all switch on."""
-        if self.recording is None or not self._span or not self.layer:
-            return [], []
-        start, end = self._span
-        threshold = self.threshold_spin.value()
-        units = recording.units_on_span(self.recording, self.layer, self.quantity, start, end, threshold,
-                                   self.margin_spin.value())
-        min_length = self.min_length_spin.value() or max(1, (end - start) // 2)
-        matches = recording.matching_spans(self.recording, self.layer, self.quantity, units, threshold, min_length)
-        return units, matches
-
-    def _snippet(self, start: int, end: int, width: int = 36) -> str:
-        rec = self.recording
-        offsets, labels, text = rec["offsets"], rec["labels"], rec["text"]
-        a = int(offsets[start])
-        b = int(offsets[end - 1]) + len(labels[end - 1])
-        s = text[a:b]
-        if len(s) > width:
-            s = s[:width - 1] + "…"
-        return "".join({"\n": "↵", "\t": "→"}.get(ch, ch) for ch in s)
-
-    def _update_selection(self) -> None:
-        self.span_units.clear()
-        self.matches_list.clear()
-        if self.recording is None or not self._span:
-            self.span_units.hide()
-            self.matches_list.hide()
-            self._matches = []
-            self.text_view.set_marks([])
-            self.heatmap.set_span(0, 0)
-            self.selection_label.setText("No span selected.")
-            self.matches_label.setText("")
-            return
-        start, end = self._span
-        self.heatmap.set_span(start, end)
-        units, matches = self.span_result()
-        values = recording.activations(self.recording, self.layer, self.quantity)
-        self.selection_label.setText(
-            f"Positions {start:,}–{end - 1:,} «{self._snippet(start, end)}»: "
-            + (f"{len(units)} unit{'s' if len(units) != 1 else ''} of {self.layer} {self.quantity} on over it "
-               f"(≥ {self.threshold_spin.value():g}) and off around it." if units else
-               f"no unit of {self.layer} {self.quantity} is on (≥ {self.threshold_spin.value():g}) over all of it "
-               f"and off around it. Try a lower threshold or a shorter span."))
-        for u in units:
-            item = QListWidgetItem(f"unit {u}   mean {values[start:end, u].mean():+.2f} over the span")
-            item.setData(Qt.ItemDataRole.UserRole, u)
-            self.span_units.addItem(item)
-        self.span_units.setVisible(bool(units))
-        self.matches_list.setVisible(bool(units))
-        self._matches = matches
-        self.text_view.set_marks(matches)
-        if units:
-            who = "it switches on" if len(units) == 1 else f"all {len(units)} switch on together"
-            self.matches_label.setText(f"Where {who}: {len(matches)} place{'s' if len(matches) != 1 else ''} "
-                                       f"(underlined in the text; click one to go there):")
-        else:
-            self.matches_label.setText("")
-        for a, b in matches[:1000]:
-            item = QListWidgetItem(f"{a:>7,}  «{self._snippet(a, b)}»" + ("   ← selected" if (a, b) == (start, end)
-                                                                          else ""))
-            item.setData(Qt.ItemDataRole.UserRole, (a, b))
-            self.matches_list.addItem(item)
-
-    def _on_span_unit_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
-        if item is not None:
-            self.set_unit(int(item.data(Qt.ItemDataRole.UserRole)))
-
-    def _on_match_chosen(self, item: QListWidgetItem | None, _previous: Any = None) -> None:
-        if item is None:
-            return
-        a, _b = item.data(Qt.ItemDataRole.UserRole)
-        self.text_view.scroll_to_step(a)
-        self.heatmap.show_position(a)
-
-    # ---- export -----------------------------------------------------------------------------------------
-    def _default_name(self, what: str, ext: str) -> str:
-        stem = Path(self.doc.path).stem if self.doc.path else "recording"
-        return str(self._base_dir() / f"{stem}-{what}.{ext}")
-
-    def _export_view_dialog(self, widget: QWidget, what: str, ext: str) -> None:
-        if self.recording is None:
-            self._say("Nothing to export: record a text first.", error=True)
-            return
-        filt = "PNG images (*.png)" if ext == "png" else "SVG drawings (*.svg)"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export the {what} view", self._default_name(what, ext), filt)
-        if path:
-            self.export_view(widget, path)
-
-    def export_view(self, widget: QWidget, path: str) -> None:
-        """PNG (what is on screen, at screen resolution) or SVG (vector where the view draws vectors)."""
-        try:
-            if path.lower().endswith(".svg"):
-                from PySide6.QtSvg import QSvgGenerator
-                gen = QSvgGenerator()
-                gen.setFileName(path)
-                gen.setSize(widget.size())
-                gen.setViewBox(widget.rect())
-                gen.setTitle(f"Sequence Workbench: {self.layer} {self.quantity}")
-                painter = QPainter(gen)
-                try:
-                    widget.render(painter, QPoint(0, 0))
-                finally:
-                    painter.end()
-            else:
-                if not widget.grab().save(path):
-                    raise OSError(f"could not write {path}")
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", str(exc))
-            return
-        self._say(f"Exported {path}")
-
-    def _export_npz_dialog(self) -> None:
-        if self.recording is None:
-            self._say("Nothing to export: record a text first.", error=True)
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the recording", self._default_name("recording", "npz"),
-                                              "NumPy archives (*.npz)")
-        if path:
-            self.export_npz(path)
-
-    def _export_csv_dialog(self) -> None:
-        if self.recording is None:
-            self._say("Nothing to export: record a text first.", error=True)
-            return
-        name = f"{self.layer}-{self.quantity}".replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Export activations as CSV", self._default_name(name, "csv"),
-                                              "CSV files (*.csv)")
-        if path:
-            self.export_csv(path)
-
-    def export_npz(self, path: str) -> None:
-        """Everything the views show, as ``seqwb record --npz`` writes it (in the worker; ``exportFinished``)."""
-        rec = self.recording          # this recording, even if another one replaces it meanwhile
-        self._write(lambda: recording.save_npz(rec, path), path)
-
-    def export_csv(self, path: str) -> None:
-        """The shown layer and quantity, a row per step and a column per unit (in the worker)."""
-        rec, layer, quantity = self.recording, self.layer, self.quantity
-        self._write(lambda: recording.write_csv(rec, layer, quantity, path), path)
-
-    def _write(self, fn, path: str) -> None:
-        """Write a file in the worker (a CSV of 20,000 x 512 values takes seconds to format)."""
-        self._say(f"Writing {path}…")
-        self.jobs.submit(lambda _job: fn(),
-                         on_result=lambda _none: (self._say(f"Exported {path}"), self.exportFinished.emit(path)),
-                         on_error=lambda msg: QMessageBox.warning(self, "Export failed",
-                                                                  f"Could not write {path}:\n{msg}"))
+    def _refresh_on_show(self) -> None:
+        if self._input_stale:
+            self.refresh_input_info()
+        if self._replay is not None:
+            replay, self._replay = self._replay, None
+            # queued after the input-info job, so the Input tab knows what the model reads when it runs
+            QTimer.singleShot(0, lambda: self.record(replay["source"], replay["value"], replay["weights"]))
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
         if not self.is_recording():
             self.refresh_weights()      # training may have saved new (or best) weights since the tab was last seen
+        self._refresh_on_show()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.cancel()
+        self.corpus.cancel()
         self.jobs.wait(10000)
         super().closeEvent(event)

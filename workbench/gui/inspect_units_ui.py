@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QStyledItemDelegate, QTabWidget, QToolButton, QTreeWidget, QVBoxLayout, QWidget)
 
 from workbench.gui.forms import ElidedLabel
+from workbench.gui.inspect_context import ContextPane
 from workbench.gui.inspect_plots import HeatmapView, SaturationView
 from workbench.gui.inspect_text import ActivationTextView
 from workbench.gui.style import set_muted
@@ -102,7 +103,17 @@ def build_panel(self: Any) -> None:
     self.text_view.spanSelected.connect(self._on_span_selected)
     self.text_view.positionClicked.connect(self._on_text_position)
     tl.addWidget(self.text_view, 1)
-    units_time.addWidget(text_box)
+    # below the heatmap: the text view, and beside it what a model with a context read and wrote (hidden otherwise)
+    below = QSplitter(Qt.Orientation.Horizontal)
+    below.addWidget(text_box)
+    self.context = ContextPane()
+    self.context.stepChosen.connect(self._on_context_step)
+    below.addWidget(self.context)
+    below.setStretchFactor(0, 3)
+    below.setStretchFactor(1, 2)
+    below.setSizes([520, 380])
+    below.setChildrenCollapsible(False)
+    units_time.addWidget(below)
     units_time.setStretchFactor(0, 1)
     units_time.setStretchFactor(1, 1)
     units_time.setSizes([430, 370])
@@ -125,14 +136,21 @@ def build_panel(self: Any) -> None:
 
 
 def _input_tab(self: Any) -> QWidget:
-    """What to record: part of the validation data, a typed text or a file."""
+    """What to record: part of the validation data, a typed text or a file; for a model that reads a context
+    first (an encoder–decoder, a captioner), its input as the decoding view takes it."""
     w = QWidget()
-    lay = QVBoxLayout(w)
+    outer = QVBoxLayout(w)
+    outer.setContentsMargins(0, 0, 0, 0)
+    self.text_inputs = QWidget()
+    lay = QVBoxLayout(self.text_inputs)
     self.source_group = QButtonGroup(w)
     self.src_valid = QRadioButton("Validation data")
     self.src_text = QRadioButton("This text:")
     self.src_file = QRadioButton("A file:")
-    for i, b in enumerate((self.src_valid, self.src_text, self.src_file)):
+    # checked while the model reads a context: its input is the one choice, so the button itself is never shown
+    self.src_example = QRadioButton("Input", w)
+    self.src_example.hide()
+    for i, b in enumerate((self.src_valid, self.src_text, self.src_file, self.src_example)):
         self.source_group.addButton(b, i)
     self.src_valid.setChecked(True)
     row = QHBoxLayout()
@@ -169,7 +187,35 @@ def _input_tab(self: Any) -> QWidget:
     note.setWordWrap(True)
     set_muted(note)
     lay.addWidget(note)
+    outer.addWidget(self.text_inputs, 1)
+    outer.addWidget(_context_inputs(self), 1)
     return w
+
+
+def _context_inputs(self: Any) -> QWidget:
+    """The input of a model that reads a context first: a source sentence or an example's number (typed, or one of
+    the validation examples), with its reference."""
+    self.context_inputs = QWidget()
+    lay = QVBoxLayout(self.context_inputs)
+    self.example_label = QLabel("Input:")
+    lay.addWidget(self.example_label)
+    self.example_combo = QComboBox()
+    self.example_combo.setEditable(True)
+    self.example_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    self.example_combo.setToolTip("Type an input, or choose one of the validation examples")
+    self.example_combo.currentTextChanged.connect(lambda _t: self._show_reference())
+    self.example_combo.lineEdit().returnPressed.connect(self.record)
+    lay.addWidget(self.example_combo)
+    self.reference_label = QLabel("")
+    set_muted(self.reference_label)
+    lay.addWidget(self.reference_label)
+    self.example_hint = QLabel("")
+    self.example_hint.setWordWrap(True)
+    set_muted(self.example_hint)
+    lay.addWidget(self.example_hint)
+    lay.addStretch(1)
+    self.context_inputs.hide()
+    return self.context_inputs
 
 
 def _search_tab(self: Any) -> QWidget:
@@ -191,10 +237,25 @@ def _search_tab(self: Any) -> QWidget:
     self.all_layers.setToolTip("Rank the units of every recurrent layer together (the chosen quantity); "
                                "otherwise only the layer shown")
     form.addRow("", self.all_layers)
+    scope = QVBoxLayout()
+    scope.setSpacing(0)
+    self.scope_group = QButtonGroup(w)
+    self.scope_valid = QRadioButton("the whole validation split")
+    self.scope_valid.setToolTip("Correlate over every step of the validation split (LSTMVis matches across the "
+                                "corpus); the split is read once, in the background, then every search is "
+                                "immediate. The Selection tab's matches are looked for there too.")
+    self.scope_text = QRadioButton("the recorded text")
+    self.scope_text.setToolTip("Correlate over the recorded text only")
+    for i, b in enumerate((self.scope_valid, self.scope_text)):
+        self.scope_group.addButton(b, i)
+        scope.addWidget(b)
+    self.scope_valid.setChecked(True)
+    self.scope_group.idToggled.connect(lambda _i, on: self._remember() if on else None)
+    form.addRow("Search in", scope)
     lay.addLayout(form)
     row = QHBoxLayout()
     self.search_button = QPushButton("Find units")
-    self.search_button.clicked.connect(self.run_search)
+    self.search_button.clicked.connect(self._on_search_clicked)
     row.addWidget(self.search_button)
     row.addStretch(1)
     lay.addLayout(row)
@@ -226,7 +287,8 @@ def _selection_tab(self: Any) -> QWidget:
     lay = QVBoxLayout(w)
     note = QLabel("Drag across a stretch of the text view (the inside of a string, an indented block): the "
                   "units on over all of it and off just before and after are listed, and the other places "
-                  "where they all switch on are underlined (LSTMVis).")
+                  "where they all switch on are found in the validation split (or in the recorded text: Unit "
+                  "search ▸ Search in) and underlined in the text view (LSTMVis).")
     note.setWordWrap(True)
     set_muted(note)
     lay.addWidget(note)
@@ -266,6 +328,7 @@ def _selection_tab(self: Any) -> QWidget:
     self.matches_list = QListWidget()
     self.matches_list.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
     self.matches_list.currentItemChanged.connect(self._on_match_chosen)
+    self.matches_list.itemActivated.connect(self._on_match_activated)
     lay.addWidget(self.matches_list, 2)
     lay.addStretch(0)          # takes the room while the lists are hidden (no span, or no unit found)
     return w
@@ -282,8 +345,8 @@ def _export_menu(self: Any) -> QMenu:
     menu.addAction("Gate saturation as SVG…",
                    lambda: self._export_view_dialog(self.saturation, "saturation", "svg"))
     menu.addSeparator()
-    menu.addAction("Recording as NPZ (everything shown)…", self._export_npz_dialog)
-    menu.addAction("This layer and quantity as CSV…", self._export_csv_dialog)
+    menu.addAction("Recording as NPZ (everything shown)…", lambda: self._export_file_dialog("npz"))
+    menu.addAction("This layer and quantity as CSV…", lambda: self._export_file_dialog("csv"))
     return menu
 
 
