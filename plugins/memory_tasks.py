@@ -172,6 +172,10 @@ class CopyMemoryTask(GeneratedTask):
     steps only.
     """
 
+    # the targets cover every step (blanks, then the symbols): L_T is the loss at the last step alone, as the Task
+    # contract defines it, not the whole loss the other generated tasks have at their one final step
+    loss_last_step = Task.loss_last_step
+
     stream = 0xC0B7
     time_major = ("tokens", "targets")
     BLANK = 0

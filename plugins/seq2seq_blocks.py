@@ -193,7 +193,7 @@ class EncoderBlock(Block):
         return {"y": x, "state": tuple(finals)}, None
 
     def step(self, inputs, state=None, trace=None):
-        raise RuntimeError("the encoder reads the whole source at once; it runs as the context (model.start)")
+        raise NotImplementedError("the encoder reads the whole source at once; it runs as the context (model.start)")
 
     def layers(self):
         out = [(f"{self.node_id}.{i}", c) for i, c in enumerate(self.cells)]

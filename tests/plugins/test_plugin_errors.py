@@ -176,3 +176,16 @@ def test_the_cli_prints_the_export_message_on_one_line(reg, tmp_path, monkeypatc
     assert code == 1
     assert err.startswith("seqwb: error: TorchScript cannot save this model: it calls the custom "
                           "torch.autograd.Function '_Seq' from cell 'function-cell'"), err
+
+
+def test_training_stops_on_the_plugin_cells_nan_and_says_which_cell(reg, tmp_path):
+    from workbench.core.settings import template_project
+    from workbench.core.training.trainer import Trainer
+    from workbench.schema.errors import TrainingError
+    project, _ = template_project(reg.template("char-lm"), {"cell": "log-cell", "hidden_size": "6", "layers": "1",
+                                                           "embed_size": "4", "task.max_chars": "4000",
+                                                           "threads": "1"}, reg)
+    with pytest.raises(TrainingError) as info:
+        Trainer(project, reg, base_dir=tmp_path).fit(steps=2)
+    assert str(info.value).startswith("the loss became nan at step 1 in cell 'log-cell' (plugin oddcells")
+    assert "of layer rnn.0" in str(info.value) and "the last good checkpoint is kept" in str(info.value)

@@ -131,3 +131,17 @@ def test_after_optimizer_step_runs_every_cells_hook_without_gradients():
     after_optimizer_step(model)      # clamp_ on a leaf that requires grad: fails unless gradients are off
     assert [m.after_steps for m in (model[0], model[2][0])] == [1, 1]
     assert float(model[0].u.detach().max()) == 0.25
+
+
+def test_the_trainer_runs_the_cells_after_step_hook_once_per_optimizer_step(reg):
+    from tests.helpers import small_project, with_train
+    from workbench.core.training.trainer import Trainer
+    project = with_train(small_project(reg, threads=1), steps=3, eval_every=0)
+    trainer = Trainer(project, reg)
+    trainer.setup()
+    cells = [cell for _, cell in trainer.model.recurrent_layers()]
+    calls = []
+    for cell in cells:
+        cell.after_step = lambda cell=cell: calls.append(cell)
+    trainer.fit(final_eval=False)
+    assert len(calls) == 3 * len(cells)

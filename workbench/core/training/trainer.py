@@ -24,6 +24,7 @@ import torch
 from workbench.core import precision, probes
 from workbench.core.blocks import flatten_state, map_state, unflatten_like
 from workbench.core.build import SequenceModel, build_model
+from workbench.core.cells import after_optimizer_step
 from workbench.core.device import default_threads, resolve_device
 from workbench.core.project import Checkpoint, Project, Run
 from workbench.core.tasks import Task
@@ -33,7 +34,8 @@ from workbench.core.training.evaluation import evaluate_model
 from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NORM, GRAD_NORM_CLIPPED, GRAD_PREFIX, LOSS,
                                             LR, SKIPPED_STEPS, TOKENS_PER_S, Callback, EndEvent, EvalEvent,
                                             ProbeEvent, RunControl, SampleEvent, StepEvent)
-from workbench.core.training.faults import check_data_fits, progress_argument, check_weights_fit, plugin_at_fault
+from workbench.core.training.faults import (check_data_fits, check_weights_fit, nonfinite_origin, plugin_at_fault,
+                                            progress_argument)
 from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
 from workbench.schema.errors import TrainingError, WorkbenchError
 from workbench.schema.params import params_from_dict, params_to_dict
@@ -116,6 +118,9 @@ class Trainer:
                                                       else default_threads(behind_window=False))
             torch.set_num_threads(int(threads))
         project, registry = self.project, self.registry
+        if not project.task.id:
+            raise TrainingError("the project has no task to train on: choose one first (drag it from the "
+                                "palette's Tasks onto the canvas, or seqwb new --task ID)")
         task_spec = registry.task(project.task.id)
         self.task_spec = task_spec
         task_params = params_from_dict(task_spec.params, project.task.params, "task")
@@ -442,6 +447,7 @@ class Trainer:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
         reduced = self.precision.reduced
+        full_batch, start_state = batch, state      # what a non-finite loss is traced back through
         with torch.autocast(self.device.type, dtype=self.precision.dtype(), enabled=reduced):
             if cfg.bptt_k2 and cfg.bptt_k2 < batch[model.input_ports[0]].shape[0]:
                 outputs, new_state, batch = self._forward_k2(batch, state)
@@ -472,8 +478,10 @@ class Trainer:
         skipped = False
         if not math.isfinite(loss_value):
             if cfg.nan_policy == "stop":
-                raise TrainingError(f"the loss became {loss_value} at step {next_step}; the run stopped and the "
-                                    f"last good checkpoint is kept (try a lower lr or clipping)")
+                where = nonfinite_origin(self.model, full_batch, start_state, self.task, self.project,
+                                         self.registry)
+                raise TrainingError(f"the loss became {loss_value} at step {next_step}{where}; the run stopped and "
+                                    f"the last good checkpoint is kept (try a lower lr or clipping)")
             skipped = True
         grads: list[torch.Tensor] = []
         if not skipped:
@@ -508,11 +516,13 @@ class Trainer:
                                         f"the last good checkpoint is kept (try clipping or a lower lr)")
                 skipped = True
                 opt.zero_grad(set_to_none=True)
-            elif scaler is not None:
-                scaler.step(opt)
-                scaler.update()
             else:
-                opt.step()
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                after_optimizer_step(model)     # cells that keep a constraint on their weights (IndRNN's clip)
         metrics: dict[str, float] = {LOSS: loss_value, LR: lr, EPOCH: self.pos.epoch}
         if skipped:
             self.skipped_steps += 1
