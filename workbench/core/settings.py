@@ -25,6 +25,8 @@ def apply_project_settings(project: Project, settings: Mapping[str, str], regist
     for key, value in settings.items():
         head, _, rest = key.partition(".")
         if rest and head == "task":
+            if not project.task.id:
+                raise ParamError(f"cannot set {key!r}: the project has no task yet (seqwb new --task ID)")
             spec = registry.task(project.task.id)
             current = params_from_dict(spec.params, project.task.params, "task", ignore_unknown=True)
             new = apply_settings(current, {rest: value}, "task")

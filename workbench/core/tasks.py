@@ -92,6 +92,75 @@ class Task:
                 out[key] = value
         return out
 
+    # ---- what the data looks like (the inspector's data preview and ``seqwb data``) ----------------------
+    #: what one example of :meth:`split_sizes` is, for the preview ("examples", "windows")
+    example_unit: str = "examples"
+
+    def split_sizes(self) -> dict[str, tuple[int, str]]:
+        """``{split: (count, unit)}`` after :meth:`prepare`.  Default: the batches of size 1 in each split, counted
+        as :attr:`example_unit`; a split that cannot be read counts 0."""
+        from workbench.schema.errors import DataError
+        out: dict[str, tuple[int, str]] = {}
+        for split in ("train", "valid", "test"):
+            try:
+                out[split] = (int(self.num_batches(split, 1, 1)), self.example_unit)
+            except (DataError, KeyError, ValueError):
+                out[split] = (0, self.example_unit)
+        return out
+
+    def target_names(self) -> list[str] | None:
+        """The names of the target ids when the targets are classes or tags (``labels`` / ``tags`` of the built-in
+        classification and tagging tasks), else None: how the preview shows a target."""
+        for attr in ("labels", "tags"):
+            names = getattr(self, attr, None)
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                return names
+        return None
+
+    def examples(self, split: str, n: int, chunk_len: int = 100) -> list[dict[str, str]]:
+        """The first ``n`` examples of ``split`` as text, one ``{name: text}`` per example, read back from the
+        first batch of ``n`` of :meth:`batches` (``chunk_len`` for stream tasks).  Token ids show as text through
+        :meth:`decode` when the task has it, target ids as :meth:`target_names`; other values as numbers.  A task
+        whose examples read better another way overrides this."""
+        batch = next(iter(self.batches(split, max(1, n), chunk_len, epoch=0, start=0)), None)
+        if batch is None:
+            return []
+        return [self._example_row(batch, b) for b in range(_batch_rows(batch, self.time_major))][:n]
+
+    def _example_row(self, batch: Batch, b: int) -> dict[str, str]:
+        names = self.target_names()
+        lengths = batch.get("lengths")
+        row: dict[str, str] = {}
+        for key, value in batch.items():
+            if not isinstance(value, Tensor) or value.dim() == 0 or key == "lengths":
+                continue
+            timed = key in (self.time_major or ()) or (self.time_major is None and value.dim() >= 2)
+            item = value[:, b] if timed else value[b]
+            if timed and isinstance(lengths, Tensor) and lengths.dim() == 1 and int(lengths[b]) <= len(item):
+                item = item[:int(lengths[b])]
+            row[key] = self._show_values(key, item, names, timed)
+        return row
+
+    def _show_values(self, key: str, item: Tensor, names: list[str] | None, timed: bool) -> str:
+        flat = item.reshape(-1)
+        if not item.dtype.is_floating_point and item.dtype != torch.bool:
+            ids = [int(i) for i in flat.tolist() if int(i) != self.target_padding or key != "targets"]
+            if key == "targets" and names is not None:
+                return " ".join(names[i] if 0 <= i < len(names) else "·" for i in ids)
+            if timed:   # a sequence of token ids; a per-example integer (a length, a count) is a number
+                try:
+                    # the ids the model generates read through decode; another token input (a translation's
+                    # source) has its own vocabulary, which source_labels reads
+                    if key in ("targets", self.input_port()):
+                        return self.decode(ids)
+                    labels = self.source_labels(ids)
+                    return ("" if all(len(t) == 1 for t in labels) else " ").join(labels)
+                except (NotImplementedError, IndexError, KeyError, ValueError, TypeError):
+                    pass
+            return " ".join(str(i) for i in ids[:40]) + (" …" if len(ids) > 40 else "")
+        values = [float(v) for v in flat[:12].tolist()]
+        return ", ".join(f"{v:.4g}" for v in values) + (" …" if flat.numel() > 12 else "")
+
     def probe_batch(self, batch_size: int, length: int) -> Batch:
         """A fixed batch from the validation data for the gradient-through-time probe."""
         it = self.batches("valid", batch_size, length, epoch=0, start=0)
@@ -267,6 +336,11 @@ class StreamLMTask(Task):
             self._cache[key] = data[:n * batch_size].view(batch_size, n).t().contiguous()
         return self._cache[key]
 
+    def split_sizes(self) -> dict[str, tuple[int, str]]:
+        """Tokens per split (one stream each, not examples)."""
+        return {split: (int(self._splits[split].numel()) if split in self._splits else 0, self.stream_unit)
+                for split in ("train", "valid", "test")}
+
     def num_batches(self, split: str, batch_size: int, chunk_len: int) -> int:
         import math
         return math.ceil((self._streams(split, batch_size).shape[0] - 1) / chunk_len)
@@ -294,6 +368,15 @@ class StreamLMTask(Task):
 
     def count(self, batch: Batch) -> int:
         return int(batch["targets"].numel())
+
+
+def _batch_rows(batch: Batch, time_major: tuple[str, ...] | None) -> int:
+    """How many examples a batch holds: the batch axis of its first tensor."""
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.dim() >= 1:
+            timed = key in (time_major or ()) or (time_major is None and value.dim() >= 2)
+            return int(value.shape[1] if timed else value.shape[0])
+    return 0
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

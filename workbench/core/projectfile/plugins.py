@@ -68,7 +68,8 @@ def project_plugins_used(project: Project, registry: Any) -> list[dict[str, Any]
 
 def _contributions_of(project: Project, registry: Any) -> Iterator[tuple[str, str]]:
     """(kind, id) of the task, the graph's block types and the cells named in block parameters."""
-    yield "task", project.task.id
+    if project.task.id:         # an empty project has no task yet
+        yield "task", project.task.id
     for node in project.graph.nodes.values():
         if node.type in (TASK_INPUT, TASK_OUTPUT):
             continue
