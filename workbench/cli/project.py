@@ -5,29 +5,75 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from workbench.cli.common import EXIT_OK, UsageError, finite, open_project, print_json, registry, save, settings
+from workbench.cli.common import (EXIT_OK, UsageError, apply_settings, finite, open_project, print_json, registry, save,
+                                  settings)
 
 
 def cmd_new(args) -> int:
-    from workbench.core.settings import template_project
+    from workbench.core.settings import apply_project_settings, template_project
+    from workbench.core.task_choice import empty_project, task_project
     from workbench.schema.errors import UnknownContributionError
     from workbench.schema.params import ParamError
+    chosen = [what for what, given in (("a template", args.template), ("--empty", args.empty),
+                                       ("--task", args.task)) if given]
+    if len(chosen) != 1:
+        raise UsageError("give a template, --empty or --task ID (one of them)" if not chosen else
+                         f"give only one of a template, --empty and --task ({' and '.join(chosen)} given)")
     reg = registry()
-    try:
-        spec = reg.template(args.template)
-        project, changed = template_project(spec, settings(args.set), reg)
-    except (UnknownContributionError, ParamError) as exc:
-        raise UsageError(str(exc)) from None
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists already; use --force to overwrite it")
+    try:
+        if args.template:
+            spec = reg.template(args.template)
+            project, changed = template_project(spec, settings(args.set), reg)
+            made = f"from template {spec.id!r}"
+        else:
+            if args.empty:
+                project = empty_project()
+                made = "empty: no task and no blocks"
+            else:
+                project = task_project(reg.task(args.task), reg)
+                made = f"with the task {args.task!r} and nothing between its input and output"
+            given = settings(args.set)
+            if args.empty and any(k.startswith("task.") for k in given):
+                raise UsageError("an empty project has no task to set; use --task ID to choose one")
+            changed = apply_project_settings(project, given, reg)
+    except (UnknownContributionError, ParamError) as exc:
+        raise UsageError(str(exc)) from None
     if args.name:
         project.name = args.name
     save(project, str(out), reg)
     if args.json:
-        print_json({"file": str(out), "template": spec.id, "changed": changed})
+        print_json({"file": str(out), "template": args.template, "task": project.task.id or None,
+                    "empty": bool(args.empty), "changed": changed})
     else:
-        print(f"created {out} from template {spec.id!r}" + (f" ({'; '.join(changed)})" if changed else ""))
+        print(f"created {out} {made}" + (f" ({'; '.join(changed)})" if changed else ""))
+    return EXIT_OK
+
+
+def cmd_data(args) -> int:
+    from workbench.core.data_preview import describe_preview, preview_data
+    from workbench.schema.errors import UnknownContributionError
+    from workbench.schema.params import ParamError
+    reg = registry()
+    project = open_project(args.file, reg)
+    apply_settings(project, args.set, reg)
+    if args.examples < 0:
+        raise UsageError("--examples must be 0 or more")
+    try:
+        preview = preview_data(project, reg, Path(args.file).resolve().parent, examples=args.examples,
+                               split=args.split)
+    except (ParamError, UnknownContributionError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        if not project.task.id:
+            raise UsageError(str(exc)) from None
+        raise
+    if args.json:
+        print_json(preview)
+    else:
+        print("\n".join(describe_preview(preview)))
     return EXIT_OK
 
 
@@ -50,14 +96,14 @@ def _graph_summary(project, reg, report=None) -> list[dict[str, Any]]:
 
 
 def cmd_info(args) -> int:
-    from workbench.core.graph import analyze
     from workbench.core.projectfile import read_manifest
+    from workbench.core.task_choice import analyze_project
     reg = registry()
     project = open_project(args.file, reg)
     manifest = read_manifest(args.file)
     ckpt = project.checkpoint
     sizes = dict((project.data or {}).get("sizes") or {})
-    report = analyze(project.graph, reg, reg.task(project.task.id), sizes)
+    report = analyze_project(project, reg)
     n_params = sum(int(v.numel()) for v in ckpt.weights.values()) if ckpt and ckpt.weights else None
     if n_params is None and report.ok and sizes:
         from workbench.core.build import build_model, count_parameters
@@ -85,7 +131,8 @@ def cmd_info(args) -> int:
         print_json(info)
         return EXIT_OK
     print(f"{project.name}  ({args.file}, format {info['format_version']}, made by seqwb {info['app_version']})")
-    print(f"task: {project.task.id}   parameters: {n_params:,}" if n_params else f"task: {project.task.id}")
+    task = project.task.id or "none yet (seqwb new --task ID, or drop a task on the canvas)"
+    print(f"task: {task}   parameters: {n_params:,}" if n_params else f"task: {task}")
     print("graph:")
     for row in info["nodes"]:
         print(f"  {row['id']:<10} {row['type']:<12} {row['summary']}")
@@ -132,11 +179,23 @@ def cmd_history(args) -> int:
 
 def register(add, sets) -> None:
     """Add this module's sub-commands (``add(name, func, help)`` makes one; ``sets(sp)`` adds ``--set``)."""
-    sp = add("new", cmd_new, "create a project file from a template")
-    sp.add_argument("template")
+    sp = add("new", cmd_new, "create a project file: from a template, empty (--empty), or with only a task (--task)")
+    sp.add_argument("template", nargs="?", help="a template id (seqwb templates lists them)")
+    sp.add_argument("--empty", action="store_true", help="no task and no blocks (as File > New > Empty project)")
+    sp.add_argument("--task", metavar="ID", help="only this task: its input and output nodes, nothing between "
+                                                 "(seqwb plugins lists the tasks)")
     sp.add_argument("-o", "--output", required=True, metavar="FILE")
     sp.add_argument("--name", help="project name")
     sp.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    sp.add_argument("--json", action="store_true")
+    sets(sp)
+
+    sp = add("data", cmd_data, "read the project's data as training would: split sizes, vocabulary, the first "
+                               "examples and one batch (the inspector's data preview)")
+    sp.add_argument("file")
+    sp.add_argument("--split", default="train", choices=("train", "valid", "test"),
+                    help="the split the examples come from (default: train)")
+    sp.add_argument("--examples", type=int, default=5, metavar="N", help="how many examples to show (default 5)")
     sp.add_argument("--json", action="store_true")
     sets(sp)
 
