@@ -5,6 +5,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
@@ -207,7 +208,9 @@ def before_ids(project_json):
 def test_new_from_template_lists_templates_with_parameters(make_window, reg, qtbot, monkeypatch, answers):
     dialog = NewFromTemplateDialog(reg, selected="char-lm")
     qtbot.addWidget(dialog)
-    assert dialog.list.count() == len(reg.items["template"])
+    # "Empty project" first, then every template
+    assert dialog.list.count() == len(reg.items["template"]) + 1
+    assert dialog.list.item(0).text() == "Empty project" and dialog.list.item(0).data(Qt.ItemDataRole.UserRole) is None
     assert dialog.template_id() == "char-lm"
     assert "Python standard library" in dialog.heading.text()
     dialog.form.editor("hidden_size").setValue(64)

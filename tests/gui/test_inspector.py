@@ -86,7 +86,7 @@ def test_an_invalid_value_is_refused_with_a_message_and_changes_nothing(make_win
 def test_project_settings_with_nothing_selected(make_window, reg, qtbot):
     win = make_window(reg)
     insp = win.inspector
-    assert set(insp.sections) == {"project", "task", "train", "decode"}
+    assert set(insp.sections) == {"project", "task", "data", "train", "decode"}
     corpus_row = insp.form("task").rows["corpus"]
     assert isinstance(corpus_row.editor, QLineEdit)
     assert corpus_row.container.findChild(QToolButton) is not None        # ui="path": a browse button
@@ -131,8 +131,11 @@ def test_task_nodes_explain_where_they_come_from(make_window, reg, qtbot):
     win = make_window(reg)
     win.view.select_node("input", center=False)
     win.inspector.flush()
-    assert "cannot be deleted" in win.inspector.title.text()
+    assert "ports come from the task" in win.inspector.title.text()
     assert "tokens" in win.inspector._ports_label.text()
+    # the task's settings and its data are edited on its nodes too
+    assert {"task", "data", "node.ports"} <= set(win.inspector.sections)
+    assert "corpus" in win.inspector.form("task").rows
 
 
 # ---- a plugin gets a form without writing any Qt -------------------------------------------------------------

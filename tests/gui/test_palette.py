@@ -15,7 +15,7 @@ from workbench.gui.canvas import GraphView  # noqa: E402
 from workbench.gui.canvas.catalog import MIME_TYPE, block_entries  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.palette import PaletteWidget  # noqa: E402
-from workbench.gui.style import category_title  # noqa: E402
+from workbench.gui.style import category_title, help_html  # noqa: E402
 from workbench.plugin_system import discover  # noqa: E402
 
 
@@ -55,11 +55,22 @@ def groups(widget):
             if not tree.topLevelItem(i).isHidden()]
 
 
-def test_every_block_and_every_cell_is_listed_inputs_outputs_first(palette, reg):
+def test_every_task_block_and_cell_is_listed_tasks_first(palette, reg):
     doc, view, widget = palette
     entries = widget.visible_entries()
-    assert [e.type_id for e in entries[:2]] == [TASK_INPUT, TASK_OUTPUT]
-    assert groups(widget)[0] == category_title("inputs/outputs")
+    # every registered task, with its title and help, under Tasks at the top; no second task-input node to add
+    tasks = [e for e in entries if e.task]
+    assert [e.task for e in tasks] == list(reg.items["task"]) and entries[:len(tasks)] == tasks
+    assert groups(widget)[0] == category_title("tasks")
+    for entry in tasks:
+        spec = reg.task(entry.task)
+        assert entry.title == spec.title and help_html(spec.description)[:40] in entry.tooltip
+    assert not {TASK_INPUT, TASK_OUTPUT} & {e.type_id for e in entries}
+    # the project's task in bold
+    tree = widget.tree
+    bold = [tree.topLevelItem(0).child(c).text(0) for c in range(tree.topLevelItem(0).childCount())
+            if tree.topLevelItem(0).child(c).font(0).bold()]
+    assert bold == [reg.task("char-lm").title]
     listed = {e.type_id for e in entries}
     assert set(reg.items["architecture"]) <= listed
     rnn_cells = {e.params.get("cell") for e in entries if e.type_id == "rnn"}
@@ -69,6 +80,11 @@ def test_every_block_and_every_cell_is_listed_inputs_outputs_first(palette, reg)
         < order.index(category_title("heads"))
     item = widget.tree.topLevelItem(1).child(0)
     assert widget.entry_of(item).description and widget.entry_of(item).description in item.toolTip(0)
+    # under "Recurrent layers" a layer is named by its cell, so no name is cut to "Peeph…"
+    recurrent = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                     if tree.topLevelItem(i).text(0) == category_title("recurrent"))
+    assert {recurrent.child(c).text(0) for c in range(recurrent.childCount())} == \
+        {c.title for c in reg.items["cell"].values()}
 
 
 def test_search_filters_by_name_and_cell(palette, qtbot):

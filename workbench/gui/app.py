@@ -3,7 +3,8 @@
 Startup order matters for how fast the window appears: Qt, then the plugin registry (plain data, no torch), then
 the window, shown before anything imports torch.  With ``SEQWB_STARTUP_PROBE=1`` in the environment the app
 prints one JSON line with timestamps when the window has painted for the first time, then quits; that is what
-``benchmarks/startup.py`` measures.
+``benchmarks/startup.py`` measures; with a file, it waits until the file is in the window and prints that time
+too (``benchmarks/open_file.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from workbench import __version__
 from workbench.gui.app_settings import APPLICATION, ORGANIZATION, app_settings
@@ -27,26 +29,42 @@ PROBE_ENV = "SEQWB_STARTUP_PROBE"
 
 
 class _FirstPaintProbe(QObject):
-    """Prints the time of the window's first paint (after the frame is flushed) and quits the app."""
+    """Prints the time of the window's first paint (after the frame is flushed) and quits the app.  Opening a file
+    (``wait_for_file``), it also notes what the first paint showed and waits until the file is in the window
+    (``loaded``)."""
 
-    def __init__(self, marks: dict[str, float], window: MainWindow):
+    def __init__(self, marks: dict[str, float], window: MainWindow, wait_for_file: bool = False):
         super().__init__(window)
         self.window = window
         self.marks = marks
         self.done = False
+        self.wait_for_file = wait_for_file
+        self.first: dict[str, object] = {}
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if not self.done and event.type() == QEvent.Type.Paint:
             self.done = True
             # singleShot(0): the paint pass finishes and the backing store is flushed before we report
-            QTimer.singleShot(0, self._report)
+            QTimer.singleShot(0, self._painted)
         return False
 
-    def _report(self) -> None:
+    def _painted(self) -> None:
         self.marks["painted"] = time.time()
-        print(json.dumps({"marks": self.marks, "torch_imported": "torch" in sys.modules,
-                          "title": self.window.windowTitle(),
-                          "window_icon": not self.window.windowIcon().isNull()}), flush=True)
+        self.first = {"torch_imported": "torch" in sys.modules, "title": self.window.windowTitle(),
+                      "window_icon": not self.window.windowIcon().isNull()}
+        if self.wait_for_file and self.window.files.is_loading():
+            self.window.files.opened.connect(self._loaded)
+        else:
+            self._report()
+
+    def _loaded(self, ok: bool) -> None:
+        self.marks["loaded"] = time.time()
+        self.first["opened"] = ok
+        self.first["title_loaded"] = self.window.windowTitle()
+        self._report()
+
+    def _report(self) -> None:
+        print(json.dumps({"marks": self.marks, **self.first}), flush=True)
         QApplication.instance().quit()
 
 
@@ -65,33 +83,35 @@ def run_app(path: str | None = None) -> int:
     registry = default_registry()
     marks["registry"] = time.time()
 
-    project, error = None, None
-    if path:
-        # Read the file before the window exists, so a good file opens straight away and a bad one leaves the
-        # window on the default project with the reason shown.
-        from workbench.schema.errors import WorkbenchError
-        from workbench.core.projectfile import load_project
-        try:
-            project = load_project(path, registry=registry)
-        except (WorkbenchError, OSError, ValueError) as exc:
-            error = str(exc)
     probing = bool(os.environ.get(PROBE_ENV))
+    project = None
+    if path:
+        # The window paints first, on an empty project named after the file, and reads the file afterwards in a
+        # worker thread with its progress shown (reading the weights needs PyTorch: seconds before the first paint
+        # otherwise).  A file that cannot be read leaves the window on the default project with the reason shown.
+        from workbench.core.task_choice import empty_project
+        project = empty_project(Path(path).stem)
     # (the probe quits at the first paint: a device probe importing torch would only slow the exit down)
-    win = MainWindow(registry, project, path if project is not None else None, detect_device=not probing)
-    if project is not None:
-        win.files.add_recent(path)
+    win = MainWindow(registry, project, None, detect_device=not probing)
     marks["window_built"] = time.time()
 
     probe = None
     if probing:
-        probe = _FirstPaintProbe(marks, win)
+        probe = _FirstPaintProbe(marks, win, wait_for_file=bool(path))
         win.installEventFilter(probe)
     win.show()
-    if not probing:     # copies of unsaved work that a crashed window left behind: Restore / Discard / Later
-        from workbench.gui.recovery import offer_recovery
-        QTimer.singleShot(0, lambda: offer_recovery(win.files))
-    if error:
-        QTimer.singleShot(0, lambda: QMessageBox.warning(win, "Cannot open project", error))
+
+    def recover() -> None:
+        if not probing:     # copies of unsaved work that a crashed window left behind: Restore / Discard / Later
+            from workbench.gui.recovery import offer_recovery
+            offer_recovery(win.files)
+
+    if path:
+        opened = str(path)
+        # after the first paint: the event loop runs this once the window is on the screen
+        QTimer.singleShot(0, lambda: win.files.open_in_background(opened, then=recover))
+    else:
+        QTimer.singleShot(0, recover)
     exit_code = app.exec()
     del probe  # kept alive until the loop ends
     return exit_code

@@ -21,7 +21,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QGridLayout, QLabel, QScrollArea, QSpinBox, QWidget
 
 from workbench.core.traces import Decimator, RunTraces, trailing_mean
-from workbench.gui.plots import GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, pen, run_color, series_color
+from workbench.gui.plots import (GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, pen, run_color, series_color,
+                                 spaced_marks)
 
 PANELS_PER_FRAME = 2        # plots given new data per pass of the event loop (see DashboardPlots.redraw)
 FRAME_MS = 16
@@ -383,20 +384,19 @@ class DashboardPlots(QScrollArea):
     def _draw_epochs(self) -> None:
         t = self.primary
         starts = tuple(t.epoch_starts) if t else ()
-        if starts == self._epoch_drawn:
+        shown = spaced_marks(self.loss_panel, [step for step, _ in starts])
+        if (starts, tuple(shown)) == self._epoch_drawn:
             return
-        self._epoch_drawn = starts
+        self._epoch_drawn = (starts, tuple(shown))
         for line in self._epoch_lines:
             self.loss_panel.plot.removeItem(line)
         self._epoch_lines = []
         if not starts:
             return
-        every = max(1, math.ceil(len(starts) / 12))     # at most a dozen marks
         muted = self.loss_panel.colors["muted"]
         # the epoch's number only ("epoch 3" runs into the next mark); the axis label says what the marks are
-        for k, (step, epoch) in enumerate(starts):
-            if k % every:
-                continue
+        for k in shown:
+            step, epoch = starts[k]
             text = str(epoch + 1)
             line = pg.InfiniteLine(pos=step, angle=90, pen=pen(muted, 1, DOT), label=text,
                                    labelOpts={"position": 0.97, "color": muted,

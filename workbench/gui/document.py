@@ -16,8 +16,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from workbench.core.graph import GraphReport, Link, Node, analyze, check_link
+from workbench.core.graph import GraphReport, Link, Node, check_link
 from workbench.core.project import Project
+from workbench.core.task_choice import TaskChange, analyze_project, forget_task_state, plan_task_change
 from workbench.schema.params import ParamError, apply_settings, params_from_dict, params_to_dict
 
 Pos = tuple[float, float]
@@ -36,11 +37,15 @@ class ProjectDocument(QObject):
     projectReplaced = Signal()              # a different project was loaded into this document
     runsDeleted = Signal()                  # runs left the history (delete_runs), or came back (its undo)
 
-    def __init__(self, registry: Any, project: Project, path: str | None = None, parent: QObject | None = None):
+    def __init__(self, registry: Any, project: Project, path: str | None = None, parent: QObject | None = None,
+                 *, auto_name: str | None = None):
         super().__init__(parent)
         self.registry = registry
         self.project = project
         self.path = path
+        # The name the project got without anyone choosing it (a template's, "untitled"), None once it has a file
+        # or the user renamed it: such a name follows a new task and the file the project is first saved as.
+        self.auto_name = auto_name
         self.undo_stack = QUndoStack(self)
         self._report: GraphReport | None = None
         self.graphChanged.connect(self._revalidate)
@@ -58,8 +63,11 @@ class ProjectDocument(QObject):
 
     def report(self) -> GraphReport:
         if self._report is None:
-            self._report = analyze(self.graph, self.registry, self.task_spec(), self.task_sizes())
+            self._report = analyze_project(self.project, self.registry)
         return self._report
+
+    def has_automatic_name(self) -> bool:
+        return self.auto_name is not None and self.project.name == self.auto_name
 
     def _revalidate(self) -> None:
         self._report = None
@@ -72,10 +80,12 @@ class ProjectDocument(QObject):
     def is_modified(self) -> bool:
         return not self.undo_stack.isClean()
 
-    def replace_project(self, project: Project, path: str | None) -> None:
-        """Load another project into this document (after the user answered the unsaved-changes question)."""
+    def replace_project(self, project: Project, path: str | None, auto_name: str | None = None) -> None:
+        """Load another project into this document (after the user answered the unsaved-changes question);
+        ``auto_name``: see ``__init__``."""
         self.project = project
         self.path = path
+        self.auto_name = auto_name
         self.undo_stack.clear()
         self._report = None
         self.projectReplaced.emit()
@@ -156,6 +166,29 @@ class ProjectDocument(QObject):
         if before != after:
             self.undo_stack.push(SetSettings(self, section, name, before, after))
         return None
+
+    def set_task(self, task_id: str, pos: Pos | None = None) -> str | None:
+        """Make ``task_id`` the project's task (one undo command): its nodes are added where missing (the input at
+        ``pos``), and the links to the task nodes that still fit are kept.  Returns what happened, for the status
+        bar; raises nothing for an unknown task (the message says so)."""
+        if not self.registry.has("task", task_id):
+            return f"the task {task_id!r} is not installed"
+        spec = self.registry.task(task_id)
+        change = plan_task_change(self.project, spec, self.registry, pos)
+        if change.task.id == self.project.task.id and change.same_task:
+            return f"the project's task is {spec.title} already"
+        replaced = self.project.task.id and self.project.task.id != task_id
+        name = spec.title if self.has_automatic_name() or not self.project.name else self.project.name
+        self.undo_stack.push(SetTask(self, change, name, f"Set task {spec.title}"))
+        if not replaced:
+            return f"the project's task is {spec.title}"
+        kept = sum(1 for ln in self.graph.links if self.graph.nodes[ln.src].type == "task-input"
+                   or self.graph.nodes[ln.dst].type == "task-output")
+        dropped = len(change.dropped)
+        text = f"the task is {spec.title} now; {kept} link{'s' if kept != 1 else ''} to the task kept"
+        if dropped:
+            text += f", {dropped} removed (" + "; ".join(change.dropped) + ")"
+        return text
 
     def delete_runs(self, run_ids: list[str]) -> bool:
         """Remove runs from the project's history (one undo step); False when none of them is there."""
@@ -381,6 +414,58 @@ class SetSettings(QUndoCommand):
 
     def undo(self) -> None:
         self._apply(self.before)
+
+
+class SetTask(QUndoCommand):
+    """The project's task chosen or replaced (:func:`workbench.core.task_choice.plan_task_change`): the task and its
+    settings, the task nodes it lacked, the links moved or dropped, and an automatic project name.  What was read
+    from or trained on the old task's data (vocabulary, sizes, checkpoint) goes with it; undo brings it all back."""
+
+    def __init__(self, doc: ProjectDocument, change: TaskChange, name: str, text: str):
+        super().__init__(text)
+        p = doc.project
+        self.doc, self.change = doc, change
+        self.before = (copy.deepcopy(p.task), p.vocab, copy.deepcopy(p.data), p.checkpoint, p.name, doc.auto_name)
+        self.name = name
+        self.link_index = {ln: i for i, ln in enumerate(doc.graph.links)}
+
+    def redo(self) -> None:
+        doc, p = self.doc, self.doc.project
+        for ln in self.change.remove_links:
+            doc._remove_link(ln)
+        if self.change.task.id != p.task.id:
+            forget_task_state(p)
+        p.task = copy.deepcopy(self.change.task)
+        renamed = self.name != p.name
+        if renamed and doc.has_automatic_name():
+            doc.auto_name = self.name
+        p.name = self.name
+        for node, pos in self.change.add_nodes:
+            doc._insert_node(copy.deepcopy(node), pos)
+        # the task nodes take the new task's ports before links are attached to them
+        doc.settingsChanged.emit("task")
+        for ln in self.change.add_links:
+            doc._add_link(ln)
+        if renamed:
+            doc.settingsChanged.emit("name")
+        doc.graphChanged.emit()
+
+    def undo(self) -> None:
+        doc, p = self.doc, self.doc.project
+        for ln in reversed(self.change.add_links):
+            doc._remove_link(ln)
+        for node, _ in reversed(self.change.add_nodes):
+            doc._delete_node(node.id)
+        task, vocab, data, checkpoint, name, auto_name = self.before
+        p.task, p.vocab, p.data, p.checkpoint = copy.deepcopy(task), vocab, copy.deepcopy(data), checkpoint
+        renamed = p.name != name
+        p.name, doc.auto_name = name, auto_name
+        doc.settingsChanged.emit("task")
+        for ln in sorted(self.change.remove_links, key=lambda x: self.link_index[x]):
+            doc._add_link(ln, self.link_index[ln])
+        if renamed:
+            doc.settingsChanged.emit("name")
+        doc.graphChanged.emit()
 
 
 class DeleteRuns(QUndoCommand):

@@ -1,4 +1,4 @@
-"""Files from the main window: File ▸ New from Template, Open, Open Recent, Save, Save As and Close, the question
+"""Files from the main window: File ▸ New (empty, or from a template), Open, Open Recent, Save, Save As and Close, the question
 about unsaved changes, and the window's title (the project, its file, modified or not).
 
 One :class:`~workbench.gui.document.ProjectDocument` lives as long as the window; opening another file replaces
@@ -9,10 +9,11 @@ same object.  A live run is stopped (after asking) and merged before another pro
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QStyle, QWidget
 
@@ -41,8 +42,13 @@ class FileController(QObject):
     what :func:`workbench.gui.recovery.offer_recovery` restores a copy through (a
     :class:`~workbench.gui.recovery.RecoveryHost`)."""
 
+    #: a file opened by :meth:`open_in_background` is in the window (True) or could not be read (False)
+    opened = Signal(bool)
+
     def __init__(self, window: Any, runs: Any, recovery: Any, untitled_kind: str = ""):
         super().__init__(window)
+        self.loading_path: str | None = None      # the file being read in the background (open_in_background)
+        self._loader: Any = None
         self.window = window
         self.doc = window.doc
         self.registry = window.registry
@@ -51,8 +57,8 @@ class FileController(QObject):
         self.untitled_kind = untitled_kind
         SK = QKeySequence.StandardKey
         SP = QStyle.StandardPixmap
-        self.act_new = make_action(window, "&New from Template…", self.new_from_template, shortcut=SK.New,
-                                   tip="Start a new project from a template",
+        self.act_new = make_action(window, "&New…", self.new_from_template, shortcut=SK.New,
+                                   tip="Start a new project: an empty one, or from a template",
                                    icon=theme_icon("document-new", SP.SP_FileIcon))
         self.act_open = make_action(window, "&Open…", self.open_dialog, shortcut=SK.Open, tip="Open a project file",
                                     icon=theme_icon("document-open", SP.SP_DialogOpenButton))
@@ -80,6 +86,8 @@ class FileController(QObject):
     def title(self) -> str:
         """``<project> — <file, or that it is not saved>[*] — Sequence Workbench`` (``[*]``: where Qt shows that
         the window is modified)."""
+        if self.loading_path:
+            return f"Opening {Path(self.loading_path).name}…[*] — Sequence Workbench"
         path = self.doc.path
         if path:
             where = Path(path).name
@@ -108,12 +116,17 @@ class FileController(QObject):
     def may_replace_project(self) -> bool:
         """A live run stopped (after asking) and unsaved changes saved or discarded: False when the user chose
         to keep either."""
+        if self.is_loading():
+            self.show_message(f"{Path(str(self.loading_path)).name} is still being opened; wait for it first")
+            return False
         return self.runs.stop_run_first() and self.maybe_save()
 
     def replace(self, project: Any, path: str | None, untitled_kind: str = "") -> None:
         """Put ``project`` (from ``path``, or unsaved: ``untitled_kind``) in the window, without asking."""
         self.untitled_kind = untitled_kind
-        self.doc.replace_project(project, path)
+        # a project from a template or an empty one has the name it was given, not one anybody chose
+        self.doc.replace_project(project, path, auto_name=project.name if untitled_kind in ("default", "new")
+                                 else None)
         self.window.update_title()
         self.runs.update_actions()
         self.window.restore_view_state()
@@ -122,6 +135,7 @@ class FileController(QObject):
         """A recovered copy: in the window, marked modified, with the path of the file it came from (Save writes
         there; without one, Save asks for a name)."""
         self.replace(project, path, "" if path else "new")
+        self.doc.auto_name = None             # whoever named the project before the crash, it keeps that name
         self.doc.undo_stack.resetClean()      # restored, not saved: the title says modified and closing asks
         self.window.update_title()
 
@@ -130,6 +144,67 @@ class FileController(QObject):
         path, _ = QFileDialog.getOpenFileName(self.window, "Open project", self._last_dir(), FILE_FILTER)
         if path:
             self.open_path(path)
+
+    def open_in_background(self, path: str, then: Optional[Callable[[], Any]] = None) -> None:
+        """Open ``path`` in a window that has painted already (``seqwb FILE``): the file is read in a worker thread
+        (with its tensors, which need PyTorch: seconds for a file with weights) while the status bar and the canvas
+        say what is happening; the window's parts are disabled until it is in.  A file that cannot be read leaves
+        the window on the default project with the reason shown.  ``then()`` runs afterwards either way, and
+        ``opened`` says how it went."""
+        from workbench.gui.jobs import JobRunner
+        if self._loader is None:
+            self._loader = JobRunner("open project", self, thread_name="seqwb-open")
+        registry = self.registry
+        size = Path(path).stat().st_size if Path(path).exists() else 0
+        label = f"{Path(path).name}" + (f" ({size / 1e6:.1f} MB)" if size >= 100_000 else "")
+        stages = ("starting PyTorch, which reads the weights", "reading the file")
+        self.loading_path = str(path)
+        self.window.update_title()
+        self.window.set_loading(f"Opening {label}: {stages[0]}…", 0, len(stages))
+        started = time.perf_counter()
+
+        def read(job: Any) -> dict[str, Any]:
+            from workbench.core.projectfile import load_project
+            from workbench.schema.errors import MissingPluginError, WorkbenchError
+            if _has_tensors(path):
+                import torch  # noqa: F401 - the longest part of reading a file with weights; said as a stage
+            job.report(1, len(stages))
+            try:
+                return {"project": load_project(path, registry=registry)}
+            except MissingPluginError as exc:
+                return {"error": str(exc), "missing": True}
+            except (WorkbenchError, OSError, ValueError) as exc:
+                return {"error": str(exc), "missing": False}
+
+        def progress(done: int, total: int) -> None:
+            self.window.set_loading(f"Opening {label}: {stages[min(done, total - 1)]}…", done, total)
+
+        def finish(result: dict[str, Any]) -> None:
+            self.loading_path = None
+            self.window.set_loading(None)
+            project = result.get("project")
+            if project is not None:
+                self.replace(project, str(path))
+                add_recent_file(str(path))
+                self.show_message(f"Opened {path} in {time.perf_counter() - started:.1f} s")
+            else:
+                self.replace(default_project(self.registry), None, "default")
+                if not Path(path).exists():
+                    forget_recent_file(path)
+                title = "A plugin is missing" if result.get("missing") else "Cannot open project"
+                QMessageBox.warning(self.window, title, f"{result['error']}\n\nThe window shows the default "
+                                                        f"project instead.")
+            self.opened.emit(project is not None)
+            if then is not None:
+                then()
+
+        def failed(message: str) -> None:
+            finish({"error": message, "missing": False})
+
+        self._loader.submit(read, key="open", on_result=finish, on_error=failed, on_progress=progress)
+
+    def is_loading(self) -> bool:
+        return self.loading_path is not None
 
     def open_path(self, path: str) -> bool:
         """Open ``path`` in this window; on any error the message is shown and the current project stays."""
@@ -179,10 +254,15 @@ class FileController(QObject):
         return self.save_to(path)
 
     def save_to(self, path: str) -> bool:
-        """Write the project to ``path`` (no questions); it becomes the project's file."""
+        """Write the project to ``path`` (no questions); it becomes the project's file.  A project whose name
+        nobody chose (a template's, "untitled") is named after the file first, as one undoable rename."""
         from workbench.core.projectfile import project_plugins_used, save_project
         from workbench.schema.errors import WorkbenchError
         self.window.inspector.commit_pending()
+        if self.doc.has_automatic_name() and Path(path).stem:
+            self.doc.set_setting("name", "name", Path(path).stem)
+        if Path(path).resolve() != (Path(self.doc.path).resolve() if self.doc.path else None):
+            self._make_data_paths_relative(path)
         project = self.doc.project
         self.window.keep_view_state()
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -194,6 +274,7 @@ class FileController(QObject):
             return False
         QApplication.restoreOverrideCursor()
         self.doc.path = str(path)
+        self.doc.auto_name = None
         self.untitled_kind = ""
         self.doc.undo_stack.setClean()
         add_recent_file(str(path))
@@ -216,14 +297,46 @@ class FileController(QObject):
         if dialog.exec() != NewFromTemplateDialog.DialogCode.Accepted or dialog.project is None:
             return False
         self.replace(dialog.project, None, "new")
-        self.show_message(f"New project from the template {dialog.template_id()!r}; Save asks for a file name")
+        if dialog.template_id() is None:
+            self.show_message("New empty project: drag a task from the palette's Tasks onto the canvas, then wire "
+                              "blocks between its input and output")
+        else:
+            self.show_message(f"New project from the template {dialog.template_id()!r}; Save asks for a file name")
         return True
 
     def _last_dir(self) -> str:
+        """Where a file dialog starts: the project's folder; for a project without a file, the folder of the data
+        it reads (the user's work is there), else that of the last file opened, else the home folder."""
         if self.doc.path:
             return str(Path(self.doc.path).resolve().parent)
+        data = self._data_paths()
+        if data:
+            return str(Path(next(iter(data.values()))).parent)
         recent = recent_files()
         return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def _data_paths(self) -> dict[str, str]:
+        """The task's file settings (``ui="path"``) that hold an absolute path: a project without a file can only
+        name its data that way (the file picker makes a path relative to the project's folder once there is one)."""
+        from workbench.schema.params import field_info
+        spec = self.doc.task_spec()
+        if spec is None:
+            return {}
+        params = self.doc.project.task.params
+        return {f.name: str(params[f.name]) for f in field_info(spec.params)
+                if f.ui == "path" and isinstance(params.get(f.name), str) and params[f.name]
+                and Path(params[f.name]).is_absolute()}
+
+    def _make_data_paths_relative(self, target: str) -> None:
+        """Before a project is first saved: its data files in the target's folder (or below it) are named relative
+        to the project file, so the folder can be moved whole (one undoable edit per path)."""
+        folder = Path(target).resolve().parent
+        for name, value in self._data_paths().items():
+            try:
+                relative = Path(value).resolve().relative_to(folder)
+            except ValueError:
+                continue            # elsewhere on the disk: the absolute path stays
+            self.doc.set_setting("task", name, relative.as_posix())
 
     # ---- recent files ------------------------------------------------------------------------------------
     def recent_files(self) -> list[str]:
@@ -249,6 +362,16 @@ class FileController(QObject):
             empty = menu.addAction("No recent files")
             empty.setEnabled(False)
         menu.setToolTipsVisible(True)
+
+
+def _has_tensors(path: str) -> bool:
+    """Whether the project file holds tensors (weights, history): reading those needs PyTorch."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".safetensors") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _slug(name: str) -> str:

@@ -18,13 +18,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPalette, QValidator
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem, QLineEdit, QScrollArea, QSizePolicy,
-                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QPainter, QPalette, QValidator
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem, QLineEdit, QScrollArea,
+                               QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
-from workbench.gui.style import set_muted
+from workbench.gui.style import help_html, set_muted
 from workbench.schema.params import FieldInfo, field_info
 
 Commit = Callable[[str, Any], "str | None"]
@@ -62,12 +62,12 @@ def pretty_name(name: str) -> str:
 def field_tooltip(info: FieldInfo) -> str:
     parts = [f"<b>{info.name}</b>"]
     if info.help:
-        parts.append(info.help)
+        parts.append(help_html(info.help))
     if info.min is not None or info.max is not None:
         lo = "−∞" if info.min is None else f"{info.min:g}"
         hi = "∞" if info.max is None else f"{info.max:g}"
         parts.append(f"range {lo} … {hi}")
-    parts.append(f"default: {info.default!r}")
+    parts.append(f"default: {html.escape(repr(info.default))}")
     return "<br>".join(parts)
 
 
@@ -115,6 +115,55 @@ class FloatSpinBox(QDoubleSpinBox):
         return self.textFromValue(self.value())
 
 
+class WheelGuard(QObject):
+    """Keeps the mouse wheel from changing a field the user did not pick.
+
+    A spin box or combo box turns under the wheel as soon as the pointer is over it, so scrolling a form changed
+    whatever field passed under the pointer ("three notches over batch size turn 16 into 13").  Guarded, a field
+    takes the wheel only while it has the keyboard focus (a click or Tab gives it that); otherwise the wheel goes
+    to the scrolling page around it."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            event.ignore()          # not accepted: Qt hands it to the parent, the scroll area
+            return True
+        return False
+
+
+_WHEEL_GUARD: WheelGuard | None = None
+
+
+def guard_wheel(widget: QWidget) -> QWidget:
+    """See :class:`WheelGuard`; the wheel no longer gives the field the focus either."""
+    global _WHEEL_GUARD
+    if _WHEEL_GUARD is None:
+        _WHEEL_GUARD = WheelGuard(QApplication.instance())
+    widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    widget.installEventFilter(_WHEEL_GUARD)
+    return widget
+
+
+class _UndoToProject(QObject):
+    """Ctrl+Z / Ctrl+Shift+Z in a form's field undo the project's edits (the window's Edit ▸ Undo), unless the
+    field holds typing not yet committed, which the field itself undoes first.  A text field otherwise takes those
+    keys for its own, and its history is empty right after a commit."""
+
+    def __init__(self, form: "ParamsForm"):
+        super().__init__(form)
+        self.form = form
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if not (event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)):
+            return False
+        row = next((r for r in self.form.rows.values() if r.editor is obj), None)
+        if row is None or self.form.typing_pending(row):
+            return False
+        event.ignore()              # not taken by the field: the window's shortcut (Edit ▸ Undo) fires
+        return True
+
+
 class _Row:
     """One field: its editor, how to read and write it, and the label that shows a refusal."""
 
@@ -147,6 +196,7 @@ class ParamsForm(QWidget):
         self._base_dir = base_dir or (lambda: None)
         self._values: dict[str, Any] = {}
         self.rows: dict[str, _Row] = {}
+        self._undo_filter = _UndoToProject(self)
         layout = QFormLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -187,6 +237,17 @@ class ParamsForm(QWidget):
 
     def values(self) -> dict[str, Any]:
         return dict(self._values)
+
+    def typing_pending(self, row: _Row) -> bool:
+        """Whether the field shows typing that is not committed yet (a number or text without Enter)."""
+        editor = row.editor
+        if isinstance(editor, QAbstractSpinBox):
+            shown = editor.textFromValue(editor.value()) if isinstance(editor, (QSpinBox, QDoubleSpinBox)) else ""
+            return editor.text() != shown
+        if isinstance(editor, QLineEdit):
+            committed = self._values.get(row.info.name)
+            return editor.text().strip() != ("" if committed is None else str(committed)).strip()
+        return False
 
     def commit_pending(self) -> None:
         """Commit what line edits hold (e.g. before saving, when the user never pressed Enter)."""
@@ -258,6 +319,9 @@ class ParamsForm(QWidget):
             read = (lambda e=editor: e.text().strip() or None) if optional else editor.text
             write = lambda v, e=editor: e.setText("" if v is None else str(v))  # noqa: E731
         editor.setToolTip(tip)
+        if isinstance(editor, (QAbstractSpinBox, QComboBox)):
+            guard_wheel(editor)
+        editor.installEventFilter(self._undo_filter)
         editor.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         editor.setMinimumWidth(60)
         line.addWidget(editor, 1)
@@ -330,7 +394,10 @@ class ParamsForm(QWidget):
         base = self._base_dir()
         current = row.read() or ""
         start = str(Path(base, current)) if base and current else (current or base or "")
-        path, _ = QFileDialog.getOpenFileName(self, f"Choose {pretty_name(name)}", start)
+        if _wants_folder(row.info):
+            path = QFileDialog.getExistingDirectory(self, f"Choose {pretty_name(name)}", start)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose {pretty_name(name)}", start, DATA_FILTER)
         if not path:
             return
         if base:
@@ -343,6 +410,16 @@ class ParamsForm(QWidget):
                 pass
         row.write(path)
         self._commit(row)
+
+
+#: the file picker's choices: the kinds of data files tasks read first, everything else a click away
+DATA_FILTER = ("Data files (*.csv *.tsv *.tab *.txt *.conll *.npz *.json);;Text files (*.txt *.csv *.tsv);;"
+               "All files (*)")
+
+
+def _wants_folder(info: FieldInfo) -> bool:
+    """A path parameter whose help says it is a folder (PTB's data_dir) gets a folder picker."""
+    return (info.help or "").lower().startswith(("folder", "directory"))
 
 
 def _strip_owner(message: str, name: str) -> str:

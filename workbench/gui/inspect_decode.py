@@ -6,7 +6,10 @@ and draws the answers in its panes (:mod:`workbench.gui.decode_pane`).
 ``seqwb decode FILE --tree OUT --prefix TEXT --best --attention OUT.npz`` asks the same session the same
 questions, so a tree written by the command line opens here unchanged (**Open…**).
 
-- Decoder and settings: any registered decoder, its settings as a form generated from its parameters.
+- Decoder and settings: any registered decoder, its settings as a form generated from its parameters.  They are
+  the project's decoding settings (the same as Inspector ▸ Decoding): each change is one undoable edit of the
+  project, saved with it, and an edit in either place shows in the other.  The input decoded last is the
+  project's prompt.
 - Input: a prime text for a language model, a source sentence for sequence to sequence, an example index for
   captioning (with its picture); examples from the validation data with their references.
 - What-if: double-click a node (or type a prefix) to force that prefix and decode the rest (Seq2Seq-Vis).
@@ -33,6 +36,7 @@ from workbench.gui.decode_pane import DecodePane, Legend
 from workbench.gui.decode_views import SearchTreeView, hypothesis_text, line_text
 from workbench.gui.forms import ParamsForm, error_color
 from workbench.gui.jobs import JobRunner, first_line
+from workbench.gui.style import help_html
 from workbench.gui.views import MenuEntry, ViewRegistry
 from workbench.schema.params import ParamError, field_info, params_from_dict
 
@@ -73,6 +77,7 @@ class DecodeInspector(QWidget):
         self.timings: dict[str, float] = {}
         self._build()
         self.doc.projectReplaced.connect(self.reset)
+        self.doc.settingsChanged.connect(self._on_settings_changed)
         self.reset()
 
     # ---- building --------------------------------------------------------------------------------------------
@@ -87,7 +92,7 @@ class DecodeInspector(QWidget):
         self.decoder_combo = QComboBox()
         for did, spec in sorted(self.registry.items.get("decoder", {}).items()):
             self.decoder_combo.addItem(spec.title or did, did)
-        self.decoder_combo.currentIndexChanged.connect(lambda _i: self._rebuild_form())
+        self.decoder_combo.currentIndexChanged.connect(self._on_decoder_chosen)
         lay.addWidget(self.decoder_combo)
         self.decoder_help = QLabel()
         self.decoder_help.setWordWrap(True)
@@ -265,6 +270,7 @@ class DecodeInspector(QWidget):
         self.input_combo.clear()
         self.input_combo.setEditText(project.decode.prompt)
         self.input_combo.blockSignals(False)
+        self._prompt_shown = project.decode.prompt
         self.input_label.setText("Input")
         self.reference.clear()
         self.image.hide()
@@ -317,13 +323,54 @@ class DecodeInspector(QWidget):
         return str(self.decoder_combo.currentData() or "")
 
     def set_decoder(self, decoder_id: str, settings: dict[str, Any] | None = None) -> None:
-        index = self.decoder_combo.findData(decoder_id)
-        if index < 0:
+        """Choose the project's decoder and settings, as one undoable edit (what choosing them here does)."""
+        if self.decoder_combo.findData(decoder_id) < 0:
             raise ValueError(f"no decoder {decoder_id!r}")
-        self.decoder_combo.blockSignals(True)
-        self.decoder_combo.setCurrentIndex(index)
-        self.decoder_combo.blockSignals(False)
-        self._rebuild_form(settings or {})
+        stack = self.doc.undo_stack
+        stack.beginMacro(f"Set decoder {decoder_id}")
+        try:
+            errors = [self.doc.set_setting("decode", "decoder", decoder_id)]
+            errors += [self.doc.set_setting("decode", name, value) for name, value in (settings or {}).items()]
+        finally:
+            stack.endMacro()
+        refused = [e for e in errors if e]
+        if refused:
+            raise ValueError("; ".join(refused))
+
+    def _on_decoder_chosen(self, _index: int) -> None:
+        """The combo box: the project's decoder changes (one undo step); the form follows the project."""
+        did = self.decoder_id()
+        if did and did != self.doc.project.decode.decoder:
+            error = self.doc.set_setting("decode", "decoder", did)
+            if error:
+                self._set_status(error, error=True)
+                self._show_project_decoder()
+
+    def _on_settings_changed(self, section: str) -> None:
+        if section == "decode":
+            self._show_project_decoder()
+
+    def _show_project_decoder(self) -> None:
+        """Show the project's decoder, its settings and its prompt (after an edit here, in the inspector, or an
+        undo)."""
+        decode = self.doc.project.decode
+        index = self.decoder_combo.findData(decode.decoder)
+        if index >= 0 and index != self.decoder_combo.currentIndex():
+            self.decoder_combo.blockSignals(True)
+            self.decoder_combo.setCurrentIndex(index)
+            self.decoder_combo.blockSignals(False)
+        if self.form is None or self._form_decoder != self.decoder_id():
+            self._rebuild_form(decode.params)
+        else:
+            names = set(self.form.rows)
+            self.form.set_values({k: v for k, v in decode.params.items() if k in names})
+        if decode.prompt != self._prompt_shown:
+            self._prompt_shown = decode.prompt
+            if self.input_combo.currentText() != decode.prompt:
+                self.input_combo.setEditText(decode.prompt)
+
+    _form_decoder = ""
+    _prompt_shown = ""
 
     def _rebuild_form(self, values: dict[str, Any] | None = None) -> None:
         did = self.decoder_id()
@@ -336,21 +383,23 @@ class DecodeInspector(QWidget):
             self.form.setParent(None)
             self.form.deleteLater()
         self.form = ParamsForm(spec.params, values, self._commit_setting, registry=self.registry)
+        self._form_decoder = did
         self.form_holder.addWidget(self.form)
-        self.decoder_help.setText(spec.description or "")
+        self.decoder_help.setText(help_html(spec.description or ""))
         # wide enough for the controls' own minimum, so nothing is cut off at the right
         width = self.controls.minimumSizeHint().width() + self.controls_scroll.verticalScrollBar().sizeHint().width()
         self.controls_scroll.setMinimumWidth(max(280, width + 4))
 
     def _commit_setting(self, name: str, value: Any) -> str | None:
+        """A decoder setting edited here: checked with the others (a decoder may refuse a combination), then set in
+        the project (one undo step); the reason when refused."""
         spec = self.registry.decoder(self.decoder_id())
+        assert self.form is not None
         try:
             params_from_dict(spec.params, {**self.form.values(), name: value}, spec.id)
-        except ParamError as exc:
+        except (ParamError, ValueError) as exc:
             return str(exc)
-        except ValueError as exc:
-            return str(exc)
-        return None
+        return self.doc.set_setting("decode", name, value)
 
     def settings(self) -> dict[str, Any]:
         if self.form is None:
@@ -466,6 +515,10 @@ class DecodeInspector(QWidget):
             return
         self._update_weights()          # a run in the window may have saved new (or first best) weights
         prompt = self.input_text()
+        if prompt != self.doc.project.decode.prompt:
+            # the input decoded last is the project's prompt (Inspector ▸ Decoding ▸ prompt), saved with it
+            self._prompt_shown = prompt
+            self.doc.set_setting("decode", "prompt", prompt)
         prefix_ids, prefix_text = self._prefix_request()
         project, base = snapshot(self.doc.project), self._base_dir()
         if self.compare():

@@ -17,12 +17,14 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, split_nested_params
+from workbench.gui.data_preview import DataPreviewer, DataPreviewPanel
 from workbench.gui.forms import CollapsibleSection, ParamsForm
+from workbench.gui.style import help_html
 from workbench.schema.params import field_info, param, params_to_dict
 from workbench.schema.specs import PORT_TYPES
 
 #: inspector sections, by the key under which their folded state is saved
-PROJECT_SECTIONS = ("project", "task", "train", "decode")
+PROJECT_SECTIONS = ("project", "task", "data", "train", "decode")
 NODE_SECTIONS = ("node.params", "node.ports")
 
 
@@ -42,6 +44,9 @@ class Inspector(QWidget):
         self._ports_label: QLabel | None = None
         self._rebuild_pending = False
         self._decoder_built: str | None = None
+        self._task_shown = document.project.task.id
+        self.previewer = DataPreviewer(document, self)
+        self.preview: DataPreviewPanel | None = None
 
         self.title = QLabel()
         self.title.setWordWrap(True)
@@ -111,6 +116,9 @@ class Inspector(QWidget):
         self.forms.clear()
         self.sections.clear()
         self._ports_label = None
+        self.preview = None
+        self.previewer.wanted = False
+        self._task_shown = self.doc.project.task.id
         content = QWidget()
         content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self._content_layout = QVBoxLayout(content)
@@ -153,20 +161,10 @@ class Inspector(QWidget):
         form = ParamsForm(_project_fields(), {"name": project.name},
                           lambda n, v: doc.set_setting("name", n, v))
         self.forms["project"] = section.add(form)
-        task_spec = doc.task_spec()
         if project.notes:
-            section.add(_note(project.notes))
+            section.add(_note(project.notes, rich=True))
 
-        title = task_spec.title if task_spec is not None else project.task.id
-        section = self._section("task", f"Task: {title}")
-        if task_spec is None:
-            section.add(_note(f"The task {project.task.id!r} is not installed."))
-        else:
-            if task_spec.description:
-                section.add(_note(task_spec.description))
-            form = ParamsForm(task_spec.params, dict(project.task.params),
-                              lambda n, v: doc.set_setting("task", n, v), registry=registry, base_dir=self._base_dir)
-            self.forms["task"] = section.add(form)
+        self._build_task()
 
         section = self._section("train", "Training")
         form = ParamsForm(type(project.train), params_to_dict(project.train),
@@ -182,6 +180,37 @@ class Inspector(QWidget):
         QVBoxLayout(self._decoder_holder).setContentsMargins(0, 4, 0, 0)
         section.add(self._decoder_holder)
         self._build_decoder_params()
+
+    def _build_task(self) -> None:
+        """The task's section (its settings, with a file picker for each data path) and the data preview."""
+        doc, project, registry = self.doc, self.doc.project, self.doc.registry
+        task_spec = doc.task_spec()
+        if not project.task.id:
+            section = self._section("task", "Task: none yet")
+            section.add(_note("A project has one task: the data, the loss and the metrics. Drag one from the "
+                              "palette's Tasks onto the canvas; its input and output nodes appear there."))
+            return
+        title = task_spec.title if task_spec is not None else project.task.id
+        section = self._section("task", f"Task: {title}")
+        if task_spec is None:
+            section.add(_note(f"The task {project.task.id!r} is not installed."))
+            return
+        if task_spec.description:
+            section.add(_note(task_spec.description, rich=True))
+        form = ParamsForm(task_spec.params, dict(project.task.params),
+                          lambda n, v: doc.set_setting("task", n, v), registry=registry, base_dir=self._base_dir)
+        self.forms["task"] = section.add(form)
+        section = self._section("data", "Data preview")
+        self.preview = DataPreviewPanel(self.previewer)
+        section.add(self.preview)
+        section.toggled.connect(self._on_preview_toggled)
+        self._on_preview_toggled(section.is_expanded())
+
+    def _on_preview_toggled(self, expanded: bool) -> None:
+        previewer = self.previewer
+        previewer.wanted = expanded
+        if expanded and (previewer.follow or previewer.result is not None) and not previewer.up_to_date():
+            previewer.schedule()
 
     def _set_project_title(self) -> None:
         self.title.setText(f"<b>{html.escape(self.doc.project.name)}</b><br>Project settings — select a node on "
@@ -202,7 +231,7 @@ class Inspector(QWidget):
             return
         spec = doc.registry.decoder(decoder)
         if spec.description:
-            layout.addWidget(_note(spec.description))
+            layout.addWidget(_note(spec.description, rich=True))
         form = ParamsForm(spec.params, dict(doc.project.decode.params),
                           lambda n, v: doc.set_setting("decode", n, v), registry=doc.registry)
         self.forms["decoder"] = form
@@ -219,8 +248,8 @@ class Inspector(QWidget):
             side = "input" if node.type == TASK_INPUT else "output"
             self.title.setText(f"<b>{html.escape(node_id)}</b> — task {side}"
                                f"<br>The task <i>{html.escape(task_name)}</i> {what} here. Its ports come from the "
-                               f"task, so it cannot be deleted; the task's settings are shown with nothing "
-                               f"selected.")
+                               f"task; drop another task from the palette to replace it.")
+            self._build_task()
             self._build_ports(node_id)
             return
         if not registry.has("architecture", node.type):
@@ -233,7 +262,7 @@ class Inspector(QWidget):
                            f"<small>block type <code>{html.escape(spec.id)}</code>"
                            f"{' · from ' + html.escape(source) if source else ''}</small>")
         if spec.description:
-            self._content_layout.addWidget(_note(spec.description))
+            self._content_layout.addWidget(_note(spec.description, rich=True))
         section = self._section("node.params", "Parameters")
         values = {**params_to_dict(spec.params()), **node.params}
         form = ParamsForm(spec.params, values, lambda n, v, nid=node_id: doc.set_node_param(nid, n, v),
@@ -258,7 +287,7 @@ class Inspector(QWidget):
             cell_spec = registry.cell(cell_id)
             section = self._section(f"node.{field_name}", f"Cell: {cell_spec.title}")
             if cell_spec.description:
-                section.add(_note(cell_spec.description))
+                section.add(_note(cell_spec.description, rich=True))
             values = {**params_to_dict(cell_spec.params()), **nested.get(field_name, {})}
             form = ParamsForm(cell_spec.params, values,
                               lambda n, v, nid=node_id, f=field_name: doc.set_node_param(nid, f"{f}.{n}", v),
@@ -297,14 +326,18 @@ class Inspector(QWidget):
             self.show_nodes([n for n in self.selection if n != node_id])
 
     def _on_settings_changed(self, section: str) -> None:
+        project = self.doc.project
+        if section == "task" and self._task_shown != project.task.id:
+            self._schedule_rebuild()      # another task: another form (or none)
+            return
+        if section == "task" and "task" in self.forms:
+            self.forms["task"].set_values(dict(project.task.params))
+            return
         if self.node_id is not None:
             return
-        project = self.doc.project
         if section == "name" and "project" in self.forms:
             self.forms["project"].set_values({"name": project.name})
             self._set_project_title()
-        elif section == "task" and "task" in self.forms:
-            self.forms["task"].set_values(dict(project.task.params))
         elif section == "train" and "train" in self.forms:
             self.forms["train"].set_values(params_to_dict(project.train))
         elif section == "decode" and "decode" in self.forms:
@@ -338,21 +371,24 @@ class Inspector(QWidget):
                 if is_input:
                     ln = incoming.get(p.name)
                     size = report.sizes.get((ln.src, ln.src_port)) if ln else None
-                    peer = f"from {ln.src}.{ln.src_port}" if ln else ("<i>not connected</i>" if p.required
-                                                                      else "<i>optional, not connected</i>")
+                    peer = html.escape(f"from {ln.src}.{ln.src_port}") if ln else \
+                        ("<i>not connected</i>" if p.required else "<i>optional, not connected</i>")
                 else:
                     size = report.sizes.get((self.node_id, p.name))
                     peers = [f"{ln.dst}.{ln.dst_port}" for ln in outgoing if ln.src_port == p.name]
-                    peer = ("to " + ", ".join(peers)) if peers else "<i>not connected</i>"
+                    # escaped names, unescaped markup: "<i>not connected</i>" showed its tags as text here
+                    peer = html.escape("to " + ", ".join(peers)) if peers else "<i>not connected</i>"
                 size_text = f", size {size}" if size is not None else ""
                 doc_text = PORT_TYPES.get(p.type, "")
                 lines.append(f"&nbsp;&nbsp;{html.escape(p.name)}: <span title='{html.escape(doc_text)}'>"
-                             f"{html.escape(p.type)}</span>{size_text} — {peer if is_input else html.escape(peer)}")
+                             f"{html.escape(p.type)}</span>{size_text} — {peer}")
         self._ports_label.setText("<br>".join(lines) or "<i>no ports</i>")
 
 
-def _note(text: str) -> QLabel:
-    label = QLabel(text)
+def _note(text: str, rich: bool = False) -> QLabel:
+    """A wrapped note; ``rich``: a plugin's description, with its Markdown ```code``` shown as code."""
+    label = QLabel(help_html(text) if rich else text)
+    label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setContentsMargins(0, 0, 0, 4)

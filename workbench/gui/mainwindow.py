@@ -20,7 +20,8 @@ from typing import Any
 from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QPalette
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QDockWidget, QLabel, QLineEdit, QMainWindow, QMenu,
-                               QMessageBox, QPlainTextEdit, QStyle, QTabWidget, QTextEdit, QToolBar, QWidget)
+                               QMessageBox, QPlainTextEdit, QProgressBar, QStyle, QTabWidget, QTextEdit, QToolBar,
+                               QWidget)
 
 from workbench import __version__
 from workbench.gui.actions import fit_icon, make_action, theme_icon
@@ -44,7 +45,9 @@ LOG_LINES = 5000             # the log dock keeps this many lines
 # Side docks: their default widths, and the narrowest they may get.  Below the minimum the palette shows
 # "Recurre…" eight times and the inspector's fields are cut off.  A saved layout with a dock below it (from a smaller
 # window, or from a version whose wide tabs squeezed the docks) gets the default width back at the first show.
-PALETTE_WIDTH, PALETTE_MIN_WIDTH = 210, 150
+# The palette's default width is what its longest entry needs, between PALETTE_WIDTH and PALETTE_MAX_WIDTH: at a
+# fixed 210 px "Sequence to sequence (translation)" and the current task's bold title ended in "…".
+PALETTE_WIDTH, PALETTE_MAX_WIDTH, PALETTE_MIN_WIDTH = 210, 310, 150
 INSPECTOR_WIDTH, INSPECTOR_MIN_WIDTH = 330, 240
 
 
@@ -81,10 +84,12 @@ class MainWindow(QMainWindow):
         self._detect_device = detect_device
         self._device_text = ""
         self._shown_once = False
+        self._tab_hidden: set[QDockWidget] = set()     # docks hidden because the tab shown has no use for them
         untitled_kind = "default" if project is None else ("new" if path is None else "")
         if project is None:
             project = default_project(registry)
-        self.doc = ProjectDocument(registry, project, path, self)
+        self.doc = ProjectDocument(registry, project, path, self,
+                                   auto_name=project.name if untitled_kind in ("default", "new") else None)
         self.setObjectName("MainWindow")
         self.resize(1280, 800)
 
@@ -126,6 +131,7 @@ class MainWindow(QMainWindow):
         self.doc.undo_stack.cleanChanged.connect(self.update_title)
         self.doc.settingsChanged.connect(self._on_settings_changed)
         self.doc.problemsChanged.connect(self._show_problems)
+        self.doc.projectReplaced.connect(self._on_project_replaced)
         self.view.selectionChanged.connect(self._on_selection)
         self.view.message.connect(self.show_message)
         self.problems.nodeActivated.connect(lambda nid: self.view.select_node(nid, center=True))
@@ -169,7 +175,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.problems_dock, self.log_dock)
         self.problems_dock.raise_()
         # the minimum widths are set at the first show (_keep_docks_usable), after the saved layout is restored
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [PALETTE_WIDTH, INSPECTOR_WIDTH],
+        self.palette_width = max(PALETTE_WIDTH, min(PALETTE_MAX_WIDTH, self.palette_widget.needed_width()))
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [self.palette_width, INSPECTOR_WIDTH],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.problems_dock], [96], Qt.Orientation.Vertical)
 
@@ -188,10 +195,11 @@ class MainWindow(QMainWindow):
 
         stack = self.doc.undo_stack
         self.act_undo = stack.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcut(QKeySequence(SK.Undo))
+        # every binding of the platform (Redo is Ctrl+Y and Ctrl+Shift+Z on some), not only the first
+        self.act_undo.setShortcuts(SK.Undo)
         self.act_undo.setIcon(theme_icon("edit-undo", SP.SP_ArrowBack))
         self.act_redo = stack.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcut(QKeySequence(SK.Redo))
+        self.act_redo.setShortcuts(SK.Redo)
         self.act_redo.setIcon(theme_icon("edit-redo", SP.SP_ArrowForward))
         self.act_cut = make_action(self, "Cu&t", lambda: self._edit("cut"), shortcut=SK.Cut,
                                    tip="Cut the selected nodes")
@@ -324,6 +332,12 @@ class MainWindow(QMainWindow):
         self.message_label.setContentsMargins(4, 0, 6, 0)
         status.messageChanged.connect(self.message_label.setText)
         status.addPermanentWidget(self.message_label, 1)
+        self.load_progress = QProgressBar()
+        self.load_progress.setObjectName("loadProgress")
+        self.load_progress.setMaximumWidth(160)
+        self.load_progress.setTextVisible(False)
+        self.load_progress.hide()
+        status.addPermanentWidget(self.load_progress)
         self.problems_label = QLabel()
         self.problems_label.setContentsMargins(6, 0, 6, 0)
         self.device_label = QLabel("Device: …")
@@ -350,7 +364,7 @@ class MainWindow(QMainWindow):
 
         Set before the restore, the minimums would only clamp such a dock to the minimum; the layout is laid out
         (and the restored widths known) once the window is shown."""
-        docks = ((self.palette_dock, PALETTE_WIDTH, PALETTE_MIN_WIDTH),
+        docks = ((self.palette_dock, self.palette_width, PALETTE_MIN_WIDTH),
                  (self.inspector_dock, INSPECTOR_WIDTH, INSPECTOR_MIN_WIDTH))
         narrow = [(dock, width) for dock, width, least in docks
                   if dock.isVisible() and not dock.isFloating() and dock.width() < least]
@@ -380,6 +394,34 @@ class MainWindow(QMainWindow):
 
     def device_text(self) -> str:
         return self._device_text
+
+    def set_loading(self, text: str | None, done: int = 0, total: int = 0) -> None:
+        """A file is being read (``text`` says what is happening, ``done`` of ``total`` stages are done) or no
+        longer (None).  Meanwhile the canvas shows the text and the window's parts
+        take no edits, since the project they would change is about to be replaced."""
+        loading = text is not None
+        self.load_progress.setVisible(loading)
+        if loading:
+            # stages done, not a moving "busy" bar: its animation repaints many times a second, and every repaint
+            # takes Python's lock from the thread that reads the file (opening took 1.5 s longer with it)
+            self.load_progress.setRange(0, max(total, 1))
+            self.load_progress.setValue(done)
+            self.load_progress.setToolTip(f"{text} (stage {done + 1} of {total})" if total else str(text))
+            self.statusBar().showMessage(str(text))
+        else:
+            self.statusBar().clearMessage()
+        self.view.set_placeholder(text or "")
+        for part in (self.tabs, self.palette_dock, self.inspector_dock, self.problems_dock):
+            part.setEnabled(not loading)
+        for act in (self.files.act_new, self.files.act_open, self.files.act_save, self.files.act_save_as,
+                    self.files.act_close):
+            act.setEnabled(not loading)
+        if not loading:
+            self.runs.update_actions()
+        else:
+            for act in self.runs.actions:
+                act.setEnabled(False)
+        self.update_title()
 
     def show_message(self, text: str, timeout_ms: int = 6000) -> None:
         self.statusBar().showMessage(text, timeout_ms)
@@ -472,8 +514,39 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.training_tab)
 
     def _on_tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.training_tab:
+        page = self.tabs.widget(index)
+        if page is self.training_tab:
             self.ensure_dashboard()
+        self._fit_docks_to(page)
+
+    def _docks_serving(self, page: QWidget | None) -> set[QDockWidget]:
+        """The docks that have something to do with a tab: the palette and the problems with the canvas, the
+        inspector with the canvas and the training dashboard (its training settings); the log everywhere."""
+        if page is self.view:
+            return {self.palette_dock, self.inspector_dock, self.problems_dock, self.log_dock}
+        if page is self.training_tab:
+            return {self.inspector_dock, self.log_dock}
+        return {self.log_dock}
+
+    def _fit_docks_to(self, page: QWidget | None) -> None:
+        """Hide the docked docks a tab has no use for (the palette beside the decoding view only took its room),
+        and bring back the ones hidden that way when a tab that uses them is shown.  A dock the user closed stays
+        closed; a floating one is the user's to place."""
+        serving = self._docks_serving(page)
+        for dock in (self.palette_dock, self.inspector_dock, self.problems_dock, self.log_dock):
+            if dock in serving:
+                if dock in self._tab_hidden:
+                    self._tab_hidden.discard(dock)
+                    dock.show()
+            elif dock.isVisible() and not dock.isFloating():
+                self._tab_hidden.add(dock)
+                dock.hide()
+
+    def _on_project_replaced(self) -> None:
+        """The log is about one project: another one starts it afresh (runs of two projects read as one)."""
+        self.log_view.clear()
+        where = Path(self.doc.path).name if self.doc.path else "not saved"
+        self.log(f"Project “{self.doc.project.name}” ({where})")
 
     def log(self, text: str, kind: str = "info") -> None:
         """A line in the log dock, with the time; errors in the error colour."""
@@ -501,7 +574,13 @@ class MainWindow(QMainWindow):
     def save_window_state(self) -> None:
         settings = app_settings()
         settings.setValue("window/geometry", self.saveGeometry())
+        # the layout as the user left it: docks hidden only because of the tab shown are saved as open
+        hidden = list(self._tab_hidden)
+        for dock in hidden:
+            dock.show()
         settings.setValue("window/state", self.saveState(STATE_VERSION))
+        for dock in hidden:
+            dock.hide()
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override

@@ -1,8 +1,10 @@
-"""The palette dock's content: every block type from the registry, grouped by category, searchable.
+"""The palette dock's content: every task and every block type from the registry, grouped, searchable.
 
-Drag an entry onto the canvas to add it where it is dropped; double-click (or Enter) adds it in the middle of the
-view.  Recurrent blocks get one entry per registered cell ("Recurrent layers · GRU"), so a new cell plugin shows
-up here without any GUI code.
+**Tasks** come first: dropping one on the canvas makes it the project's task (its input and output nodes appear; a
+task already there is replaced, keeping the links that still fit).  The project's task is shown in bold.  Drag a
+block onto the canvas to add it where it is dropped; double-click (or Enter) adds it in the middle of the view.
+Recurrent blocks get one entry per registered cell (listed by the cell's name under "Recurrent layers"), so a new
+cell plugin shows up here without any GUI code.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class _BlockTree(QTreeWidget):
         entries = [e for e in entries if e is not None]
         if entries:
             e = entries[0]
-            data.setData(MIME_TYPE, json.dumps({"type": e.type_id, "params": e.params}).encode("utf-8"))
-            data.setText(e.type_id)
+            data.setData(MIME_TYPE, json.dumps(e.payload()).encode("utf-8"))
+            data.setText(e.task or e.type_id)
         return data
 
     def keyPressEvent(self, event) -> None:
@@ -76,17 +78,17 @@ class PaletteWidget(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         self.search = QLineEdit(self)
-        self.search.setPlaceholderText("Search blocks…")
+        self.search.setPlaceholderText("Search tasks and blocks…")
         self.search.setClearButtonEnabled(True)
-        self.search.setToolTip("Filter the blocks by name, cell or category")
+        self.search.setToolTip("Filter the tasks and blocks by name, cell or category")
         self.tree = _BlockTree(self)
         self.empty = QLabel(self)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         style.set_muted(self.empty)
         self.empty.hide()
-        self.hint = QLabel("Drag a block onto the canvas, or double-click it.  Tab on the canvas searches too.",
-                           self)
+        self.hint = QLabel("Drag a task or a block onto the canvas, or double-click it.  Tab on the canvas "
+                           "searches too.", self)
         self.hint.setWordWrap(True)
         style.set_muted(self.hint)
         layout.addWidget(self.search)
@@ -108,14 +110,17 @@ class PaletteWidget(QWidget):
         self.add_item(item)
 
     def _on_settings(self, section: str) -> None:
-        if section == "task":  # the task's ports appear in the task-input/output tooltips
-            self.refresh()
+        document = self.view.document
+        if section == "task" and document.project.task.id != self._task_id:
+            self.refresh()      # the project's task is shown in bold and named in its tooltip
 
     def refresh(self) -> None:
         """Rebuild the entries from the registry (after plugins or the task changed); keeps the search text."""
         document = getattr(self.view, "document", None)
         task = document.task_spec() if document is not None else None
         self.entries = block_entries(self.registry, task)
+        current = document.project.task.id if document is not None else ""
+        self._task_id = current
         self.tree.clear()
         groups: dict[str, QTreeWidgetItem] = {}
         for index, entry in enumerate(self.entries):
@@ -128,12 +133,24 @@ class PaletteWidget(QWidget):
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)  # a heading: neither draggable nor selectable
                 group.setIcon(0, _swatch(style.category_color(entry.category)))
                 groups[entry.category] = group
-            item = QTreeWidgetItem(group, [entry.title])
+            # under its heading a recurrent layer is named by its cell: "Recurrent layers · Peephole LSTM"
+            # was cut to "Recurrent layers · Peeph…" in a dock of the default width
+            item = QTreeWidgetItem(group, [entry.short_title or entry.title])
             item.setData(0, ENTRY_ROLE, index)
             item.setToolTip(0, entry.tooltip)
+            if entry.task and entry.task == current:
+                font = item.font(0)
+                font.setBold(True)
+                item.setFont(0, font)
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
         self.tree.expandAll()
         self.filter(self.search.text())
+
+    def needed_width(self) -> int:
+        """The width at which no entry is cut off (the dock's default width follows it)."""
+        self.tree.resizeColumnToContents(0)
+        return self.tree.sizeHintForColumn(0) + self.tree.indentation() + 2 * self.tree.frameWidth() + \
+            self.tree.verticalScrollBar().sizeHint().width() + 12
 
     def entry_of(self, item: QTreeWidgetItem | None) -> BlockEntry | None:
         if item is None:
@@ -156,7 +173,7 @@ class PaletteWidget(QWidget):
             if text and any_shown:
                 group.setExpanded(True)
         self.empty.setVisible(shown == 0)
-        self.empty.setText(f"No block matches “{text}”." if shown == 0 else "")
+        self.empty.setText(f"Nothing matches “{text}”." if shown == 0 else "")
 
     def visible_entries(self) -> list[BlockEntry]:
         out = []
@@ -172,7 +189,7 @@ class PaletteWidget(QWidget):
         entry = self.entry_of(item)
         if entry is None:
             return None
-        node_id = self.view.add_block_at_center(entry.type_id, dict(entry.params))
+        node_id = self.view.add_entry_at(entry, None)
         self.view.setFocus()
         return node_id
 

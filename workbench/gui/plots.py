@@ -118,10 +118,24 @@ class TickAxis(pg.AxisItem):
 
 class _PlotWidget(pg.PlotWidget):
     """pyqtgraph's widget asks for about 600 x 500 px; in the dashboard's grid the rows decide, so it asks for
-    little (otherwise a panel whose legend wraps, a height-for-width layout, is laid out 500 px tall)."""
+    little (otherwise a panel whose legend wraps, a height-for-width layout, is laid out 500 px tall).
+
+    The wheel zooms a plot only with Ctrl held, or once the plot was clicked (it has the focus then); otherwise it
+    scrolls the page the plot is on.  Scrolling down the dashboard zoomed every plot that passed under the pointer
+    (the σ_max axis out to −30,000)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(300, 120)
+
+    def wheelEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if self.hasFocus() or event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(event)
+        else:
+            event.ignore()          # not accepted: Qt hands it to the page, which scrolls
 
 
 def line_icon(style: Any, symbol: bool = False) -> QIcon:
@@ -466,6 +480,22 @@ class PlotPanel(QWidget):
         self.prune(set())
 
 
+def spaced_marks(panel: "PlotPanel", xs: list[float], min_px: float = 26.0) -> list[int]:
+    """The indices of the marks at ``xs`` (epoch starts) to draw on ``panel`` so that no two are closer than
+    ``min_px`` pixels at its current x range: on a small corpus an epoch is a few steps, and a dozen labels drawn
+    over the first 2 % of the axis piled up into one black smudge."""
+    (x0, x1), width = panel.plot.vb.viewRange()[0], panel.plot.vb.width()
+    if not xs:
+        return []
+    per_unit = (width if width > 0 else 300.0) / max(x1 - x0, 1e-9)
+    keep, last = [], None
+    for i, x in enumerate(xs):
+        if last is None or (x - last) * per_unit >= min_px:
+            keep.append(i)
+            last = x
+    return keep
+
+
 def nice_ceiling(v: float) -> float:
     """The smallest of 1, 2, 5 times a power of ten that is at least ``v``."""
     if v <= 0:
@@ -492,6 +522,13 @@ class HeatmapPanel(PlotPanel):
         self.row_steps: np.ndarray | None = None
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        # The rows' axis spans the run (0 to the dashboard's step extent), as the other step axes do, so the probes
+        # fill it from the bottom as the run goes.  Fitted to the rows alone, one probe filled the whole panel: a
+        # band of colour with a y axis of a single step.  An invisible line from 0 to the extent holds the span
+        # (the automatic range counts drawn items only).
+        self.step_extent = 0.0
+        self._span = pg.PlotDataItem([], [], pen=pg.mkPen(0, 0, 0, 0))
+        self.plot.addItem(self._span)
         self.plot.showGrid(x=False, y=False)
         cmap = pg.colormap.get("viridis")
         self.bar = pg.ColorBarItem(values=levels, colorMap=cmap, label=bar_label, interactive=False, width=14,
@@ -510,6 +547,20 @@ class HeatmapPanel(PlotPanel):
     def _empty_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         return (0.0, 10.0), (0.0, 10.0)
 
+    def set_x_extent(self, extent: float) -> None:
+        """The training steps the run spans (the dashboard calls this on every panel): the rows' axis reaches it."""
+        if extent != self.step_extent:
+            self.step_extent = float(extent)
+            self._update_span()
+
+    def _update_span(self) -> None:
+        steps = self.row_steps
+        if steps is None or len(steps) == 0 or self.step_extent <= 0:
+            self._span.setData([], [])
+            return
+        top = max(self.step_extent, float(steps[-1]))
+        self._span.setData([0.5, 0.5], [0.0, top])
+
     def reset_levels(self) -> None:
         """Back to the default colour scale (another project: its runs are compared among themselves)."""
         self.levels = self.default_levels
@@ -519,6 +570,7 @@ class HeatmapPanel(PlotPanel):
         """``rows`` [n, T] of log10 values for the training steps ``steps`` [n] (evenly spaced)."""
         self.updates += 1
         self.row_steps = steps              # what Export CSV labels the rows with
+        self._update_span()
         if rows is None or len(rows) == 0:
             self.image.clear()
             # the message alone would make the automatic range a point, labelled "0.500000000000000"
@@ -532,7 +584,10 @@ class HeatmapPanel(PlotPanel):
             self.levels = (self.levels[0] + (top - self.levels[1]), float(top))
             self.bar.setLevels(self.levels)
         n, T = rows.shape
-        spacing = float(np.median(np.diff(steps))) if n > 1 else max(float(steps[0]), 1.0)
+        if n > 1:
+            spacing = float(np.median(np.diff(steps)))
+        else:   # one probe: its row as tall as the step it was taken at (probes come every that many steps)
+            spacing = float(steps[0]) if steps[0] > 0 else max(self.step_extent / 20, 1.0)
         spacing = spacing if spacing > 0 else 1.0
         self.image.setImage(rows, levels=self.levels, autoLevels=False)
         self.image.setRect(QRectF(0.5, float(steps[0]) - spacing / 2, float(T), spacing * n))

@@ -246,6 +246,10 @@ class RunController(QObject):
             window.log(f"{run_id} {end.status} at step {end.step}" + (f" ({end.message})" if end.message else ""))
             window.show_message(f"Training {end.status} at step {end.step}")
         if window.dashboard is not None:
+            if window.dashboard.banner_kind == "notice":
+                # "the graph changed after this run started" is about the live run: with the run over, the edits
+                # are simply what the next Train uses
+                window.dashboard.hide_banner()
             window.dashboard.end_run(end)
         self.label.hide()
         self.update_actions()

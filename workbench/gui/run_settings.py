@@ -11,10 +11,12 @@ import math
 import os
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QWidget
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QStyle, QStyleOptionProgressBar,
+                               QWidget)
 
-from workbench.gui.forms import ElidedLabel
+from workbench.gui.forms import ElidedLabel, guard_wheel
 
 
 def format_duration(seconds: float) -> str:
@@ -67,6 +69,8 @@ class RunSettingsBar(QWidget):
         self.device = QComboBox()
         self.device.setToolTip("The device to train on. Auto: CUDA, then Apple MPS, then the CPU.")
         self.threads = QSpinBox()
+        for field in (self.device, self.threads):
+            guard_wheel(field)      # the dashboard scrolls under the wheel; a click first to change these by it
         self.threads.setRange(0, max(1, self.cores))
         self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
         self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the window "
@@ -135,11 +139,15 @@ class RunSettingsBar(QWidget):
 # ---- the progress bar ---------------------------------------------------------------------------------------
 
 class ProgressLine(QProgressBar):
-    """The run's progress bar, whose text stays on one line.
+    """The run's progress bar, whose text stays on one line and in one colour.
 
     Qt's styles wrap a text that is wider than the bar onto a second line inside it, cut at the top and the
     bottom ("paused · step 111 / 200 · epoch 1 · 0:17 left" at the default window size).  Here the text the style
     draws (``text()``, virtual) ends in "…" when it does not fit, and the whole text is in the tooltip.
+
+    The style also draws the part of the text over the filled chunk in another colour than the rest, so a text
+    half-way along read as two texts ("step 111 / 2" white, "00 · epoch 1" black).  Here the bar is drawn without
+    text, and the text over it in the window's text colour on a band of the window's colour.
     """
 
     TEXT_MARGIN = 8          # the style's padding around the text, both sides together
@@ -151,4 +159,27 @@ class ProgressLine(QProgressBar):
     def text(self) -> str:
         room = max(0, self.contentsRect().width() - self.TEXT_MARGIN)
         return self.fontMetrics().elidedText(super().text(), Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt override
+        option = QStyleOptionProgressBar()
+        self.initStyleOption(option)
+        text = option.text if option.textVisible else ""
+        option.textVisible = False
+        option.text = ""
+        painter = QPainter(self)
+        self.style().drawControl(QStyle.ControlElement.CE_ProgressBar, option, painter, self)
+        if text:
+            metrics = self.fontMetrics()
+            width = metrics.horizontalAdvance(text) + 12
+            band = QRectF((self.width() - width) / 2, (self.height() - metrics.height()) / 2 - 1,
+                          width, metrics.height() + 2)
+            fill = QColor(self.palette().color(QPalette.ColorRole.Window))
+            fill.setAlphaF(0.82)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(band, 4, 4)
+            painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+            painter.drawText(band, int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.end()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import html
+import re
 from dataclasses import dataclass
 
 from PySide6.QtGui import QColor, QFont, QPalette
@@ -62,8 +64,9 @@ def is_sequence_type(port_type: str) -> bool:
 
 # ---- categories --------------------------------------------------------------------------------------
 #: palette order; categories not listed follow, alphabetically, before "other"
-CATEGORY_ORDER = ("inputs/outputs", "embeddings", "recurrent", "attention", "pooling", "heads")
+CATEGORY_ORDER = ("tasks", "inputs/outputs", "embeddings", "recurrent", "attention", "pooling", "heads")
 CATEGORY_TITLES = {
+    "tasks": "Tasks",
     "inputs/outputs": "Inputs and outputs",
     "embeddings": "Embeddings",
     "recurrent": "Recurrent layers",
@@ -76,6 +79,7 @@ CATEGORY_TITLES = {
     "other": "Other",
 }
 CATEGORY_COLORS = {
+    "tasks": "#7a8a99",           # the colour of the task's nodes ("inputs/outputs")
     "inputs/outputs": "#7a8a99",
     "embeddings": "#e0962a",
     "recurrent": "#3f8fe0",
@@ -192,3 +196,18 @@ def set_muted(widget) -> None:
     pal = widget.palette()
     pal.setColor(QPalette.ColorRole.WindowText, muted_text_color(widget))
     widget.setPalette(pal)
+
+
+_CODE = re.compile(r"``(.+?)``|`([^`]+)`")
+
+
+def help_html(text: str) -> str:
+    """A plugin's help or description as rich text: HTML-escaped, and Markdown's ```code``` (as plugin authors
+    write parameter names) in a code font instead of raw backticks."""
+    out, last = [], 0
+    for m in _CODE.finditer(text):
+        out.append(html.escape(text[last:m.start()]))
+        out.append(f"<code>{html.escape(m.group(1) or m.group(2))}</code>")
+        last = m.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)

@@ -1,7 +1,8 @@
-"""What can be added to the canvas: one entry per block type (and per cell for recurrent blocks).
+"""What can be added to the canvas: one entry per task, one per block type (and per cell for recurrent blocks).
 
 Shared by the palette dock and the Tab quick-search so both list the same things in the same order.  Everything
-comes from the registry: a plugin's new block or cell appears here without any GUI code.
+comes from the registry: a plugin's new task, block or cell appears here without any GUI code.  A task entry sets
+the project's task (a project has one: dropping another replaces it); a block entry adds a node.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from workbench.core.graph import TASK_INPUT, TASK_OUTPUT
-from workbench.gui.style import category_sort_key, category_title
+from workbench.gui.style import category_sort_key, category_title, help_html
 from workbench.schema.params import field_info
 from workbench.schema.specs import PORT_TYPES
 
-MIME_TYPE = "application/x-seqwb-block"   # drag payload: JSON {"type": ..., "params": {...}}
+MIME_TYPE = "application/x-seqwb-block"   # drag payload: JSON {"type": ..., "params": {...}} or {"task": ...}
+TASKS = "tasks"                           # the category of task entries
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class BlockEntry:
     params: dict[str, Any] = field(default_factory=dict)
     keywords: str = ""       # lower-case text the search matches, besides the title
     tooltip: str = ""
+    task: str = ""           # a task entry: the task id (``type_id`` is empty)
+    short_title: str = ""    # the title under its category's heading in the palette ("GRU" under recurrent layers)
+
+    def payload(self) -> dict[str, Any]:
+        """What a drag carries (:data:`MIME_TYPE`)."""
+        return {"task": self.task} if self.task else {"type": self.type_id, "params": dict(self.params)}
 
     def matches(self, text: str) -> bool:
         """Every word of ``text`` occurs in the title, the type id or the keywords (case-insensitive)."""
@@ -51,7 +58,7 @@ def _ports_text(title: str, ports) -> str:
 def _tooltip(title: str, description: str, inputs, outputs, source: str) -> str:
     lines = [f"<b>{escape(title)}</b>"]
     if description:
-        lines.append(escape(description))
+        lines.append(help_html(description))
     ports = [t for t in (_ports_text("Inputs", inputs), _ports_text("Outputs", outputs)) if t]
     if ports:
         lines.append("<br>".join(ports))
@@ -63,20 +70,7 @@ def _tooltip(title: str, description: str, inputs, outputs, source: str) -> str:
 
 def block_entries(registry: Any, task_spec: Any = None) -> list[BlockEntry]:
     """All entries, sorted by category (inputs/outputs first) and then as the plugins listed them."""
-    task_in = task_spec.inputs if task_spec else ()
-    task_out = task_spec.outputs if task_spec else ()
-    entries = [
-        BlockEntry(TASK_INPUT, "Task input", "inputs/outputs",
-                   "What the task feeds the model (its ports come from the project's task).",
-                   keywords="task input data source inputs/outputs",
-                   tooltip=_tooltip("Task input", "What the task feeds the model; its ports come from the "
-                                    "project's task.", (), task_in, "")),
-        BlockEntry(TASK_OUTPUT, "Task output", "inputs/outputs",
-                   "What the task reads back from the model (its ports come from the project's task).",
-                   keywords="task output loss target sink inputs/outputs",
-                   tooltip=_tooltip("Task output", "What the task reads back from the model; its ports come "
-                                    "from the project's task.", task_out, (), "")),
-    ]
+    entries = task_entries(registry, task_spec.id if task_spec is not None else "")
     cells = list(registry.items.get("cell", {}).values())
     for spec in registry.items.get("architecture", {}).values():
         source = f"{spec.id} · {spec.distribution or spec.plugin}" if (spec.distribution or spec.plugin) else spec.id
@@ -93,13 +87,38 @@ def block_entries(registry: Any, task_spec: Any = None) -> list[BlockEntry]:
                 desc = f"{spec.description} Cell: {cell.title}. {cell.description}".strip()
                 entries.append(BlockEntry(spec.id, title, spec.category, desc, {cell_fields[0]: cell.id},
                                           f"{kw} {cell.id} {cell.title}".lower(),
-                                          _tooltip(title, desc, spec.inputs, spec.outputs, source)))
+                                          _tooltip(title, desc, spec.inputs, spec.outputs, source),
+                                          short_title=cell.title))
         else:
             entries.append(BlockEntry(spec.id, spec.title, spec.category, spec.description, {}, kw,
                                       _tooltip(spec.title, spec.description, spec.inputs, spec.outputs, source)))
     order = {id(e): i for i, e in enumerate(entries)}
     entries.sort(key=lambda e: (category_sort_key(e.category), order[id(e)]))
     return entries
+
+
+def task_entries(registry: Any, current: str = "") -> list[BlockEntry]:
+    """One entry per registered task, built-in or from a plugin, with its title and help; ``current`` (the
+    project's task) says so in its tooltip."""
+    entries = []
+    for spec in registry.items.get("task", {}).values():
+        source = f"{spec.id} · {spec.distribution or spec.plugin}" if (spec.distribution or spec.plugin) else spec.id
+        what = ("The project's task now." if spec.id == current else
+                "Drop it on the canvas to make it the project's task: a project has one, so it replaces the "
+                "task there, keeping the links whose port types still fit.")
+        desc = f"{spec.description} {what}".strip()
+        entries.append(BlockEntry("", spec.title, TASKS, desc, {}, f"task {spec.id} {TASKS}".lower(),
+                                  _task_tooltip(spec, desc, source), task=spec.id))
+    return entries
+
+
+def _task_tooltip(spec: Any, description: str, source: str) -> str:
+    lines = [f"<b>{escape(spec.title)}</b>", help_html(description)]
+    ports = [t for t in (_ports_text("Feeds the model", spec.inputs), _ports_text("Reads back", spec.outputs)) if t]
+    if ports:
+        lines.append("<br>".join(ports))
+    lines.append(f"<i>{escape(source)}</i>")
+    return "<p>" + "</p><p>".join(lines) + "</p>"
 
 
 def port_tooltip(name: str, port_type: str, doc: str = "", size: int | None = None, required: bool = True) -> str:

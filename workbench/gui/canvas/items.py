@@ -173,7 +173,7 @@ class NodeItem(QGraphicsItem):
     def _update_tooltip(self) -> None:
         parts = [f"<b>{_escape(self.title)}</b> &nbsp;<i>{_escape(self.node_id)}</i>"]
         if self.description:
-            parts.append(_escape(self.description))
+            parts.append(style.help_html(self.description))
         if self.problems:
             parts.append("<b>Problems</b><br>" + "<br>".join(_escape(p) for p in self.problems))
         self.setToolTip("<p>" + "</p><p>".join(parts) + "</p>")

@@ -414,7 +414,19 @@ class GraphScene(QGraphicsScene):
         node = self.node_at(pos)
         # just below the node it was dropped on, so the bubble does not hide that node's ports
         y = node.sceneBoundingRect().bottom() + 4 if node is not None else pos.y() + 10
-        bubble.setPos(QPointF(pos.x() - 12, y))
+        x = pos.x() - 12
+        views = self.views()
+        if views:
+            # inside the visible part of the canvas: near its right or bottom edge the message was cut off
+            view = views[0]
+            visible = view.mapToScene(view.viewport().rect()).boundingRect()
+            zoom = view.transform().m11() or 1.0        # the bubble keeps its size in pixels at any zoom
+            w, h, margin = bubble.rect.width() / zoom, bubble.rect.height() / zoom, 8 / zoom
+            if y + h > visible.bottom() - margin:       # no room below: above the node (or the point) instead
+                y = (node.sceneBoundingRect().top() if node is not None else pos.y()) - h - 4 / zoom
+            x = max(visible.left() + margin, min(x, visible.right() - w - margin))
+            y = max(visible.top() + margin, min(y, visible.bottom() - h - margin))
+        bubble.setPos(QPointF(x, y))
         self.addItem(bubble)
         self._bubble = bubble
         self._bubble_timer.start(int(BUBBLE_SECONDS * 1000))

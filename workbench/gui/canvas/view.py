@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QCursor, QKeySequence, QPainter, QTransform
 from PySide6.QtWidgets import QApplication, QGraphicsView, QMenu
 
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Node
+from workbench.core.task_choice import TASK_SPAN
 from workbench.gui import style
 from workbench.gui.canvas.catalog import MIME_TYPE, BlockEntry, block_entries
 from workbench.gui.canvas.items import LinkItem, NodeItem
@@ -54,6 +55,10 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self.centerOn(self.graph_scene.nodes_rect().center())
+        self._placeholder = ""
+        # the hint on an empty canvas comes and goes with the nodes
+        document.graphChanged.connect(self.viewport().update)
+        document.projectReplaced.connect(self.viewport().update)
 
     # ---- selection -----------------------------------------------------------------------------------------
     def _on_scene_selection(self) -> None:
@@ -188,12 +193,39 @@ class GraphView(QGraphicsView):
         return self.graph_scene.node_size(probe)
 
     def add_entry_at(self, entry: BlockEntry, scene_pos: QPointF | None) -> str:
+        """Add a palette entry at ``scene_pos`` (None: the middle of the view): a block, or the project's task."""
+        if entry.task:
+            self.set_task_at(entry.task, scene_pos)
+            return ""
         if scene_pos is None:
             return self.add_block_at_center(entry.type_id, dict(entry.params))
         return self.add_block_at(entry.type_id, scene_pos, dict(entry.params))
 
+    def set_task_at(self, task_id: str, scene_pos: QPointF | None = None) -> str | None:
+        """Make ``task_id`` the project's task (one undo step); a new task-input node goes where it was dropped (the
+        middle of the view without ``scene_pos``).  Says what happened in the status bar; nothing is selected, so
+        the inspector shows the task's settings and its data."""
+        graph = self.document.graph
+        had_nodes = bool(graph.nodes)
+        pos = None
+        if scene_pos is not None or not had_nodes:
+            at = scene_pos if scene_pos is not None else self._center_scene_pos()
+            probe = Node("input", TASK_INPUT)
+            w, _h = self.graph_scene.node_size(probe)
+            # an empty canvas: the pair centred where it lands, room for two blocks between them
+            dx = w / 2 if scene_pos is not None else TASK_SPAN / 2 + w / 2
+            pos = (float(round(at.x() - dx)), float(round(at.y() - style.HEADER_HEIGHT / 2)))
+        text = self.document.set_task(task_id, pos)
+        self.graph_scene.clearSelection()
+        if not had_nodes:
+            self.fit_all()
+        if text:
+            self._tell(text[0].upper() + text[1:])
+        return text
+
     def auto_layout(self) -> None:
-        """Layers left to right by data flow, as ONE undo command; the graph keeps its top-left corner."""
+        """Layers left to right by data flow, as ONE undo command; the graph keeps its top-left corner, and the
+        view then fits the whole graph (a layout wider than the old one left nodes outside the view)."""
         items = self.graph_scene.nodes
         if not items:
             return
@@ -212,6 +244,7 @@ class GraphView(QGraphicsView):
         moves = {n: ((items[n].pos().x(), items[n].pos().y()), (float(round(x)), float(round(y))))
                  for n, (x, y) in new.items()}
         self.document.move_nodes(moves, "Auto-layout")
+        self.fit_all()
 
     # ---- view ----------------------------------------------------------------------------------------------
     def zoom(self) -> float:
@@ -275,6 +308,38 @@ class GraphView(QGraphicsView):
 
     def _on_quick_chosen(self, entry: BlockEntry) -> None:
         self.add_entry_at(entry, self._quick_pos)
+
+    # ---- the text over an empty canvas ---------------------------------------------------------------------
+    def set_placeholder(self, text: str) -> None:
+        """Text in the middle of the canvas instead of the empty-canvas hint ("Opening …"); "" to remove it."""
+        self._placeholder = text
+        self.viewport().update()
+
+    def placeholder_text(self) -> str:
+        """What the canvas says over the graph: the placeholder, or how to start when the graph is empty."""
+        if self._placeholder:
+            return self._placeholder
+        if self.document.graph.nodes:
+            return ""
+        if not self.document.project.task.id:
+            return ("An empty project. Drag a task from the palette's Tasks onto the canvas (or double-click it), "
+                    "choose its data in the inspector, then wire blocks between its input and output.")
+        return "Drag blocks from the palette onto the canvas."
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
+        super().drawForeground(painter, rect)
+        text = self.placeholder_text()
+        if not text:
+            return
+        painter.save()
+        painter.resetTransform()           # viewport coordinates: the text stays put while the canvas pans
+        area = QRectF(self.viewport().rect()).adjusted(60, 40, -60, -40)
+        width = min(area.width(), 520.0)
+        area = QRectF(area.center().x() - width / 2, area.top(), width, area.height())
+        painter.setPen(self.graph_scene.theme.muted_text)
+        painter.setFont(style.ui_font(1.15))
+        painter.drawText(area, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), text)
+        painter.restore()
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _tell(self, text: str) -> None:
@@ -431,11 +496,16 @@ class GraphView(QGraphicsView):
             return
         try:
             data = json.loads(bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8"))
-            type_id, params = str(data["type"]), dict(data.get("params") or {})
-        except (ValueError, KeyError, TypeError):
+            task = str(data.get("task") or "")
+            type_id, params = ("", {}) if task else (str(data["type"]), dict(data.get("params") or {}))
+        except (ValueError, KeyError, TypeError, AttributeError):
             event.ignore()
             return
-        self.add_block_at(type_id, self.mapToScene(event.position().toPoint()), params)
+        at = self.mapToScene(event.position().toPoint())
+        if task:
+            self.set_task_at(task, at)
+        else:
+            self.add_block_at(type_id, at, params)
         event.acceptProposedAction()
         self.activateWindow()
 
