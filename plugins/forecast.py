@@ -270,3 +270,26 @@ class ForecastTask(Task):
     def to_units(self, standardised: torch.Tensor) -> torch.Tensor:
         """Standardised target values -> the data's own units."""
         return standardised * self.target_std + float(self.mean[-1])
+
+    @torch.no_grad()
+    def forecasts(self, model, split: str, device, batch_size: int = 512) -> dict[str, np.ndarray]:
+        """Every window of ``split`` through ``model`` (in eval mode), in the data's own units: ``rows [N]`` the first
+        row each window forecasts, ``actual [N, H]`` and ``predicted [N, H]`` the next ``horizon`` values, and
+        ``naive [N]`` the naive forecast (the window's last observed value, repeated over the horizon).  What the
+        dashboard's predicted-vs-actual plot and ``seqwb forecast`` show; the MSEs of ``eval`` are their means."""
+        starts = self._starts[split]
+        actual, predicted, naive = [], [], []
+        was_training = model.training
+        model.eval()
+        try:
+            for i in range(0, starts.numel(), batch_size):
+                batch = {k: v.to(device) for k, v in self._batch(starts[i:i + batch_size]).items()}
+                outputs, _ = model(batch)
+                predicted.append(self.to_units(self._prediction(outputs).float()).cpu())
+                actual.append(self.to_units(batch["targets"]).cpu())
+                naive.append(self.to_units(batch["last"]).cpu())
+        finally:
+            model.train(was_training)
+        return {"rows": starts.numpy().copy(), "actual": torch.cat(actual).numpy().astype(np.float64),
+                "predicted": torch.cat(predicted).numpy().astype(np.float64),
+                "naive": torch.cat(naive).numpy().astype(np.float64)}

@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from workbench import __version__
-from workbench.cli import decode, evaluate, export, plugins, project, train, units
+from workbench.cli import decode, evaluate, export, forecast, plugins, project, train, units
 from workbench.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "gui_main", "main"]
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("gui", cmd_gui, "open the desktop window (on FILE, or on the default project)")
     sp.add_argument("file", nargs="?")
 
-    for group in (plugins, project, train, evaluate, decode, units, export):
+    for group in (plugins, project, train, evaluate, decode, units, forecast, export):
         group.register(add, sets)
     return p
 

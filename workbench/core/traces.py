@@ -7,6 +7,12 @@ holds one run's decimated series, its gradient-through-time probes as rows of lo
 where its epochs began; it is built from a run's record (:meth:`RunTraces.from_run`) and extended by the trainer's
 events (:meth:`RunTraces.add_events`), and both ways give the same traces.
 
+Runs from other project files are overlaid read-only, as TensorBoard users expect: :func:`runs_from_file` reads
+their history (the quick read, no weights) into traces that carry the file they come from (``source``), a ``key``
+unique across files and a ``label`` that names the file.  :func:`run_matches` is the runs list's filter, and
+:func:`time_of` places a run's steps on a wall-clock axis from its ``train/wall_time`` series (seconds since the
+run started, which the trainer records).
+
 numpy only: the window's dashboard draws these, and tests check them without Qt.
 """
 
@@ -14,11 +20,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Iterable
+import re
+from pathlib import Path
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from workbench.core.training.events import EPOCH
+from workbench.core.training.events import EPOCH, WALL_TIME, started_timestamp
 
 SERIES_CAPACITY = 4096      # points kept per series per run (whatever the run's length)
 HEATMAP_ROWS = 256          # probe rows kept per layer and quantity
@@ -176,10 +184,15 @@ def last_step(run: Any) -> int:
 # ---- one run ------------------------------------------------------------------------------------------------
 
 class RunTraces:
-    """The series, probes and samples of one run as a live view draws them."""
+    """The series, probes and samples of one run as a live view draws them.  ``source``: the project file a run of
+    another project comes from ("" for the project's own runs)."""
 
-    def __init__(self, run_id: str, settings: dict | None = None):
+    def __init__(self, run_id: str, settings: dict | None = None, source: str = ""):
         self.run_id = run_id
+        self.source = source
+        self.started = ""                                    # when the run began (ISO 8601, from its record)
+        #: the colour a run of another file is drawn in (an index into the plots' palette; None: by its number)
+        self.color_index: Optional[int] = None
         self.settings = dict(settings or {})
         self.status = ""
         self.message = ""
@@ -197,9 +210,10 @@ class RunTraces:
 
     # ---- building from the record ------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, run: Any) -> "RunTraces":
-        traces = cls(run.id, run.settings)
+    def from_run(cls, run: Any, source: str = "") -> "RunTraces":
+        traces = cls(run.id, run.settings, source)
         traces.status, traces.message = run.status, run.message
+        traces.started = str(getattr(run, "started", "") or "")
         for key, s in run.series.items():
             if not s.step:
                 continue
@@ -298,11 +312,80 @@ class RunTraces:
         return [k for k in self.keys("valid/") if k != "loss"]
 
     @property
+    def key(self) -> str:
+        """Unique among the runs shown together: the run's id, after its file's name for another project's run."""
+        return f"{self.file}/{self.run_id}" if self.source else self.run_id
+
+    @property
+    def file(self) -> str:
+        """The name of the file a run of another project comes from ("" for the project's own)."""
+        return Path(self.source).name if self.source else ""
+
+    @property
     def label(self) -> str:
-        cells = "+".join(self.settings.get("cells") or []) or "?"
-        return f"{self.run_id} ({cells})"
+        return run_label(self.run_id, self.settings, self.file)
+
+    def has_times(self) -> bool:
+        """Whether the run recorded when its steps happened (runs trained before ``train/wall_time`` did not)."""
+        dec = self.series.get(WALL_TIME)
+        return dec is not None and len(dec) > 0
+
+    def start_time(self) -> float:
+        """When the run began, in seconds since the epoch (nan when its record does not say)."""
+        return started_timestamp(self.started)
 
     def planned_steps(self) -> int:
         """The steps the run was set to train (0 when it trains by epochs: the record does not say how many)."""
         train = self.settings.get("train") or {}
         return 0 if train.get("epochs") else int(train.get("steps") or 0)
+
+
+# ---- runs across files, their names and their times -------------------------------------------------------------
+
+def runs_from_file(path: str | Path) -> tuple[str, list[RunTraces]]:
+    """The project name and the runs of the project file ``path``, as traces that name the file (read-only: the
+    quick read, without weights, and nothing is written back)."""
+    from workbench.core.projectfile import load_project
+    project = load_project(path, weights=False)
+    return project.name, [RunTraces.from_run(run, source=str(path)) for run in project.history.runs]
+
+
+def run_label(run_id: str, settings: dict | None, file: str = "") -> str:
+    """How lists and legends name a run: "run-2 (lstm+lstm)", after its file's name for another project's run."""
+    cells = "+".join((settings or {}).get("cells") or []) or "?"
+    return f"{file}: {run_id} ({cells})" if file else f"{run_id} ({cells})"
+
+
+def run_matches(pattern: str, *names: str) -> bool:
+    """The runs filter: ``pattern`` as a regular expression, case-insensitive, found in any of ``names`` (a run's
+    label, its file); a pattern that is not a valid expression is looked for as plain text.  Empty matches all."""
+    if not pattern.strip():
+        return True
+    try:
+        rx = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return any(pattern.lower() in name.lower() for name in names)
+    return any(rx.search(name) for name in names)
+
+
+#: x-axis modes of the plots over training time: the optimizer step, seconds since each run began, the wall clock
+X_AXES = ("step", "relative", "wall")
+
+
+def time_of(traces: RunTraces, steps: np.ndarray, mode: str) -> Optional[np.ndarray]:
+    """``steps`` of a run as times: seconds since the run began (``relative``) or since the epoch (``wall``),
+    interpolated between the steps the run recorded its time at; None when it recorded none (or the start is
+    unknown, for ``wall``)."""
+    if mode == "step":
+        return np.asarray(steps, dtype=np.float64)
+    dec = traces.series.get(WALL_TIME)
+    if dec is None or len(dec) == 0:
+        return None
+    at, seconds = dec.data()
+    times = np.interp(np.asarray(steps, dtype=np.float64), at, seconds)
+    if mode == "wall":
+        start = traces.start_time()
+        if not math.isfinite(start):
+            return None
+        return times + start
+    return times

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
                                QWidget)
 
 from workbench.core.traces import RunTraces, last_step
+from workbench.gui.dashboard_forecast import ForecastPlot
 from workbench.gui.dashboard_plots import DashboardPlots
-from workbench.gui.plots import run_color
+from workbench.gui.dashboard_runs import OtherRuns
 from workbench.gui.run_settings import ProgressLine, RunSettingsBar, SpeedLabel, format_duration
 from workbench.gui.style import canvas_theme, set_muted, ui_font
 
@@ -35,8 +36,10 @@ ENDED_WORDS = {"finished": "finished at", "stopped": "stopped at", "running": "i
 
 # ---- the dashboard ------------------------------------------------------------------------------------------
 
-class TrainingDashboard(QWidget):
-    """``TrainingDashboard(doc)``; the window calls ``begin_run`` / ``consume`` / ``save_state`` / ``end_run``."""
+class TrainingDashboard(OtherRuns, ForecastPlot, QWidget):
+    """``TrainingDashboard(doc)``; the window calls ``begin_run`` / ``consume`` / ``save_state`` / ``end_run``.
+    Runs of other project files, the runs filter and the time axis: :mod:`workbench.gui.dashboard_runs`; the
+    forecasting task's predicted-vs-actual plot: :mod:`workbench.gui.dashboard_forecast`."""
 
     def __init__(self, doc: Any, parent: QWidget | None = None):
         super().__init__(parent)
@@ -56,10 +59,12 @@ class TrainingDashboard(QWidget):
         self._samples_shown: tuple = ()
 
         self._build()
+        self._forecast_setup()
         doc.projectReplaced.connect(self._on_project_replaced)
         doc.settingsChanged.connect(self._on_settings_changed)
         doc.runsDeleted.connect(self.reload)
         self.reload()
+        self._restore_dashboard()
 
     # ---- building ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -107,6 +112,9 @@ class TrainingDashboard(QWidget):
         runs_title = QLabel("Runs")
         runs_title.setFont(ui_font(1.0, bold=True))
         side_layout.addWidget(runs_title)
+        # the plots are built first: the runs' tools read their colours and axis
+        self.plots = DashboardPlots(self._shown, self._x_extent)
+        self._build_run_tools(side_layout)
         self.runs = QTreeWidget()
         self.runs.setObjectName("runsList")
         self.runs.setColumnCount(4)
@@ -121,7 +129,8 @@ class TrainingDashboard(QWidget):
         self.runs.itemChanged.connect(self._on_run_item_changed)
         self.runs.itemSelectionChanged.connect(self._update_delete_button)
         side_layout.addWidget(self.runs, 2)
-        hint = QLabel("Tick runs to overlay them on the loss, gradient-norm and gradient-through-time plots.")
+        hint = QLabel("Tick runs to overlay them on the loss, gradient-norm and gradient-through-time plots; "
+                      "runs of other project files too (read-only).")
         hint.setWordWrap(True)
         hint.setFont(ui_font(0.9))
         set_muted(hint)
@@ -137,6 +146,7 @@ class TrainingDashboard(QWidget):
         run_buttons.addWidget(self.export_button)
         run_buttons.addStretch(1)
         side_layout.addLayout(run_buttons)
+        self._build_file_buttons(side_layout)
         self.samples_title = samples_title = QLabel("Latest samples")
         samples_title.setFont(ui_font(1.0, bold=True))
         side_layout.addWidget(samples_title)
@@ -151,8 +161,6 @@ class TrainingDashboard(QWidget):
         self.samples.setPlaceholderText("Generated text appears here as the model learns (text tasks).")
         side_layout.addWidget(self.samples, 3)
 
-        # right: the plots, reflowed into as many columns as fit
-        self.plots = DashboardPlots(self._shown, self._x_extent)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(side)
@@ -191,11 +199,14 @@ class TrainingDashboard(QWidget):
         self.primary = None
         self.overlays.clear()
         self.checked.clear()
+        self._forget_dashboard()               # each project keeps its own comparisons (project.views)
+        self._forecast_project_replaced()
         self.plots.clear()
         self._paused = False
         self._progress_text = ""
         self.status.setText("")
         self.reload()
+        self._restore_dashboard()
 
     def reload(self) -> None:
         """Another project, or its history changed: rebuild the runs list and what is shown."""
@@ -215,7 +226,7 @@ class TrainingDashboard(QWidget):
                 self.primary = RunTraces.from_run(current)
                 self._show_gradient_units()
             self._show_idle_progress()
-        self.checked &= set(ids)
+        self.checked &= set(ids) | {t.key for t in self.other_runs()}
         self.overlays = {rid: t for rid, t in self.overlays.items() if rid in self.checked}
         spec = self.doc.task_spec()
         text_task = spec is None or bool(getattr(spec, "generative", True)) or bool(self.primary and
@@ -225,6 +236,7 @@ class TrainingDashboard(QWidget):
         self._show_samples()
         self._fill_runs_list()
         self.plots.invalidate()
+        self.refresh_forecast()
 
     def _show_idle_progress(self) -> None:
         """No run is training: the bar says how far the run shown got, or that there is none."""
@@ -261,7 +273,7 @@ class TrainingDashboard(QWidget):
                 item.setText(3, f"{valid.value[-1]:.4g}" if valid and valid.value else "—")
                 item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 item.setTextAlignment(3, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                item.setIcon(0, _swatch(run_color(run.id)))
+                item.setIcon(0, _swatch(self.plots.color(RunTraces(run.id))))
                 item.setToolTip(0, _run_tooltip(run))
                 for c in (1, 2, 3):
                     item.setToolTip(c, _run_tooltip(run))
@@ -278,9 +290,13 @@ class TrainingDashboard(QWidget):
                     item.setCheckState(0, Qt.CheckState.Checked if run.id in self.checked else Qt.CheckState.Unchecked)
                 if run.status == "failed":
                     item.setForeground(0, QBrush(QColor("#d32f2f")))
+            self._fill_other_runs()
         finally:
             self.runs.blockSignals(False)
         self._update_delete_button()
+
+    def _swatch_of(self, t: RunTraces) -> QIcon:
+        return _swatch(self.plots.color(t))
 
     def run_item(self, run_id: str) -> QTreeWidgetItem | None:
         for i in range(self.runs.topLevelItemCount()):
@@ -308,16 +324,23 @@ class TrainingDashboard(QWidget):
         self.plots.invalidate()
 
     def _on_run_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if column == 0:
-            run_id = item.data(0, Qt.ItemDataRole.UserRole)
-            self.set_overlay(run_id, item.checkState(0) == Qt.CheckState.Checked)
+        if column != 0 or not item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
+            return
+        on = item.checkState(0) == Qt.CheckState.Checked
+        if item.parent() is not None:            # a run of another file
+            self.set_other_overlay(item.data(0, Qt.ItemDataRole.UserRole), on)
+        else:
+            self.set_overlay(item.data(0, Qt.ItemDataRole.UserRole), on)
 
     def _update_delete_button(self) -> None:
         ids = self.selected_run_ids()
         self.delete_button.setEnabled(bool(ids) and self.live_run_id not in ids)
+        self.remove_file_button.setEnabled(bool(self._selected_files()))
 
     def selected_run_ids(self) -> list[str]:
-        return [it.data(0, Qt.ItemDataRole.UserRole) for it in self.runs.selectedItems()]
+        """The project's own runs selected in the list (never another file's: those are read-only)."""
+        return [it.data(0, Qt.ItemDataRole.UserRole) for it in self.runs.selectedItems()
+                if it.parent() is None and isinstance(it.data(0, Qt.ItemDataRole.UserRole), str)]
 
     def delete_runs(self, run_ids: list[str]) -> bool:
         """Delete runs from the history (one undo step), never the live one."""
@@ -398,10 +421,12 @@ class TrainingDashboard(QWidget):
         self.plots.invalidate()
 
     def save_state(self, state: Any) -> None:
-        """A checkpoint came back (periodically, or the pause took effect): the list shows the new numbers."""
+        """A checkpoint came back (periodically, or the pause took effect): the list shows the new numbers, the
+        forecasts those of the new weights."""
         item = self.run_item(state.run.id)
         if item is not None:
             item.setText(2, str(state.step))
+        self.refresh_forecast()
 
     def _show_live_progress(self) -> None:
         """The live run's step, and the time left while it runs; paused, nothing is running: no estimate."""
@@ -464,7 +489,9 @@ class TrainingDashboard(QWidget):
 
     # ---- what the plots show --------------------------------------------------------------------------------
     def _shown(self) -> tuple[RunTraces | None, list[RunTraces]]:
-        return self.primary, [self.overlays[r] for r in sorted(self.overlays)]
+        """The run shown and the ticked runs the filter lets through (the project's first, then other files')."""
+        overlays = [self.overlays[k] for k in sorted(self.overlays, key=lambda k: ("/" in k, k))]
+        return self.primary, [t for t in overlays if self.run_visible(t)]
 
     def shown_runs(self) -> list[RunTraces]:
         return ([self.primary] if self.primary else []) + self._shown()[1]

@@ -20,10 +20,13 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QGridLayout, QLabel, QScrollArea, QSpinBox, QWidget
 
-from workbench.core.traces import Decimator, RunTraces, trailing_mean
-from workbench.gui.plots import (GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, pen, run_color, series_color,
+from workbench.core.training.events import WALL_TIME
+from workbench.core.traces import X_AXES, Decimator, RunTraces, time_of, trailing_mean
+from workbench.gui.plots import (GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, TickAxis, pen, run_color, series_color,
                                  spaced_marks)
 
+#: what the x axis of the plots over training time shows (TensorBoard's Step, Relative and Wall)
+X_AXIS_TITLES = {"step": "step", "relative": "time since each run began", "wall": "wall clock"}
 PANELS_PER_FRAME = 2        # plots given new data per pass of the event loop (see DashboardPlots.redraw)
 FRAME_MS = 16
 PANEL_INTERVAL = 0.25       # a plot gets new data at most four times a second
@@ -71,6 +74,8 @@ class DashboardPlots(QScrollArea):
         self.smoothing = 20
         self.quantity = "dLT_dh"
         self.metric_name = ""
+        self.x_axis = "step"
+        self._time_scale = (1.0, "s")       # relative times: seconds, minutes or hours, by the longest run shown
         self._drawn: dict[tuple[str, str], tuple] = {}
         self._epoch_lines: list[Any] = []
         self._epoch_drawn: tuple = ()
@@ -182,6 +187,22 @@ class DashboardPlots(QScrollArea):
         self.speed_panel = PlotPanel("Tokens per second", "tokens/s", y_from_zero=True, tip=SPEED_TIP)
         self.panels = [self.loss_panel, self.grad_panel, self.heat_panel, self.gtt_panel, self.group_panel,
                        self.sigma_panel, self.metric_panel, self.lr_panel, self.speed_panel]
+        #: the plots whose x axis is the training step, or time (see :meth:`set_x_axis`)
+        self.step_panels = [self.loss_panel, self.grad_panel, self.group_panel, self.sigma_panel, self.metric_panel,
+                            self.lr_panel, self.speed_panel]
+        # a forecasting task's predictions against what happened (shown for such a task only: show_forecast_panel)
+        self.forecast_panel = PlotPanel("Forecast vs actual (validation)", "value", "row of the series",
+                                        legend=True, empty_text="no forecasts yet",
+                                        tip="The model's forecasts over the validation split against the series "
+                                            "itself, and the naive forecast that repeats the last observed value "
+                                            "(the baseline the task's skill is measured against). Computed from "
+                                            "the project's current weights whenever they change.")
+        self.forecast_step = QSpinBox()
+        self.forecast_step.setRange(1, 1)
+        self.forecast_step.setPrefix("ahead ")
+        self.forecast_step.setToolTip("Which step of the horizon: 1 is the next value after each window")
+        self.forecast_panel.add_control(self.forecast_step)
+        self.forecast_panel.hide()
 
     def set_gradient_units(self, reduction: str) -> None:
         """The gradient plot reads in the units that are clipped: those of the loss the run back-propagates."""
@@ -346,17 +367,125 @@ class DashboardPlots(QScrollArea):
 
     def _line(self, panel: PlotPanel, pname: str, key: str, dec: Decimator | None, style: Any, name: str | None,
               keep: set[str], *, smooth: int = 1, symbol: str | None = None, extra: tuple = (),
-              group: str = "") -> None:
+              group: str = "", traces: RunTraces | None = None) -> None:
+        """A curve of ``traces``'s series ``dec`` against the step, or against time (:meth:`set_x_axis`): a run
+        that did not record its times is left out of a time axis."""
         if dec is None or len(dec) == 0:
             return
+        clock = None
+        if self.x_axis != "step" and traces is not None:
+            clock = traces.series.get(WALL_TIME)
+            if clock is None or not traces.has_times():
+                return
         keep.add(key)
-        sig = (dec.uid, dec.version, smooth, panel.log_y, name, group, *extra)
+        sig = (dec.uid, dec.version, smooth, panel.log_y, name, group, self.x_axis, self._time_scale,
+               (clock.uid, clock.version) if clock is not None else None, *extra)
         if not self._changed(pname, key, sig) and key in panel.curves:
             return
         x, y = dec.data()
         if smooth > 1:
             y = trailing_mean(y, max(1, round(smooth / dec.stride)))
+        if self.x_axis != "step" and traces is not None:
+            times = time_of(traces, x, self.x_axis)
+            if times is None:
+                return
+            x = times if self.x_axis == "wall" else times / self._time_scale[0]
         panel.set_curve(key, x, y, style, name, symbol=symbol, group=group)
+
+    # ---- the x axis over training time: steps, or the time each run took (TensorBoard's Relative, Wall) ---------
+    def set_x_axis(self, mode: str) -> None:
+        """Draw the plots over training time against the step, the time since each run began (``relative``) or
+        the wall clock (``wall``); runs from before wall times were recorded are left out of the time axes."""
+        if mode not in X_AXES:
+            raise ValueError(f"x axis must be one of {', '.join(X_AXES)}, not {mode!r}")
+        if mode == self.x_axis:
+            return
+        self.x_axis = mode
+        self._time_scale = self._pick_time_scale()
+        for panel in self.step_panels:
+            self._bottom_axis(panel)
+            panel.grow_x = mode == "step"           # the step axis ends at the planned steps; time axes fit the data
+            panel.reset_range()
+            panel.plot.enableAutoRange(x=mode != "step")
+        self.invalidate()
+
+    def x_axis_label(self) -> str:
+        if self.x_axis == "relative":
+            return f"time since the run began ({self._time_scale[1]})"
+        if self.x_axis == "wall":
+            return "wall-clock time"
+        return "step"
+
+    def _pick_time_scale(self) -> tuple[float, str]:
+        """Seconds, minutes or hours, by the longest run shown (every plot and run in the same unit)."""
+        longest = 0.0
+        for t in self.shown_runs():
+            clock = t.series.get(WALL_TIME)
+            if clock is not None and len(clock):
+                longest = max(longest, float(clock.data()[1].max()))
+        if longest > 2 * 3600:
+            return 3600.0, "h"
+        if longest > 120:
+            return 60.0, "min"
+        return 1.0, "s"
+
+    def _bottom_axis(self, panel: PlotPanel) -> None:
+        """The panel's x axis for the mode: dates and times for the wall clock, plain numbers otherwise."""
+        wall = self.x_axis == "wall"
+        current = panel.plot.getAxis("bottom")
+        if wall != isinstance(current, pg.DateAxisItem):
+            axis = pg.DateAxisItem(orientation="bottom") if wall else TickAxis("bottom")
+            axis.setPen(pen(panel.colors["axis"], 1))
+            axis.setTextPen(pen(panel.colors["axis"], 1))
+            axis.setTickFont(current.style["tickFont"])
+            axis.enableAutoSIPrefix(False)
+            panel.plot.setAxisItems({"bottom": axis})
+        label = "step (dotted: epoch starts)" if panel is self.loss_panel and self.x_axis == "step" \
+            else self.x_axis_label()
+        panel.plot.setLabel("bottom", label, **panel.label_style)
+
+    def color(self, t: RunTraces) -> QColor:
+        """A run's colour on every plot and in the runs list: by its number, or the one given to a run of
+        another file (its ``color_index``)."""
+        return series_color(t.color_index) if t.color_index is not None else run_color(t.run_id)
+
+    # ---- the forecasting task's predictions (the dashboard computes them; see TrainingDashboard) ---------------
+    def show_forecast_panel(self, on: bool) -> None:
+        """Put the predicted-vs-actual plot among the others (after the metric), or take it out."""
+        there = self.forecast_panel in self.panels
+        if on == there:
+            return
+        if on:
+            self.panels.insert(self.panels.index(self.metric_panel) + 1, self.forecast_panel)
+        else:
+            self.grid.removeWidget(self.forecast_panel)
+            self.panels.remove(self.forecast_panel)
+        self.forecast_panel.setVisible(on)
+        self._columns = 0               # lay every panel out again
+        self._reflow()
+
+    def set_forecast(self, lines: dict[str, Any] | None, message: str = "") -> None:
+        """Draw :func:`workbench.core.forecasts.forecast_lines` (None: nothing to draw; ``message`` says why)."""
+        panel = self.forecast_panel
+        if not lines:
+            panel.clear_curves()
+            panel.title.setText("Forecast vs actual (validation)" + (f": {message}" if message else ""))
+            return
+        self.forecast_step.blockSignals(True)
+        self.forecast_step.setRange(1, max(1, int(lines["horizon"])))
+        self.forecast_step.setValue(int(lines["step"]))
+        self.forecast_step.blockSignals(False)
+        self.forecast_step.setVisible(int(lines["horizon"]) > 1)
+        x = np.asarray(lines["x"], dtype=np.float64)
+        colors = panel.colors
+        panel.set_curve("actual", x, np.asarray(lines["actual"]), pen(colors["text"], 1.3), "actual")
+        panel.set_curve("predicted", x, np.asarray(lines["predicted"]), pen(series_color(0), 1.8), "model")
+        panel.set_curve("naive", x, np.asarray(lines["naive"]), pen(colors["muted"], 1.3, DASH),
+                        "naive (last value)")
+        ahead = f", {lines['step']} ahead" if int(lines["horizon"]) > 1 else ""
+        panel.title.setText(f"Forecast vs actual ({lines['split']}{ahead}): MSE {lines['mse']:.3g}, naive "
+                            f"{lines['naive_mse']:.3g}")
+        panel.set_y_label(lines.get("target") or "value")
 
     def _run_group(self, t: RunTraces) -> str:
         """The legend group of a run's curves: none for a run alone, its label ("run-2 (lstm)") among overlays,
@@ -366,20 +495,25 @@ class DashboardPlots(QScrollArea):
     def _draw_loss(self) -> None:
         panel, keep = self.loss_panel, set()
         for i, t in enumerate(self.shown_runs()):
-            color = run_color(t.run_id)
+            color = self.color(t)
             primary = i == 0
             group = self._run_group(t)
             train = t.series.get("train/loss")
             if primary:
-                self._line(panel, "loss", f"{t.run_id}:raw", train, pen(color, 1.0, alpha=0.28), None, keep)
-            self._line(panel, "loss", f"{t.run_id}:train", train, pen(color, 2.0 if primary else 1.6,
+                self._line(panel, "loss", f"{t.key}:raw", train, pen(color, 1.0, alpha=0.28), None, keep, traces=t)
+            self._line(panel, "loss", f"{t.key}:train", train, pen(color, 2.0 if primary else 1.6,
                                                                       Qt.PenStyle.SolidLine if primary else DASH),
-                       "train", keep, smooth=self.smoothing, group=group)
-            self._line(panel, "loss", f"{t.run_id}:valid", t.series.get("valid/loss"),
+                       "train", keep, smooth=self.smoothing, group=group, traces=t)
+            self._line(panel, "loss", f"{t.key}:valid", t.series.get("valid/loss"),
                        pen(_shade(color), 1.4, DOT if not primary else Qt.PenStyle.SolidLine), "valid", keep,
-                       symbol="o", group=group)
+                       symbol="o", group=group, traces=t)
         panel.prune(keep)
-        self._draw_epochs()
+        if self.x_axis == "step":
+            self._draw_epochs()
+        else:                           # epochs are marked on the step axis only
+            for line in self._epoch_lines:
+                self.loss_panel.plot.removeItem(line)
+            self._epoch_lines, self._epoch_drawn = [], ()
 
     def _draw_epochs(self) -> None:
         t = self.primary
@@ -409,16 +543,16 @@ class DashboardPlots(QScrollArea):
     def _draw_grad(self) -> None:
         panel, keep = self.grad_panel, set()
         for i, t in enumerate(self.shown_runs()):
-            color = run_color(t.run_id)
+            color = self.color(t)
             group = self._run_group(t)
             if i == 0:
-                self._line(panel, "grad", f"{t.run_id}:before", t.series.get("train/grad_norm"),
-                           pen(color, 1.2, alpha=0.45), "before clipping", keep, group=group)
-                self._line(panel, "grad", f"{t.run_id}:after", t.series.get("train/grad_norm_clipped"),
-                           pen(color, 1.6), "after clipping", keep, group=group)
+                self._line(panel, "grad", f"{t.key}:before", t.series.get("train/grad_norm"),
+                           pen(color, 1.2, alpha=0.45), "before clipping", keep, group=group, traces=t)
+                self._line(panel, "grad", f"{t.key}:after", t.series.get("train/grad_norm_clipped"),
+                           pen(color, 1.6), "after clipping", keep, group=group, traces=t)
             else:                     # an overlaid run: the norm before clipping only, dashed
-                self._line(panel, "grad", f"{t.run_id}:before", t.series.get("train/grad_norm"),
-                           pen(color, 1.3, DASH), "before clipping", keep, group=group)
+                self._line(panel, "grad", f"{t.key}:before", t.series.get("train/grad_norm"),
+                           pen(color, 1.3, DASH), "before clipping", keep, group=group, traces=t)
         panel.prune(keep)
         clip = float(((self.primary.settings.get("train") or {}).get("clip_norm") or 0.0)) if self.primary else 0.0
         if clip > 0:
@@ -444,7 +578,7 @@ class DashboardPlots(QScrollArea):
             prefix = "grad_clipped/" if self.group_clipped.isChecked() else "grad/"
             for i, group in enumerate(t.keys(prefix)):
                 self._line(panel, "groups", f"{group}", t.series.get(prefix + group), pen(series_color(i), 1.5),
-                           group, keep, extra=(prefix,))
+                           group, keep, extra=(prefix,), traces=t)
         panel.prune(keep)
 
     def _draw_sigma(self) -> None:
@@ -457,20 +591,24 @@ class DashboardPlots(QScrollArea):
                 layer, _, matrix = name.rpartition("/")
                 self._line(panel, "sigma", name, t.series.get("sigma/" + name), pen(series_color(i), 1.5),
                            matrix, keep, symbol="o" if len(t.series["sigma/" + name]) < 40 else None,
-                           group=layer + GROUP_PATH_SUFFIX if layer else "")
+                           group=layer + GROUP_PATH_SUFFIX if layer else "", traces=t)
         panel.prune(keep)
 
     def _draw_metric(self) -> None:
         t = self.primary
         names = t.metric_names() if t else []
-        names = [n for n in names if not n.startswith("baseline_")] or names
+        # a task's reference points are drawn with the metric they refer to, not chosen on their own: the memory
+        # tasks' baseline_mse, the forecasting task's naive_mse (the forecast that repeats the last value)
+        names = [n for n in names if not n.startswith(("baseline_", "naive_"))] or names
         current = [self.metric_combo.itemData(i) for i in range(self.metric_combo.count())]
         if names != current:
             self.metric_combo.blockSignals(True)
             self.metric_combo.clear()
             for n in names:
                 self.metric_combo.addItem(n, n)
-            with_baseline = [m for m in names if f"valid/baseline_{m}" in t.series]
+            # a metric that has a reference line first, in the order of preference (MSE before MAE)
+            with_baseline = sorted((m for m in names if _baseline_key(t, m)),
+                                   key=lambda m: METRIC_PREFERENCE.index(m) if m in METRIC_PREFERENCE else 99)
             choice = self.metric_name if self.metric_name in names else next(
                 iter(with_baseline + [m for m in METRIC_PREFERENCE if m in names] + names), "")
             self.metric_combo.setCurrentIndex(max(0, self.metric_combo.findData(choice)))
@@ -478,12 +616,14 @@ class DashboardPlots(QScrollArea):
             self.metric_name = choice
         panel, keep = self.metric_panel, set()
         if t is not None and self.metric_name:
-            color = run_color(t.run_id)
+            color = self.color(t)
             self._line(panel, "metric", "value", t.series.get(f"valid/{self.metric_name}"), pen(color, 1.8),
-                       self.metric_name, keep, symbol="o", extra=(self.metric_name,))
-            base = t.series.get(f"valid/baseline_{self.metric_name}")
-            self._line(panel, "metric", "baseline", base, pen(panel.colors["muted"], 1.4, DASH),
-                       f"baseline ({self.metric_name})", keep, extra=(self.metric_name,))
+                       self.metric_name, keep, symbol="o", extra=(self.metric_name,), traces=t)
+            key = _baseline_key(t, self.metric_name)
+            what = "naive forecast" if key.startswith("valid/naive_") else "baseline"
+            self._line(panel, "metric", "baseline", t.series.get(key) if key else None,
+                       pen(panel.colors["muted"], 1.4, DASH), f"{what} ({self.metric_name})", keep,
+                       extra=(self.metric_name,), traces=t)
             panel.set_y_label(self.metric_name)
         panel.prune(keep)
 
@@ -491,8 +631,8 @@ class DashboardPlots(QScrollArea):
         keep: set[str] = set()
         t = self.primary
         if t is not None:
-            self._line(panel, panel.objectName(), "value", t.series.get(key), pen(run_color(t.run_id), 1.6), None,
-                       keep)
+            self._line(panel, panel.objectName(), "value", t.series.get(key), pen(self.color(t), 1.6), None,
+                       keep, traces=t)
         panel.prune(keep)
 
     def _draw_gtt(self) -> None:
@@ -503,7 +643,7 @@ class DashboardPlots(QScrollArea):
                 values = (t.gtt_latest.get(layer) or {}).get(self.quantity)
                 if not values:
                     continue
-                key = f"{t.run_id}:{layer}"
+                key = f"{t.key}:{layer}"
                 keep.add(key)
                 sig = (t.uid, t.version, self.quantity, t.gtt_latest_step, self._overlaid(), panel.log_y)
                 if not self._changed("gtt", key, sig) and key in panel.curves:
@@ -511,11 +651,11 @@ class DashboardPlots(QScrollArea):
                 x = np.arange(1, len(values) + 1, dtype=np.float64)
                 y = np.asarray(values, dtype=np.float64)
                 if not self._overlaid():       # one run: a colour per layer (the run's own when it has one)
-                    style = pen(series_color(j) if len(t.layers) > 1 else run_color(t.run_id), 1.8)
+                    style = pen(series_color(j) if len(t.layers) > 1 else self.color(t), 1.8)
                 elif i == 0:                  # runs overlaid: a colour per run, layers by line style
-                    style = pen(run_color(t.run_id), 2.0, LAYER_STYLES[j % len(LAYER_STYLES)])
+                    style = pen(self.color(t), 2.0, LAYER_STYLES[j % len(LAYER_STYLES)])
                 else:
-                    style = pen(run_color(t.run_id), 1.4, DASH if j % 2 == 0 else DOT)
+                    style = pen(self.color(t), 1.4, DASH if j % 2 == 0 else DOT)
                 panel.set_curve(key, x, y, style, layer, group=self._run_group(t))
         panel.prune(keep)
         if runs and runs[0].gtt_latest_step:
@@ -525,7 +665,7 @@ class DashboardPlots(QScrollArea):
 
     def _draw_heatmap(self) -> None:
         runs = self.shown_runs()
-        ids = [t.run_id for t in runs]
+        ids = [t.key for t in runs]
         current_ids = [self.heat_run.itemData(i) for i in range(self.heat_run.count())]
         if ids != current_ids:
             chosen = self.heat_run.currentData()
@@ -533,12 +673,12 @@ class DashboardPlots(QScrollArea):
             self.heat_run.clear()
             for t in runs:
                 # the run's id alone keeps the combo, and so the title beside it, short; its tooltip has the cells
-                self.heat_run.addItem(t.run_id, t.run_id)
+                self.heat_run.addItem(f"{t.file}: {t.run_id}" if t.source else t.run_id, t.key)
                 self.heat_run.setItemData(self.heat_run.count() - 1, t.label, Qt.ItemDataRole.ToolTipRole)
             self.heat_run.setCurrentIndex(max(0, self.heat_run.findData(chosen)) if chosen in ids else 0)
             self.heat_run.blockSignals(False)
         self.heat_run.setVisible(len(runs) > 1)
-        t = next((r for r in runs if r.run_id == self.heat_run.currentData()), runs[0] if runs else None)
+        t = next((r for r in runs if r.key == self.heat_run.currentData()), runs[0] if runs else None)
         layers = t.layers if t else []
         current_layers = [self.heat_layer.itemData(i) for i in range(self.heat_layer.count())]
         if layers != current_layers:
@@ -553,7 +693,7 @@ class DashboardPlots(QScrollArea):
         self.heat_layer.setVisible(len(layers) > 1)
         layer = self.heat_layer.currentData()
         dec = t.gtt.get((layer, self.quantity)) if t and layer else None
-        sig = (t.run_id if t else None, layer, self.quantity, dec.uid if dec else None, dec.version if dec else None)
+        sig = (t.key if t else None, layer, self.quantity, dec.uid if dec else None, dec.version if dec else None)
         if not self._changed("heat", "image", sig):
             return
         if dec is None or len(dec) == 0:
@@ -562,6 +702,14 @@ class DashboardPlots(QScrollArea):
         steps, rows = dec.data()
         self.heat_panel.set_rows(rows, steps)
         self.heat_panel.plot.enableAutoRange()
+
+
+def _baseline_key(t: RunTraces, metric: str) -> str:
+    """The series a metric is compared with: the task's baseline, or the naive forecast's value ("" if none)."""
+    for key in (f"valid/baseline_{metric}", f"valid/naive_{metric}"):
+        if key in t.series:
+            return key
+    return ""
 
 
 def _label_fill(colors: dict[str, QColor]) -> Any:

@@ -24,8 +24,23 @@ TOKENS_PER_S = "train/tokens_per_s"
 GRAD_NORM = "train/grad_norm"
 GRAD_NORM_CLIPPED = "train/grad_norm_clipped"
 SKIPPED_STEPS = "train/skipped_steps"
+#: seconds from the run's start (``Run.started``) to the end of a step, every ``log_every`` steps: what a wall-clock
+#: x axis places the steps by (a run continued another day counts the days between)
+WALL_TIME = "train/wall_time"
 GRAD_PREFIX = "grad/"
 GRAD_CLIPPED_PREFIX = "grad_clipped/"
+
+
+def started_timestamp(started: str) -> float:
+    """A run's start (``Run.started``, ISO 8601) in seconds since the epoch; nan when it does not say."""
+    import datetime as dt
+    try:
+        when = dt.datetime.fromisoformat(started)
+    except (TypeError, ValueError):
+        return math.nan
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
 
 
 # ---- events ---------------------------------------------------------------------------------------------------

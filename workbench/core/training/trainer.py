@@ -32,8 +32,9 @@ from workbench.schema.registry import Registry
 from workbench.schema.specs import TaskSpec
 from workbench.core.training.evaluation import evaluate_model
 from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NORM, GRAD_NORM_CLIPPED, GRAD_PREFIX, LOSS,
-                                            LR, SKIPPED_STEPS, TOKENS_PER_S, Callback, EndEvent, EvalEvent,
-                                            ProbeEvent, RunControl, SampleEvent, StepEvent)
+                                            LR, SKIPPED_STEPS, TOKENS_PER_S, WALL_TIME, Callback, EndEvent,
+                                            EvalEvent, ProbeEvent, RunControl, SampleEvent, StepEvent,
+                                            started_timestamp)
 from workbench.core.training.faults import (check_data_fits, check_weights_fit, nonfinite_origin, plugin_at_fault,
                                             progress_argument)
 from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
@@ -340,6 +341,8 @@ class Trainer:
         model.train()
         status, message = "finished", ""
         t_start = time.perf_counter()
+        run_start = started_timestamp(self.run.started)
+        run_start = run_start if math.isfinite(run_start) else time.time()
         speed = _SpeedWindow()
         last_checkpoint = time.monotonic()
         scaler = torch.amp.GradScaler(self.device.type) if self.precision.scaler else None
@@ -374,6 +377,9 @@ class Trainer:
                 if rate is not None:
                     ev.metrics[TOKENS_PER_S] = rate
                     self.run.log(TOKENS_PER_S, ev.step, rate)
+                if ev.step == 1 or ev.step % max(1, cfg.log_every) == 0:   # the dashboard's wall-clock axis
+                    ev.metrics[WALL_TIME] = wall = time.time() - run_start
+                    self.run.log(WALL_TIME, ev.step, wall)
                 done = (self.pos.step if target_step is not None
                         else self.pos.epoch * n_per_epoch + self.pos.batch) - done_at_start
                 remaining = max(total - done_at_start - done, 0)
