@@ -98,7 +98,7 @@ class GoodPlugin:
 
     @hookimpl
     def seqwb_templates(self):
-        return (template(),)  # any iterable will do
+        return (template(),)  # a tuple is taken as well as a list
 
     @hookimpl
     def seqwb_feature_tracks(self):
@@ -192,9 +192,9 @@ def test_a_raising_hook_is_recorded_and_the_rest_loads():
     assert ("(registered in code)", "raiser", "") in reg.plugins
 
 
-def _raising_generator():
-    yield cell("g1")
-    raise ZeroDivisionError("half-way")
+def _endless_generator():
+    while True:   # never consumed: only a finished list (or tuple) is taken from a hook
+        yield cell("g1")
 
 
 # (case, the hook's body, expected part of the recorded error); bodies run inside the hook, at discovery
@@ -210,7 +210,11 @@ BAD_RESULTS = [
     ("params-without-default", lambda: [cell("p3", params=RequiredParams)], "every parameter needs a default"),
     ("factory-no-colon", lambda: [cell("f1", factory="tests_fake.cells.Cell")], "factory must be a 'module:attr'"),
     ("factory-callable", lambda: [cell("f2", factory=print)], "factory must be a 'module:attr'"),
-    ("generator-raises", _raising_generator, "ZeroDivisionError: half-way"),
+    ("endless-generator", _endless_generator,
+     "TypeError: seqwb_cells must return a list of CellSpec, got generator (a generator is not taken"),
+    ("a-set", lambda: {cell("s1")}, "TypeError: seqwb_cells must return a list of CellSpec, got set"),
+    ("too-many", lambda: [cell(f"c{i}") for i in range(1001)],
+     "ValueError: seqwb_cells returned 1,001 items; at most 1,000 are taken from one hook"),
 ]
 
 

@@ -1,9 +1,12 @@
 """Plugin discovery: our own loader over the ``seqwb.plugins`` entry points.
 
 Unlike ``PluginManager.load_setuptools_entrypoints`` (which stops at the first broken plugin), every entry point
-is loaded, and every hook implementation called, inside its own ``try``; a failure is recorded with the
-distribution, entry point and error, and the rest loads.  The manager is built by a function, never a module
-global, so each caller (and each test) gets a fresh one.
+is loaded, and every hook implementation called, on its own; a failure is recorded with the distribution, entry
+point and error, and the rest loads.  "Its own" is more than a ``try``: a third-party plugin's import and each of
+its hooks run in a thread with a time limit, and nothing it raises, ``SystemExit`` and ``KeyboardInterrupt``
+included, leaves that thread (:mod:`workbench.plugin_system.isolation`); a hook's result must be a finished list
+of at most :data:`MAX_SPECS_PER_HOOK` specs.  Each plugin gets a plugin manager of its own, built by a function,
+never a module global, so each caller (and each test) gets a fresh one.
 
 Ids are owned (:mod:`workbench.plugin_system.ownership`): every spec is collected first and the ids decided
 afterwards, so the outcome never depends on the order in which entry points happen to be found.  An id that two
@@ -14,14 +17,16 @@ refused.
 from __future__ import annotations
 
 import importlib.metadata as md
-import traceback
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 import pluggy
 
 from workbench import hookspecs
 from workbench.plugin_system import user_settings
+from workbench.plugin_system.isolation import (Outcome, call_isolated, call_trusted, clean_line, describe_exception,
+                                               format_traceback, time_limit, type_name)
 from workbench.plugin_system.ownership import (bare_ids_note, is_builtin, namespace, namespace_problem,
                                                owns_namespaces)
 from workbench.plugin_system.versions import ApiRangeError, range_allows
@@ -105,6 +110,13 @@ class Registry:
             return None
         return provider_of(spec, self.plugins)
 
+    def update_from(self, other: "Registry") -> None:
+        """Take every table of ``other`` (a fresh discovery), in place: whatever holds this registry (a window's
+        document, palette and forms) sees the plugins installed or removed since.  Each table is replaced whole,
+        so a reader in another thread sees either the old table or the new one."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
     def successor(self, kind: str, old_id: str, distribution: str) -> Any:
         """The spec of ``distribution`` that lists ``old_id`` among its former ids, or None."""
         for spec in self.former.get(kind, {}).get(old_id, ()):
@@ -155,7 +167,10 @@ def _entry_points(group: str) -> list[md.EntryPoint]:
 
 def _api_check(obj: Any) -> tuple[str, str]:
     """``(problem, note)`` for a loaded plugin's declared API range; both empty when all is well."""
-    declared = getattr(obj, hookspecs.API_ATTRIBUTE, None)
+    try:
+        declared = getattr(obj, hookspecs.API_ATTRIBUTE, None)
+    except Exception as exc:  # noqa: BLE001 - e.g. a module-level __getattr__ that raises on every name
+        return f"reading its {hookspecs.API_ATTRIBUTE} raised {describe_exception(exc)}", ""
     if declared is None:
         if getattr(obj, "__name__", "").startswith("workbench_plugins"):
             return "", ""   # the built-ins ship with this very contract
@@ -164,27 +179,110 @@ def _api_check(obj: Any) -> tuple[str, str]:
     try:
         ok = range_allows(declared, hookspecs.API_VERSION)
     except ApiRangeError as exc:
-        return f"invalid {hookspecs.API_ATTRIBUTE}: {exc}", ""
+        return f"invalid {hookspecs.API_ATTRIBUTE}: {clean_line(str(exc))}", ""
     if not ok:
-        return (f"incompatible: it supports plugin API {declared}, this Sequence Workbench provides "
-                f"{hookspecs.API_VERSION}; install a version of the plugin made for it"), ""
+        return (f"incompatible: it supports plugin API {clean_line(str(declared))}, this Sequence Workbench "
+                f"provides {hookspecs.API_VERSION}; install a version of the plugin made for it"), ""
     return "", ""
 
 
+#: the most specs one hook may return (the built-ins' longest list has a few dozen): a hook that returns more is
+#: that plugin's failure, not the window's memory and time
+MAX_SPECS_PER_HOOK = 1000
+
+
+@dataclass(frozen=True)
+class _Registration:
+    """What loading one plugin gave, as plain data (built in the plugin's thread, see :func:`_register`)."""
+
+    problem: str = ""                 # the plugin is not used, with this reason
+    category: str = "error"
+    note: str = ""
+    hooks: dict[str, Any] = field(default_factory=dict)    # hook name -> the function to call
+    unknown: tuple[str, ...] = ()     # names that look like hooks but are none
+
+
+def _register(target: Any, name: str) -> _Registration:
+    """Import the plugin, check its API range and find its hooks.  Runs in the plugin's thread (third-party
+    plugins) and raises whatever the plugin raises."""
+    obj = target.load() if isinstance(target, md.EntryPoint) else target
+    problem, note = _api_check(obj)
+    if problem:
+        category = "incompatible" if problem.startswith("incompatible") else "error"
+        return _Registration(problem=problem, category=category)
+    # A manager of its own per plugin: pluggy checks each hook's signature on register and raises for a bad one,
+    # and a plugin that hangs half-way through registering leaves nothing half-done in a shared manager.
+    pm = make_plugin_manager()
+    pm.register(obj, name=name)
+    hooks = {hook: impl.function for hook in hookspecs.HOOKS for impl in getattr(pm.hook, hook).get_hookimpls()}
+    # pluggy would ignore a misspelled hook silently; it is reported instead
+    unknown = tuple(attr for attr in dir(obj) if attr.startswith("seqwb_") and attr not in hookspecs.HOOKS
+                    and callable(getattr(obj, attr, None)))
+    return _Registration(note=note, hooks=hooks, unknown=unknown)
+
+
+def _call_hook(function: Any, hook_name: str, spec_type: type) -> list[tuple[Any, str, str]]:
+    """Call one hook and check what it returned: ``(spec, "", "")`` for each valid spec, ``(None, error, detail)``
+    for each bad one.  Runs in the plugin's thread; raises when the result as a whole is unusable."""
+    result = function()
+    if result is None:
+        return []
+    # Only a list (or a tuple) is taken: it is finished and its length is known.  A generator or any other lazy
+    # iterable could run for ever, or yield without end, in the middle of the application's start.
+    if type(result) not in (list, tuple):
+        raise TypeError(f"{hook_name} must return a list of {spec_type.__name__}, got {_kind_of(result)}"
+                        + (" (a generator is not taken: it could run for ever)" if _is_lazy(result) else ""))
+    if len(result) > MAX_SPECS_PER_HOOK:
+        raise ValueError(f"{hook_name} returned {len(result):,} items; at most {MAX_SPECS_PER_HOOK:,} are taken "
+                         f"from one hook")
+    checked: list[tuple[Any, str, str]] = []
+    for spec in result:
+        try:
+            if not issubclass(type(spec), spec_type):   # the real type: __class__ can be faked
+                raise TypeError(f"{hook_name} returned {_kind_of(spec)}, expected {spec_type.__name__}")
+            spec.check()
+            checked.append((spec, "", ""))
+        except Exception as exc:  # noqa: BLE001 - one bad spec; its siblings still count
+            checked.append((None, describe_exception(exc), format_traceback(exc)))
+    return checked
+
+
+def _kind_of(value: Any) -> str:
+    return type_name(value)
+
+
+def _is_lazy(value: Any) -> bool:
+    return isinstance(value, (types.GeneratorType, types.AsyncGeneratorType)) or hasattr(type(value), "__next__")
+
+
+@dataclass
+class _Loaded:
+    """A plugin that registered: where it comes from, its hooks, and whether its code may still be running."""
+
+    name: str
+    distribution: str
+    hooks: dict[str, Any]
+    trusted: bool
+    stuck: bool = False    # a call timed out: its other hooks are not called
+
+
 def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
-             entry_points: bool = True, honour_settings: bool = True) -> Registry:
+             entry_points: bool = True, honour_settings: bool = True,
+             time_limit_s: float | None = None) -> Registry:
     """Load every plugin of ``group`` (plus ``extra`` ``(name, module_or_object)`` pairs) into a new Registry.
 
     Plugins the user disabled (:mod:`workbench.plugin_system.user_settings`) are listed in
     ``registry.disabled`` and never imported; ``honour_settings=False`` ignores the settings file (not the
-    environment).
+    environment).  Every plugin but the built-ins is imported, and each of its hooks called, in a thread of its
+    own that may take ``time_limit_s`` seconds (default: :func:`~workbench.plugin_system.isolation.time_limit`);
+    whatever such code does — raise anything, exit, block, return something endless — is recorded as that
+    plugin's failure (:mod:`workbench.plugin_system.isolation`) and the rest loads.
     """
     # Resolved here, not as a default argument: ``import workbench.hookspecs`` imports this module while
     # hookspecs is still half-initialised, so nothing of it may be read at import time.
     group = group or hookspecs.ENTRY_POINT_GROUP
-    pm = make_plugin_manager()
+    limit = time_limit_s if time_limit_s is not None else time_limit()
     registry = Registry()
-    sources: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, entry point)
 
     candidates: list[tuple[str, str, str, Any]] = []  # (name, distribution, version, loader)
     if entry_points:
@@ -198,76 +296,73 @@ def discover(*, group: str | None = None, extra: Iterable[tuple[str, Any]] = (),
     if settings_problem:
         registry.notes.append(PluginNote("", "(plugin settings)", settings_problem))
 
+    def run(plugin_trusted: bool, fn: Any, what: str) -> Outcome:
+        return call_trusted(fn) if plugin_trusted else call_isolated(fn, limit=limit, what=what)
+
+    loaded: list[_Loaded] = []
+    names: set[str] = set()
     for name, dist, version, target in candidates:
         reason = user_settings.disabled_reason(dist, name, settings_names)
         if reason:
             registry.disabled.append(DisabledPlugin(dist, name, version, reason))
             continue
-        try:
-            obj = target.load() if isinstance(target, md.EntryPoint) else target
-        except Exception as exc:  # noqa: BLE001 - report and continue with the rest
-            registry.failures.append(PluginFailure(dist, name, f"{type(exc).__name__}: {exc}",
-                                                   traceback.format_exc()))
-            continue
-        problem, note = _api_check(obj)
-        if problem:
-            category = "error" if problem.startswith("invalid ") else "incompatible"
-            registry.failures.append(PluginFailure(dist, name, problem, category=category))
-            continue
-        if note:
-            registry.notes.append(PluginNote(dist, name, note))
-        try:
-            pm.register(obj, name=name)
-        except Exception as exc:  # noqa: BLE001 - report and continue with the rest
-            registry.failures.append(PluginFailure(dist, name, f"{type(exc).__name__}: {exc}",
-                                                   traceback.format_exc()))
-            continue
-        sources[name] = (dist, name)
-        registry.plugins.append((dist, name, version))
-        unknown = [attr for attr in dir(obj) if attr.startswith("seqwb_") and attr not in hookspecs.HOOKS
-                   and callable(getattr(obj, attr, None))]
-        if unknown:
-            # pluggy would ignore a misspelled hook silently; say so instead
+        if name in names:
             registry.failures.append(PluginFailure(
-                dist, name, f"unknown hook(s) {', '.join(unknown)}; known hooks: {', '.join(hookspecs.HOOKS)}"))
+                dist, name, f"ValueError: another plugin is registered under the name {name!r} already"))
+            continue
+        trusted = is_builtin(dist)
+        outcome = run(trusted, lambda target=target, name=name: _register(target, name), "importing the plugin")
+        if not outcome.ok:
+            registry.failures.append(PluginFailure(dist, name, outcome.error, outcome.detail))
+            continue
+        registration: _Registration = outcome.value
+        if registration.problem:
+            registry.failures.append(PluginFailure(dist, name, registration.problem,
+                                                   category=registration.category))
+            continue
+        if registration.note:
+            registry.notes.append(PluginNote(dist, name, registration.note))
+        names.add(name)
+        registry.plugins.append((dist, name, version))
+        loaded.append(_Loaded(name, dist, registration.hooks, trusted))
+        if registration.unknown:
+            registry.failures.append(PluginFailure(
+                dist, name, f"unknown hook(s) {', '.join(registration.unknown)}; known hooks: "
+                            f"{', '.join(hookspecs.HOOKS)}"))
 
     # Every spec first; which ids are used is decided once all are known (see _settle).
     claims: list[_Claim] = []
     mine: set[tuple[str, str, str, str]] = set()   # (distribution, entry point, kind, id): a plugin's own repeats
     for hook_name, kind in hookspecs.HOOKS.items():
         spec_type: Any = SPEC_KINDS[kind]
-        caller = getattr(pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
-            dist, ep_name = sources.get(impl.plugin_name, ("", impl.plugin_name))
-            try:
-                result = impl.function()
-                if result is None:
-                    continue
-                if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
-                    raise TypeError(f"{hook_name} must return a list of specs, got {type(result).__name__}")
-                result = list(result)
-            except Exception as exc:  # noqa: BLE001
-                registry.failures.append(PluginFailure(dist, ep_name, f"{type(exc).__name__}: {exc}",
-                                                       traceback.format_exc(), hook=hook_name))
+        for plugin in loaded:
+            function = plugin.hooks.get(hook_name)
+            if function is None or plugin.stuck:
                 continue
-            for spec in result:
-                try:
-                    if not isinstance(spec, spec_type):
-                        raise TypeError(f"{hook_name} returned {type(spec).__name__}, expected {spec_type.__name__}")
-                    spec.check()
-                    problem = namespace_problem(kind, spec, dist)
-                    if problem:
-                        registry.failures.append(PluginFailure(dist, ep_name, problem, hook=hook_name,
-                                                               category="conflict"))
-                        continue
-                    key = (dist, ep_name, kind, spec.id)
-                    if key in mine:
-                        raise ValueError(f"{kind} id {spec.id!r} is returned twice by this plugin")
-                    mine.add(key)
-                    claims.append(_Claim(kind, with_source(spec, dist, ep_name), hook_name))
-                except Exception as exc:  # noqa: BLE001
-                    registry.failures.append(PluginFailure(dist, ep_name, f"{type(exc).__name__}: {exc}",
-                                                           traceback.format_exc(), hook=hook_name))
+            dist, ep_name = plugin.distribution, plugin.name
+            outcome = run(plugin.trusted, lambda f=function, h=hook_name: _call_hook(f, h, spec_type),
+                          f"the hook {hook_name}")
+            if not outcome.ok:
+                plugin.stuck = outcome.timed_out
+                registry.failures.append(PluginFailure(dist, ep_name, outcome.error, outcome.detail, hook=hook_name))
+                continue
+            for spec, error, detail in outcome.value:
+                if error:
+                    registry.failures.append(PluginFailure(dist, ep_name, error, detail, hook=hook_name))
+                    continue
+                problem = namespace_problem(kind, spec, dist)
+                if problem:
+                    registry.failures.append(PluginFailure(dist, ep_name, problem, hook=hook_name,
+                                                           category="conflict"))
+                    continue
+                key = (dist, ep_name, kind, spec.id)
+                if key in mine:
+                    registry.failures.append(PluginFailure(
+                        dist, ep_name, f"ValueError: {kind} id {spec.id!r} is returned twice by this plugin",
+                        hook=hook_name))
+                    continue
+                mine.add(key)
+                claims.append(_Claim(kind, with_source(spec, dist, ep_name), hook_name))
     _settle(registry, claims)
     return registry
 
@@ -319,8 +414,13 @@ _DEFAULT: Registry | None = None
 
 
 def default_registry(refresh: bool = False) -> Registry:
-    """A process-wide registry for the CLI and the GUI (tests call :func:`discover` for a fresh one)."""
+    """A process-wide registry for the CLI and the GUI (tests call :func:`discover` for a fresh one).
+
+    ``refresh=True`` discovers the plugins again (after an install) into the same object
+    (:meth:`Registry.update_from`), so that everything that holds it sees the change."""
     global _DEFAULT
-    if _DEFAULT is None or refresh:
+    if _DEFAULT is None:
         _DEFAULT = discover()
+    elif refresh:
+        _DEFAULT.update_from(discover())
     return _DEFAULT

@@ -16,6 +16,7 @@ Nothing here writes the file, and a save never names another provider than the o
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any, Iterator
 
@@ -108,13 +109,46 @@ def _provider_version(registry: Any, spec: Any) -> str:
 
 def _norm(name: str) -> str:
     """Distribution names compare as pip compares them (PEP 503)."""
-    import re
     return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
+#: a distribution name as PEP 508 allows it (letters and digits, with ``.``, ``_`` and ``-`` inside), of a length a
+#: real one has: nothing that pip would read as an option, a URL, a path or a second argument
+_DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+#: what a kind looks like (``cell``, ``feature_track``, or a kind of a newer version such as ``visualiser``); a
+#: kind that is anything else is shown quoted, never as words of the message
+_KIND = re.compile(r"[a-z][a-z_]{0,39}")
+
+
 def _installable(dist: Any) -> bool:
-    """A real distribution name (not empty, not a placeholder such as "(registered in code)")."""
-    return isinstance(dist, str) and bool(dist) and not dist.startswith("(")
+    """Whether ``dist`` (read from a project file) is a distribution name the app may name as what to install.
+
+    The install hint is built here, from this name alone: a file that records ``--index-url https://… name`` as
+    its provider must not have that command shown as advice, so a recorded provider that is not a plain
+    distribution name counts as no provider at all.  A placeholder such as "(registered in code)" is not one
+    either."""
+    return isinstance(dist, str) and _DISTRIBUTION_NAME.fullmatch(dist) is not None
+
+
+def _shown_version(version: Any) -> str:
+    """A recorded version as the message may show it: a PEP 440 version, normalised, else nothing."""
+    from packaging.version import InvalidVersion, Version
+    if not isinstance(version, str) or len(version) > 64:
+        return ""
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return ""
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value from the file, quoted and cut short: control characters escaped by repr, nothing taken as words."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _shown_kind(kind: Any) -> str:
+    return kind if isinstance(kind, str) and _KIND.fullmatch(kind) else f"contribution of kind {_shown(kind, 40)}"
 
 
 def _manifest_entries(manifest: Any, label: str) -> list[dict[str, Any]]:
@@ -165,7 +199,7 @@ def _provider_problem(entry: dict[str, Any], registry: Any) -> str:
     if rivals:
         names = " and ".join(sorted({s.distribution or s.plugin or "?" for s in rivals}))
         saved = f" (it was saved with {recorded})" if _installable(recorded) else ""
-        return (f"{kind} {spec_id!r} is registered by {names}{saved}, so neither can be used: uninstall or "
+        return (f"{kind} {_shown(spec_id)} is registered by {names}{saved}, so neither can be used: uninstall or "
                 f"disable the one that is not meant")
     if not _installable(recorded) or not _registry_has(registry, kind, spec_id):
         return ""   # no provenance to compare (hand-made or in-code); missing ones are reported separately
@@ -173,8 +207,8 @@ def _provider_problem(entry: dict[str, Any], registry: Any) -> str:
     now = getattr(spec, "distribution", "") or ""
     if _norm(now) == _norm(str(recorded)):
         return ""
-    version = entry.get("version")
-    return (f"{kind} {spec_id!r} was provided by {recorded}{' ' + str(version) if version else ''} when the "
+    version = _shown_version(entry.get("version"))
+    return (f"{kind} {_shown(spec_id)} was provided by {recorded}{' ' + version if version else ''} when the "
             f"project was saved, but here it comes from {now or 'an unknown distribution'}; install {recorded} "
             f"(pip install {recorded}) and uninstall or disable {now}")
 
@@ -234,18 +268,25 @@ def _remember(project: Project, needed: dict[tuple[str, str], dict[str, Any]], r
 
 
 def _describe_missing(entry: dict[str, Any], registry: Any = None) -> str:
-    text = f"{entry['kind']} {entry['id']!r}"
+    """One missing contribution, and what to do about it.  Everything that comes from the file is shown quoted
+    (the id, an unknown kind), and the install command is made here from a validated name (see _installable)."""
+    text = f"{_shown_kind(entry['kind'])} {_shown(entry['id'])}"
     dist = entry.get("distribution")
     installable = _installable(dist)
     if installable:
-        version = entry.get("version")
+        version = _shown_version(entry.get("version"))
         text += f" from the plugin distribution {dist!r}" + (f" {version}" if version else "")
         # installed but turned off or broken: say that rather than "install it"
         for off in getattr(registry, "disabled", ()):
-            if off.distribution == dist:
+            if _norm(off.distribution or "") == _norm(str(dist)):
                 return text + f", which is installed but {off.reason}"
         for failure in getattr(registry, "failures", ()):
-            if failure.distribution == dist and failure.category != "conflict":
+            if _norm(failure.distribution or "") == _norm(str(dist)) and failure.category != "conflict":
                 return text + f", which is installed but failed: {failure.error}"
-    text += ", which is not installed"
-    return text + (f" (pip install {dist})" if installable else "")
+        return text + f", which is not installed (pip install {dist})"
+    if isinstance(dist, str) and dist and not dist.startswith("("):
+        # not a distribution name: an option, a URL or a command hidden in the file; none of it is repeated
+        return text + (", which is not installed (the file names its provider in a form that is not a "
+                       "distribution name, so no install command is suggested: find the plugin that provides "
+                       "it yourself)")
+    return text + ", which is not installed"
