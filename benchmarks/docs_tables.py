@@ -234,7 +234,7 @@ def render_adding(doc: dict) -> str:
 def render_charlm(doc: dict) -> str:
     wb, plain, steps = doc["workbench"], doc["plain"], doc["steps"]
     rows = [[name, f"{steps:,}", f"{side['seconds']:,.1f} s ({side['seconds'] / steps * 1000:,.0f} ms/step)",
-             f"**{side['bpc']:.4f}**"] for name, side in (("workbench (`Trainer`)", wb), ("plain PyTorch loop", plain))]
+             f"**{side['bpc']:.6f}**"] for name, side in (("workbench (`Trainer`)", wb), ("plain PyTorch loop", plain))]
     units = [[feature, f"{u['layer']} unit {u['unit']}", f"{u['r']:+.2f}"] if "error" not in u else
              [feature, "–", u["error"]] for feature, u in doc["units"].items()]
     return (table(["", "steps", "wall time", "validation bits per character"], rows) + "\n\n"
@@ -271,7 +271,10 @@ def render_units(doc: dict) -> str:
 @renderer("export_check", ("export_check",), ("python benchmarks/export_check.py",))
 def render_export(doc: dict) -> str:
     def diff(side: dict) -> str:
-        return f"{side['max_abs_diff']:.1g}" if "max_abs_diff" in side else f"not exported: {side['error']}"
+        if "max_abs_diff" in side:
+            return f"{side['max_abs_diff']:.1g}"
+        # the command's first clause says what failed; the rest (the exporter's traceback text) is in the file
+        return "not exported: " + side["error"].removeprefix("seqwb: error: ").split(": ")[0]
     rows = [[f"`{r['template']}`" + (f" (trained {r['trained_steps']} steps)" if r["trained_steps"] else ""),
              diff(r["torchscript"]), diff(r["onnx"])] for r in doc["templates"]]
     return (table(["template (untrained unless said)", "TorchScript", "ONNX"], rows) + "\n\n"
