@@ -301,6 +301,7 @@ def test_finding_docks_a_tab_has_no_use_for_step_aside(window, reg, qtbot, isola
     win.save_window_state()
     win.tabs.setCurrentIndex(0)
     assert win.palette_dock.isVisible() and win.inspector_dock.isVisible() and win.problems_dock.isVisible()
+    assert not win.problems_dock.visibleRegion().isEmpty()          # in front of the Log it is tabbed with
     # a dock the user closed stays closed
     win.palette_dock.close()
     win.show_dashboard()

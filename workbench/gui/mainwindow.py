@@ -538,6 +538,8 @@ class MainWindow(QMainWindow):
                 if dock in self._tab_hidden:
                     self._tab_hidden.discard(dock)
                     dock.show()
+                    if dock is self.problems_dock:
+                        dock.raise_()       # over the Log it shares a place with, as when the window opened
             elif dock.isVisible() and not dock.isFloating():
                 self._tab_hidden.add(dock)
                 dock.hide()
