@@ -257,7 +257,8 @@ class Inspector(QWidget):
                                f"not installed.")
             return
         spec = registry.block(node.type)
-        source = spec.distribution or spec.plugin
+        provider = registry.provider("architecture", spec.id) if hasattr(registry, "provider") else None
+        source = provider.describe() if provider is not None else spec.distribution or spec.plugin
         self.title.setText(f"<b>{html.escape(node_id)}</b> — {html.escape(spec.title)}<br>"
                            f"<small>block type <code>{html.escape(spec.id)}</code>"
                            f"{' · from ' + html.escape(source) if source else ''}</small>")
@@ -286,6 +287,10 @@ class Inspector(QWidget):
                 continue
             cell_spec = registry.cell(cell_id)
             section = self._section(f"node.{field_name}", f"Cell: {cell_spec.title}")
+            # which distribution the cell comes from: a third-party cell in a built-in block is not the block's
+            provider = registry.provider("cell", cell_id) if hasattr(registry, "provider") else None
+            if provider is not None:
+                section.add(_note(f"Cell {cell_id} from {provider.describe()}"))
             if cell_spec.description:
                 section.add(_note(cell_spec.description, rich=True))
             values = {**params_to_dict(cell_spec.params()), **nested.get(field_name, {})}
