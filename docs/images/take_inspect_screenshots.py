@@ -51,6 +51,8 @@ def search(app: QApplication, panel, feature: str) -> list:
     panel.side.setCurrentIndex(1)
     settle(app)
     click(app, panel.search_button)
+    # the search runs over the validation split: read once in the background, then every search is immediate
+    wait_for(app, lambda: not panel.corpus.busy())
     rows = panel.run_search()          # what the click showed, returned for the caption
     top = panel.results.topLevelItem(0)
     if top is not None:
@@ -60,8 +62,9 @@ def search(app: QApplication, panel, feature: str) -> list:
 
 def string_runs(text: str) -> list[tuple[int, int]]:
     """``[(opening quote, closing quote)]`` of the strings of 6 to 40 characters in ``text``."""
-    from workbench.core.inspect import compute_track
-    inside = compute_track("quotes", text)
+    from workbench.core.features import compute_track
+    from workbench.plugin_system import default_registry
+    inside = compute_track("quotes", text, default_registry())
     edges = [i for i in range(1, len(text)) if inside[i] != inside[i - 1]]
     return [(a, b) for a, b in zip(edges[0::2], edges[1::2]) if inside[a] and 6 <= b - a <= 40]
 

@@ -67,7 +67,7 @@ def test_runs_of_another_file_are_overlaid_read_only_and_kept_with_the_project(d
 
     # the file's row, its runs under it, unticked
     group = dash.runs.topLevelItem(dash.runs.topLevelItemCount() - 1)
-    assert group.text(0) == "other.seqwb" and group.text(1) == other.name and group.childCount() == 2
+    assert group.text(0) == f"other.seqwb · {other.name}" and group.childCount() == 2
     run2 = group.child(0)
     assert run2.text(0) == "run-2" and run2.text(1) == "lstm" and run2.checkState(0) == Qt.CheckState.Unchecked
     run2.setCheckState(0, Qt.CheckState.Checked)
@@ -172,7 +172,7 @@ def test_a_forecasting_project_shows_predicted_against_actual_and_the_naive_base
     qtbot.addWidget(dash)
     dash.resize(990, 760)
     dash.show()
-    qtbot.waitUntil(lambda: not dash.forecast_jobs.pending() and "MSE" in dash.plots.forecast_panel.title.text(),
+    qtbot.waitUntil(lambda: not dash.forecast_jobs.pending() and "predicted" in dash.plots.forecast_panel.curves,
                     timeout=60000)
     settle(qtbot, dash)
     plots = dash.plots
@@ -184,7 +184,9 @@ def test_a_forecasting_project_shows_predicted_against_actual_and_the_naive_base
     np.testing.assert_allclose(panel.curves["naive"].yData, lines["naive"])
     np.testing.assert_array_equal(panel.curves["actual"].xData, lines["x"])
     assert [panel.legend_entries[k].text() for k in ("actual", "predicted", "naive")] == \
-        ["actual", "model", "naive (last value)"]
+        ["actual", f"model (MSE {lines['mse']:.3g})", f"naive, last value (MSE {lines['naive_mse']:.3g})"]
+    # hundreds of forecasts: the first 120 in view at first
+    assert panel.plot.vb.viewRange()[0][1] < lines["x"][130]
     assert plots.forecast_step.isVisible() and plots.forecast_step.maximum() == 3
     # another step of the horizon: the value 3 rows after each window
     plots.forecast_step.setValue(3)

@@ -163,6 +163,8 @@ def test_unit_search_and_matches_run_over_the_whole_validation_split(make_window
     corpus = panel.recorder.record_corpus(project, panel.base_dir(), quantity="h")
     assert rows == recording.search_parts(corpus, "regex:[A-Za-z]", "h", registry=reg)
     assert "12 validation examples" in panel.search_note.text()
+    assert panel.status.text().startswith("Recorded "), "the reading's progress does not stay in the status line"
+    assert panel.search_button.text() == "Find units" and not panel.progress.isVisible()
     assert panel.results.topLevelItemCount() == len(rows)
     # the next search is answered at once from what was read
     assert panel.run_search("regex:[0-9]") == recording.search_parts(corpus, "regex:[0-9]", "h", registry=reg)

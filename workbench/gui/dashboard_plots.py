@@ -27,6 +27,8 @@ from workbench.gui.plots import (GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, Tic
 
 #: what the x axis of the plots over training time shows (TensorBoard's Step, Relative and Wall)
 X_AXIS_TITLES = {"step": "step", "relative": "time since each run began", "wall": "wall clock"}
+#: forecasts the predicted-vs-actual plot shows at first (of hundreds)
+FORECAST_ROWS = 120
 PANELS_PER_FRAME = 2        # plots given new data per pass of the event loop (see DashboardPlots.redraw)
 FRAME_MS = 16
 PANEL_INTERVAL = 0.25       # a plot gets new data at most four times a second
@@ -135,6 +137,7 @@ class DashboardPlots(QScrollArea):
         self.heat_layer.setToolTip("The recurrent layer whose probes the heatmap shows")
         for combo in (self.heat_run, self.heat_layer):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+
         self.heat_run.currentIndexChanged.connect(self._heat_choice_changed)
         self.heat_layer.currentIndexChanged.connect(self._heat_choice_changed)
         self.heat_panel.add_control(self.heat_run)
@@ -478,14 +481,20 @@ class DashboardPlots(QScrollArea):
         self.forecast_step.setVisible(int(lines["horizon"]) > 1)
         x = np.asarray(lines["x"], dtype=np.float64)
         colors = panel.colors
+        first = not panel.curves
+        # the errors in the legend, beside what they are of: the title is too narrow for them at 1280 px
         panel.set_curve("actual", x, np.asarray(lines["actual"]), pen(colors["text"], 1.3), "actual")
-        panel.set_curve("predicted", x, np.asarray(lines["predicted"]), pen(series_color(0), 1.8), "model")
+        panel.set_curve("predicted", x, np.asarray(lines["predicted"]), pen(series_color(0), 1.8),
+                        f"model (MSE {lines['mse']:.3g})")
         panel.set_curve("naive", x, np.asarray(lines["naive"]), pen(colors["muted"], 1.3, DASH),
-                        "naive (last value)")
+                        f"naive, last value (MSE {lines['naive_mse']:.3g})")
         ahead = f", {lines['step']} ahead" if int(lines["horizon"]) > 1 else ""
-        panel.title.setText(f"Forecast vs actual ({lines['split']}{ahead}): MSE {lines['mse']:.3g}, naive "
-                            f"{lines['naive_mse']:.3g}")
+        panel.title.setText(f"Forecast vs actual ({lines['split']}{ahead})")
         panel.set_y_label(lines.get("target") or "value")
+        if first and len(x) > FORECAST_ROWS:
+            # hundreds of rows in 300 px are a band: the first rows, where the lines can be told apart (drag or
+            # Ctrl+wheel for the rest; right-click ▸ View All shows everything)
+            panel.plot.setXRange(x[0], x[FORECAST_ROWS - 1], padding=0.01)
 
     def _run_group(self, t: RunTraces) -> str:
         """The legend group of a run's curves: none for a run alone, its label ("run-2 (lstm)") among overlays,
@@ -676,6 +685,13 @@ class DashboardPlots(QScrollArea):
                 self.heat_run.addItem(f"{t.file}: {t.run_id}" if t.source else t.run_id, t.key)
                 self.heat_run.setItemData(self.heat_run.count() - 1, t.label, Qt.ItemDataRole.ToolTipRole)
             self.heat_run.setCurrentIndex(max(0, self.heat_run.findData(chosen)) if chosen in ids else 0)
+            # a run of another file has a long name ("adding-rnn.seqwb: run-1"): the combo then stays narrow, so
+            # that the plot's title keeps its room, and its list shows the names whole
+            foreign = any(t.source for t in runs)
+            self.heat_run.setMinimumContentsLength(6)
+            self.heat_run.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon if foreign
+                else QComboBox.SizeAdjustPolicy.AdjustToContents)
             self.heat_run.blockSignals(False)
         self.heat_run.setVisible(len(runs) > 1)
         t = next((r for r in runs if r.key == self.heat_run.currentData()), runs[0] if runs else None)

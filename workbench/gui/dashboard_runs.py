@@ -207,13 +207,15 @@ class OtherRuns:
     def _fill_other_runs(self) -> None:
         """Each other file's row, with its runs under it (after the project's runs; called by the list's fill)."""
         self.runs.setRootIsDecorated(bool(self.others))
+        self.runs.setIndentation(12)        # the runs under a file keep room for their names in the narrow list
         for path, info in self.others.items():
             group = QTreeWidgetItem(self.runs)
             group.setData(0, Qt.ItemDataRole.UserRole, (FILE_ROLE, path))
-            group.setText(0, Path(path).name)
-            group.setText(1, info["name"])
-            group.setToolTip(0, f"{path}\nread-only: its runs can be overlaid, never changed here")
-            group.setToolTip(1, f"the project in {Path(path).name}")
+            # the file's name across the row: the project's name in the cell column would widen it and push the
+            # steps and losses out of the list
+            group.setText(0, f"{Path(path).name} · {info['name']}")
+            group.setToolTip(0, f"{path}: the project “{info['name']}”\nread-only: its runs can be overlaid, "
+                                f"never changed here")
             font = group.font(0)
             font.setItalic(True)
             group.setFont(0, font)
@@ -234,6 +236,7 @@ class OtherRuns:
                 item.setCheckState(0, Qt.CheckState.Checked if t.key in self.checked else Qt.CheckState.Unchecked)
                 if t.status == "failed":
                     item.setForeground(0, QBrush(QColor("#d32f2f")))
+            group.setFirstColumnSpanned(True)
             group.setExpanded(True)
         self.apply_filter(self.filter_edit.text())
 

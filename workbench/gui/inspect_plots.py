@@ -29,6 +29,8 @@ EMPTY_TEXT = "Nothing recorded yet: press Record"
 # what the axes span before anything is recorded (pyqtgraph's own default, -0.5..0.5, reads as junk)
 EMPTY_STEPS = 100
 EMPTY_UNITS = 10
+#: up to this many steps, every column of the heatmap is labelled with its token
+LABELLED_STEPS = 40
 # layer colours of the saturation scatter: distinct in both themes (Okabe & Ito)
 LAYER_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#999999")
 
@@ -55,6 +57,12 @@ def _plain_axes(plot: pg.PlotItem) -> None:
     """No SI-prefix scaling: steps, units and fractions are plain numbers ("(x0.001)" after "step" means nothing)."""
     for name in ("left", "bottom", "right", "top"):
         plot.getAxis(name).enableAutoSIPrefix(False)
+
+
+def tick_label(label: str) -> str:
+    """A step's token under its column: invisible characters named by a sign, long words cut."""
+    label = {"\n": "↵", "\t": "→", " ": "␣"}.get(label, label)
+    return label if len(label) <= 8 else label[:7] + "…"
 
 
 def shown_char(label: str) -> str:
@@ -155,6 +163,8 @@ class HeatmapView(QWidget):
         self._values = None
         self._labels = []
         self._track = None
+        for plot in (self.plot, self.trace):
+            plot.getAxis("bottom").setTicks(None)
         self.image.clear()
         self.unit_band.hide()
         self.set_span(0, 0)
@@ -179,6 +189,12 @@ class HeatmapView(QWidget):
         self._labels = labels
         self._levels = (float(levels[0]), float(levels[1]))
         T, H = self._values.shape
+        # a short sequence (an output of a decoder, a caption) names each step under its column; a long text keeps
+        # numbered positions (ticks at cell edges, as many as fit)
+        ticks = [[(t + 0.5, tick_label(labels[t] if t < len(labels) else str(t))) for t in range(T)]] \
+            if 0 < T <= LABELLED_STEPS else None
+        for plot in (self.plot, self.trace):
+            plot.getAxis("bottom").setTicks(ticks)
         self.image.setImage(self._values, autoLevels=False, levels=self._levels)
         self.image.setRect(QRectF(0, 0, T, H))
         self.colorbar.setLevels(self._levels)

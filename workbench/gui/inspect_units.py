@@ -267,6 +267,8 @@ class HiddenUnitsPanel(UnitSearch, HypothesisSelection, RecordingExport, QWidget
             return False
         self.refresh_weights()
         weights = weights or self.chosen_weights()
+        if source == "example" and value != self.example_combo.currentText():
+            self.example_combo.setEditText(str(value))     # the Input tab says what is recorded
         gen = self._generation
         self.last_request = {"source": source, "value": value, "weights": weights}
         self._recording_job = self.jobs.submit(

@@ -252,8 +252,13 @@ class UnitSearch:
         if busy:
             self.progress.setRange(0, 0)
             self.progress.show()
-        elif not self.is_recording():
+            return
+        if not self.is_recording():
             self.progress.hide()
+            # the reading's progress leaves the status line: it says what is shown again
+            if self.status.text().startswith("Reading the validation split"):
+                self._say(self._recorded_text(self.recording) if self.recording is not None else
+                          "Read the validation split; record a text to see units over it.")
 
     def corpus_failed(self, message: str) -> None:
         if message:
