@@ -236,3 +236,122 @@ def test_check_cells_names_a_cell_with_wrong_shapes(qtbot, tmp_path, monkeypatch
     assert "step returned an output of shape (2, 12), expected [batch, hidden] = (2, 6)" in wide.child(0).text(3)
     assert "1 with problems" in dialog.details.toPlainText()
     assert row_of(dialog, "builtin-cells").text(3) == "loaded"
+
+
+# ---- conflicts, contract checks, install and uninstall (issue 17) --------------------------------------------------
+
+def test_an_id_two_plugins_register_is_listed_as_a_conflict(qtbot):
+    def dup(description):
+        from workbench.plugin_system import CellSpec
+        from workbench_plugins.cells import RNNParams
+        return [CellSpec(id="dup-rnn", title="Dup", version="1", params=RNNParams, description=description,
+                         factory="workbench_plugins.cell_rnn:RNNCell")]
+
+    class First:
+        @hookimpl
+        def seqwb_cells(self):
+            return dup("first")
+
+    class Second:
+        @hookimpl
+        def seqwb_cells(self):
+            return dup("second")
+
+    reg = discover(entry_points=False, extra=builtin_extras() + [("first", First()), ("second", Second())])
+    rows = {r["entry_point"]: r for r in plugin_rows(reg)}
+    assert rows["first"]["status"] == rows["second"]["status"] == "loaded, 1 conflict"
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    assert "1 id is registered by more than one distribution" in dialog.summary.text()
+    conflicts = row_of(dialog, "Id conflicts")
+    assert conflicts.text(3) == "1 not used" and conflicts.childCount() == 1
+    leaf = conflicts.child(0)
+    assert (leaf.text(0), leaf.text(3)) == ("cell dup-rnn", "neither is used")
+    assert leaf.text(1) == "(registered in code) (first) and (registered in code) (second)"
+    first = row_of(dialog, "first")
+    assert first.child(0).text(0) == "conflict in seqwb_cells" and "so neither is used" in first.child(0).text(3)
+    assert "Id conflicts (neither claimant is used):\n  cell 'dup-rnn': " in bug_report(reg)
+
+
+def test_contract_checks_run_for_the_selected_distribution_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import sys
+    import threading
+
+    import torch
+
+    from workbench.plugin_system import CellSpec, NoParams
+    torch.set_num_threads(1)
+    (tmp_path / "seqwb_gui_wide_cell.py").write_text(WRONG_SHAPE_CELL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    threads = []
+
+    class Cells:
+        SEQWB_API = ">=1.0,<2"
+
+        @hookimpl
+        def seqwb_cells(self):
+            from workbench_plugins.cells import RNNParams
+            return [CellSpec(id="too-wide", title="Too wide", version="1", params=NoParams,
+                             factory="seqwb_gui_wide_cell:TooWide"),
+                    CellSpec(id="plain-rnn", title="Plain RNN", version="1", params=RNNParams,
+                             factory="workbench_plugins.cell_rnn:RNNCell")]
+
+    reg = discover(entry_points=False, extra=[("cells-plugin", Cells())])
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    item = row_of(dialog, "cells-plugin")
+    dialog.tree.setCurrentItem(item)
+    assert dialog.selected_distribution() == "(registered in code)" and dialog.contracts_button.isEnabled()
+    from workbench.testing import contracts
+    original = contracts.check_registry
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(contracts, "check_registry", spy)
+    try:
+        dialog.contracts_button.click()
+        assert dialog.contracts_button.text() == "Stop checks" and dialog.check_progress.isVisibleTo(dialog)
+        qtbot.waitUntil(lambda: dialog._checking is None, timeout=120_000)
+    finally:
+        sys.modules.pop("seqwb_gui_wide_cell", None)
+    assert threads == [False]                       # the suite ran in the worker thread
+    assert [(r.id, r.status) for r in dialog.contract_results] == [("too-wide", "failed"), ("plain-rnn", "passed")]
+    assert item.text(3) == "1 contract check(s) failed"
+    child = item.child(0)
+    assert child.text(0) == "failed cell.state-shapes"
+    assert child.text(3).startswith("cell 'too-wide' from plugin cells-plugin")
+    assert dialog.details.toPlainText().startswith("Contract checks of (registered in code): 1 passed, 1 failed.")
+    assert dialog.contracts_button.text() == "Run contract checks" and not dialog.check_progress.isVisibleTo(dialog)
+
+
+def test_install_and_uninstall_buttons_open_the_pip_dialog(qtbot, reg):
+    from workbench.gui.plugin_install import INSTALL, UNINSTALL, PipDialog
+    from workbench.schema.registry import PluginFailure
+    reg.failures.append(PluginFailure("seqwb-gone", "gone", "ImportError: no module named gone"))
+    try:
+        dialog = PluginManagerDialog(reg)
+        qtbot.addWidget(dialog)
+        dialog.tree.setCurrentItem(row_of(dialog, "builtin-cells"))
+        assert not dialog.uninstall_button.isEnabled()          # the built-ins cannot be uninstalled
+        dialog.tree.setCurrentItem(row_of(dialog, "gone"))
+        assert dialog.uninstall_button.isEnabled()
+        pip = dialog.uninstall()
+        assert isinstance(pip, PipDialog) and pip.mode == UNINSTALL and pip.source() == "seqwb-gone"
+        pip.close()
+        pip = dialog.install()
+        assert pip.mode == INSTALL and pip.isVisible()
+        pip.close()
+    finally:
+        reg.failures.pop()
+
+
+def test_the_list_is_filled_again_when_plugins_change(qtbot):
+    reg = discover(entry_points=False, extra=builtin_extras())
+    dialog = PluginManagerDialog(reg)
+    qtbot.addWidget(dialog)
+    count = dialog.tree.topLevelItemCount()
+    reg.update_from(discover(entry_points=False, extra=builtin_extras() + [("toy-plugin", ToyCells())]))
+    dialog._plugins_changed()          # what the install dialog calls once the registry took the new plugins
+    assert dialog.tree.topLevelItemCount() == count + 1 and row_of(dialog, "toy-plugin").text(3) == "loaded"

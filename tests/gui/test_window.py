@@ -56,7 +56,7 @@ def test_menus_have_every_command_with_standard_shortcuts(make_window, reg):
     for name in ("Palette", "Inspector", "Problems", "Fit Model in View", "Auto-layout"):
         assert name in menus["View"]
     assert menus["Run"] == ["Train", "Train New Run", "Pause", "Resume", "Stop", "Evaluate…"]
-    assert menus["Plugins"] == ["Plugin Manager…"]
+    assert menus["Plugins"] == ["Plugin Manager…", "Install Plugin…", "Uninstall Plugin…"]
     assert "About Sequence Workbench" in menus["Help"] and "Documentation" in menus["Help"]
     SK = QKeySequence.StandardKey
     for act, key in ((win.files.act_open, SK.Open), (win.files.act_save, SK.Save), (win.act_undo, SK.Undo),

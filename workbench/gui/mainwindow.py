@@ -62,11 +62,12 @@ def docs_url() -> QUrl:
 
 def _register_views(views: ViewRegistry) -> None:
     """The views beyond the canvas and the dashboard, in the order their tabs and menu entries appear."""
-    from workbench.gui import evaluate_dialog, export_menu, inspect_decode, inspect_menu
+    from workbench.gui import evaluate_dialog, export_menu, inspect_decode, inspect_menu, plugin_install
     inspect_menu.register(views)        # Hidden units: the panel, and pyqtgraph, load when the tab is first shown
     inspect_decode.register(views)      # Decoding: beam-search trees, attention; built when first shown
     export_menu.register(views)         # File ▸ Export: model, run metrics, samples
     evaluate_dialog.register(views)     # Run ▸ Evaluate…: the window's seqwb eval
+    plugin_install.register(views)      # Plugins ▸ Install Plugin…, Uninstall Plugin…: pip from the window
 
 
 class MainWindow(QMainWindow):
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.views.add_menu("view", self.view_menu, before=self._view_views_end)
         self.views.add_menu("run", self.run_menu)
         self.views.add_menu("inspect", self.inspect_menu)
+        self.views.add_menu("plugins", self.plugins_menu)
         _register_views(self.views)
 
         # the window is the receiver: a window being deleted clears its undo stack, and must not retitle itself
@@ -285,7 +287,7 @@ class MainWindow(QMainWindow):
         self.inspect_menu.setObjectName("inspectMenu")
         bar.addMenu(self.inspect_menu)
 
-        m = bar.addMenu("&Plugins")
+        m = self.plugins_menu = bar.addMenu("&Plugins")
         m.addAction(self.act_plugins)
 
         m = bar.addMenu("&Help")

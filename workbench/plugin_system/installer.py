@@ -15,12 +15,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import IO, Callable, Optional, Sequence
 
 from workbench.hookspecs import ENTRY_POINT_GROUP
 from workbench.plugin_system.user_settings import normalize
@@ -133,22 +135,50 @@ def _run(command: list[str], action: str, source: str, progress: Optional[Progre
     except OSError as exc:
         return PipResult(False, action, source, command, "", f"cannot run pip: {exc}")
     assert proc.stdout is not None
+    # pip can be silent for a long time (a download, a build): its output is read in a thread of its own, so that
+    # a cancel is noticed within a tenth of a second, not at pip's next line
+    received: queue.Queue[str | None] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, received), name="seqwb-pip-output",
+                              daemon=True)
+    reader.start()
     stopped = False
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if progress is not None:
-            progress(lines[-1])
+    while True:
+        try:
+            line = received.get(timeout=0.1)
+        except queue.Empty:
+            pass                    # nothing new: only the cancel is checked
+        else:
+            if line is None:        # pip closed its output: it has ended
+                break
+            lines.append(line.rstrip("\n"))
+            if progress is not None:
+                progress(lines[-1])
         if cancelled is not None and cancelled():
             proc.terminate()
             stopped = True
             break
-    code = proc.wait()
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:   # a stopped pip that does not end: it must not hold the window's worker
+        proc.kill()
+        code = proc.wait()
+    reader.join(timeout=5)
     output = "\n".join(lines)
     if stopped:
         return PipResult(False, action, source, command, output, "cancelled; pip was stopped")
     if code != 0:
         return PipResult(False, action, source, command, output, _pip_error(lines, code))
     return PipResult(True, action, source, command, output, "")
+
+
+def _read_lines(stream: IO[str], received: "queue.Queue[str | None]") -> None:
+    try:
+        for line in stream:
+            received.put(line)
+    except (OSError, ValueError):   # the pipe was closed under us: pip was stopped
+        pass
+    finally:
+        received.put(None)
 
 
 def _pip_error(lines: list[str], code: int) -> str:
