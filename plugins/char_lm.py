@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from workbench.api import DataError, StreamLMTask, sha256_file, sha256_text
+from workbench_plugins.text_data import looks_binary, open_data_file, resolve_path, text_codec
 
 UNK = "\ufffd"  # id 0: any character the vocabulary has not seen
 
@@ -49,6 +50,9 @@ CHUNK_BYTES = 4 << 20
 IN_MEMORY_CHARS = 16_000_000
 #: characters of each split kept as text (sample_text, the inspection views)
 TEXT_PREFIX_CHARS = 200_000
+#: a character takes at most this many bytes in UTF-8, UTF-16 and UTF-32: reading max_chars characters never needs
+#: more than max_chars times this, so no more is read (before anything is decoded) whatever the file holds
+MAX_BYTES_PER_CHAR = 4
 
 # ASCII bytes are characters of these codecs one for one: a chunk of pure ASCII needs no decoding
 _ASCII_COMPATIBLE = ("utf-8", "ascii", "latin-1", "iso8859", "cp125")
@@ -68,55 +72,71 @@ def _code_points(path: Path, encoding: str, max_chars: int, stage: str = "", pro
     Decoding is incremental (a character cut by a chunk boundary is completed by the next chunk); a byte that is
     not valid in ``encoding`` raises :class:`DataError` naming the file, the byte offset and the line.  A
     character cut off by the end of the file is dropped, as it always was.  ``progress(stage, bytes done, bytes
-    in all)`` is called after every chunk.
+    in all)`` is called after every chunk.  Only a regular file is read (not a pipe or a device), and no more than
+    ``max_chars`` characters can take (:data:`MAX_BYTES_PER_CHAR`), before decoding.
     """
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)()
-        fast = _is_ascii_compatible(encoding)
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r} for {path}") from None
-    try:
-        total = path.stat().st_size
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
-    left, offset, newlines = max_chars, 0, 0
-    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    fh = open_data_file(path, "corpus")
     with fh:
-        while left > 0:
+        try:
+            head = fh.read(4)
+            fh.seek(0)
+            total = os.fstat(fh.fileno()).st_size
+        except OSError as exc:
+            raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+        codec = text_codec(encoding, head)
+        try:
+            decoder = codecs.getincrementaldecoder(codec)()
+            fast = _is_ascii_compatible(codec)
+        except LookupError:
+            raise DataError(f"unknown text encoding {encoding!r} for {path}") from None
+        yield from _decoded_chunks(fh, path, encoding, codec, decoder, fast, max_chars, total, stage, progress,
+                                   chunk_bytes or CHUNK_BYTES)
+
+
+def _decoded_chunks(fh: IO[bytes], path: Path, encoding: str, codec: str, decoder: codecs.IncrementalDecoder,
+                    fast: bool, max_chars: int, total: int, stage: str, progress: Progress,
+                    chunk_bytes: int) -> Iterator[np.ndarray]:
+    left, offset, newlines = max_chars, 0, 0
+    budget = max_chars * MAX_BYTES_PER_CHAR + 4      # + a byte-order mark
+    while left > 0:
+        try:
+            raw = fh.read(min(chunk_bytes, budget - offset))
+        except OSError as exc:
+            raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
+        if offset == 0:
+            nul = looks_binary(raw[:1 << 16], codec)
+            if nul >= 0:
+                raise DataError(f"corpus {path} is not text: it has a NUL byte at offset {nul} (a binary "
+                                f"file?); if it is UTF-16 or UTF-32 text, set task.encoding")
+        final = not raw
+        if fast and raw.isascii() and not decoder.getstate()[0]:
+            arr = np.frombuffer(raw, dtype=np.uint8)
+        else:
             try:
-                raw = fh.read(chunk_bytes)
-            except OSError as exc:
-                raise DataError(f"cannot read corpus {path}: {exc.strerror or exc}") from None
-            final = not raw
-            if fast and raw.isascii() and not decoder.getstate()[0]:
-                arr = np.frombuffer(raw, dtype=np.uint8)
-            else:
-                try:
-                    text = decoder.decode(raw, final=final)
-                except UnicodeDecodeError as exc:
-                    if final and exc.reason.startswith("unexpected end"):
-                        text = ""  # a character cut off by the end of the file
-                    else:
-                        pending = len(exc.object) - len(raw)  # bytes of a character begun in the previous chunk
-                        at = offset - pending + exc.start
-                        line = newlines + raw[:max(0, exc.start - pending)].count(b"\n") + 1
-                        raise DataError(
-                            f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at offset {at} "
-                            f"(line {line}, {exc.reason}); set task.encoding (e.g. latin-1 or cp1252) or convert "
-                            f"the file") from None
-                arr = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-            if len(arr) > left:
-                arr = arr[:left]
-            left -= len(arr)
-            offset += len(raw)
-            newlines += raw.count(b"\n")
-            if len(arr):
-                yield arr
-            if progress is not None:
-                progress(stage, offset, total)
-            if final:
-                break
+                text = decoder.decode(raw, final=final)
+            except UnicodeDecodeError as exc:
+                if final and exc.reason.startswith("unexpected end"):
+                    text = ""  # a character cut off by the end of the file
+                else:
+                    pending = len(exc.object) - len(raw)  # bytes of a character begun in the previous chunk
+                    at = offset - pending + exc.start
+                    line = newlines + raw[:max(0, exc.start - pending)].count(b"\n") + 1
+                    raise DataError(
+                        f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at offset {at} "
+                        f"(line {line}, {exc.reason}); set task.encoding (e.g. latin-1 or cp1252) or convert "
+                        f"the file") from None
+            arr = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if len(arr) > left:
+            arr = arr[:left]
+        left -= len(arr)
+        offset += len(raw)
+        newlines += raw.count(b"\n")
+        if len(arr):
+            yield arr
+        if progress is not None:
+            progress(stage, offset, total)
+        if final:
+            break
     if progress is not None and offset < total:
         progress(stage, total, total)  # stopped at max_chars (or the end of the training split): this stage is done
 
@@ -280,9 +300,7 @@ class CharLMTask(StreamLMTask):
     def prepare(self, vocab: Optional[list[str]] = None, progress=None) -> None:
         p = self.params
         if p.corpus:
-            path = Path(p.corpus)
-            if not path.is_absolute():
-                path = self.base_dir / path
+            path = resolve_path(self.base_dir, p.corpus)
             if not path.exists():
                 raise DataError(f"corpus file not found: {path}")
             if path.is_dir():

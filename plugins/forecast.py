@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from workbench.api import Batch, DataError, Task, sha256_file
+from workbench_plugins.text_data import MAX_TEXT_BYTES, open_data_file, resolve_path
 
 DEMO_COLUMNS = ("season", "value")
 
@@ -81,10 +82,14 @@ def read_csv_columns(path: Path, columns: list[str] | None, target: str, delimit
         raise DataError(f"CSV file not found: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder, not a CSV file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with open_data_file(path, "CSV file") as fh:       # a regular file only: never a pipe or a device
+        try:
+            raw = fh.read(MAX_TEXT_BYTES + 1)
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise DataError(f"{path} is larger than {MAX_TEXT_BYTES / 1e6:,.0f} MB, the most the forecast task reads; "
+                        f"use a smaller file")
     text = _decode(raw, path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
@@ -154,9 +159,7 @@ class ForecastTask(Task):
         p = self.params
         chosen = [c.strip() for c in p.inputs.split(",") if c.strip()] or None
         if p.csv:
-            path = Path(p.csv)
-            if not path.is_absolute():
-                path = self.base_dir / path
+            path = resolve_path(self.base_dir, p.csv)
             delimiter = "\t" if p.delimiter in ("\\t", "\t") else p.delimiter
             self.input_names, self.target_name, data = read_csv_columns(path, chosen, p.target, delimiter,
                                                                                p.encoding)

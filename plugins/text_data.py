@@ -6,13 +6,15 @@ Imported only by the task implementations (it imports torch).
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import random
+import stat
 import sysconfig
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, BinaryIO, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,19 +45,88 @@ def relative(path: Path, base_dir: Path) -> str:
         return str(path)
 
 
-def read_text(path: Path, encoding: str = "utf-8", what: str = "data file") -> str:
-    """The whole file as text; :class:`DataError` naming the file (and the byte offset of a bad byte)."""
-    if not path.exists():
-        raise DataError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{what} is a folder, not a file: {path}")
+#: the most a text task reads of one file whole into memory: its words and examples are then held as Python
+#: objects, several times the file's size (the character LM streams its corpus instead: char_lm.scan_corpus)
+MAX_TEXT_BYTES = 1 << 30
+
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_data_file(path: Path, what: str = "data file") -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file; otherwise one :class:`DataError` that says what it is.
+
+    A named pipe would block until someone writes to it, and a device such as ``/dev/zero`` never ends: neither
+    is read.  The file is opened without blocking and checked on the open descriptor, so nothing can swap it
+    between the check and the read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{what} is a folder, not a file: {path}") from None
     except OSError as exc:
         raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    codec = encoding
-    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
-        codec = "utf-8-sig"  # a byte-order mark is not part of the first word
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise DataError(f"{what} is a folder, not a file: {path}")
+        if not stat.S_ISREG(mode):
+            kind = next((words for test, words in _KINDS if test(mode)), "not a regular file")
+            raise DataError(f"{what} {path} is {kind}, not a regular file: only files on a disk are read as data")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def text_codec(encoding: str, head: bytes) -> str:
+    """The codec to read a file with: ``encoding``, except that a UTF-8 file may start with a byte-order mark
+    (``utf-8-sig`` drops it: it is not part of the first word), and a file the user left at the default UTF-8 that
+    starts with a UTF-16 or UTF-32 byte-order mark is read as what the mark says (it cannot be UTF-8)."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return encoding          # the read says "unknown text encoding"
+    if name not in ("utf-8", "utf-8-sig"):
+        return encoding
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"
+
+
+def looks_binary(head: bytes, codec: str) -> int:
+    """The offset of a NUL byte in ``head`` when the codec is one where text never has one (UTF-8, Latin-1, the
+    Windows code pages); -1 otherwise.  A NUL in such a file means it is not text (an image, an archive...)."""
+    if codecs.lookup(codec).name.startswith(("utf-16", "utf-32")):
+        return -1
+    return head.find(b"\x00")
+
+
+def read_text(path: Path, encoding: str = "utf-8", what: str = "data file", max_bytes: int = 0) -> str:
+    """The whole file as text; :class:`DataError` naming the file (and the byte offset of a bad byte).
+
+    Only a regular file is read (:func:`open_data_file`), and at most ``max_bytes`` of it (default
+    :data:`MAX_TEXT_BYTES`): a larger file is refused before anything is decoded."""
+    limit = max_bytes or MAX_TEXT_BYTES
+    with open_data_file(path, what) as fh:
+        try:
+            raw = fh.read(limit + 1)
+        except OSError as exc:
+            raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise DataError(f"{what} {path} is larger than {limit / 1e6:,.0f} MB, the most this task reads into memory; "
+                        f"use a smaller file")
+    codec = text_codec(encoding, raw[:4])
+    nul = looks_binary(raw[:1 << 16], codec)
+    if nul >= 0:
+        raise DataError(f"{path} is not text: it has a NUL byte at offset {nul} (a binary file?); if it is UTF-16 or "
+                        f"UTF-32 text, set task.encoding")
     try:
         return raw.decode(codec)
     except LookupError:

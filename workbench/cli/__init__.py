@@ -13,7 +13,7 @@ import traceback
 
 from workbench import __version__
 from workbench.cli import decode, evaluate, export, forecast, plugins, project, train, units
-from workbench.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
+from workbench.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, add_data_flags
 
 __all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "gui_main", "main"]
 
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(func=func)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+        if name not in ("gui", "plugins", "plugin", "templates", "new"):    # the commands that read a project file
+            add_data_flags(sp)
         return sp
 
     def sets(sp):

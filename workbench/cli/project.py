@@ -116,6 +116,11 @@ def cmd_info(args) -> int:
                      "steps": (run.series.get("train/loss").step[-1] if run.series.get("train/loss")
                                and run.series["train/loss"].step else 0), "last": last, "message": run.message})
     best = (ckpt.trainer_state or {}).get("best") if ckpt else None
+    if not (isinstance(best, dict) and isinstance(best.get("metric"), str) and finite(best.get("value")) is not None
+            and isinstance(best.get("step"), int)):
+        best = None          # a file's trainer state is data from anywhere: shown only when well formed
+    from workbench.core.data_access import guard_file
+    outside = guard_file(project, reg, args.file).pending
     info = {
         "file": args.file, "name": project.name, "task": project.task.id,
         "format_version": manifest.get("format_version"), "app_version": manifest.get("app_version"),
@@ -126,6 +131,7 @@ def cmd_info(args) -> int:
         "trained": bool(ckpt and ckpt.graph_hash == project.graph.content_hash()),
         "best": best, "runs": runs, "plugins": manifest.get("plugins", []),
         "vocab_size": len(project.vocab) if project.vocab else None, "data": project.data,
+        "outside_data": [{"setting": o.key, "value": o.value, "path": o.resolved} for o in outside],
     }
     if args.json:
         print_json(info)
@@ -145,6 +151,8 @@ def cmd_info(args) -> int:
         print(f"  {r['id']}: {r['status']}, {r['steps']} steps, cells {r['cells']}  {last}")
     print("plugins: " + ", ".join(f"{p['kind']} {p['id']} ({p.get('distribution', '?')} {p.get('version', '')})"
                                   for p in info["plugins"]))
+    for o in outside:
+        print(f"data outside the project's folder, read only once confirmed (--allow-outside-data): {o.describe()}")
     return EXIT_OK
 
 

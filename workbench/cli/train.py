@@ -12,10 +12,13 @@ from workbench.cli.common import (
     UsageError,
     apply_settings,
     finite,
+    heartbeat,
+    hold_lock,
     note,
     open_project,
     print_json,
     registry,
+    release_lock,
     save,
 )
 
@@ -49,6 +52,7 @@ class _CLIReporter:
         self.unit = getattr(trainer.task, "count_unit", "tokens")
 
     def on_step_end(self, trainer, ev) -> None:
+        heartbeat(self.path)      # the lock file's time says this run is alive (for machines that cannot see the lock)
         cfg = trainer.cfg
         if ev.skipped:
             note(f"step {ev.step}: the loss or gradient is not finite (loss {ev.loss}); step skipped as "
@@ -57,7 +61,7 @@ class _CLIReporter:
             self._log(ev)
 
     def on_checkpoint(self, trainer, checkpoint) -> None:
-        save(self.project, self.path, self.registry)
+        save(self.project, self.path, self.registry, program="seqwb train")
 
     def _log(self, ev) -> None:
         self.last_step_logged = ev.step
@@ -112,6 +116,7 @@ def cmd_train(args) -> int:
     try:
         return _train(args, launch)
     finally:
+        release_lock(args.file)        # held since before the file was read (_claim)
         if launch is not None:
             distributed.leave()
 
@@ -156,6 +161,8 @@ def _train(args, launch) -> int:
     from workbench.core.training.events import RunControl
     from workbench.core.training.trainer import Trainer
     main_rank = launch is None or launch.rank == 0   # rank 0 alone prints and writes the project file
+    if main_rank:
+        _claim(args.file)
     reg = registry()
     project = open_project(args.file, reg)
     changed = apply_settings(project, args.set, reg)
@@ -228,7 +235,7 @@ def _train(args, launch) -> int:
     except Exception:
         # the run is marked failed; save the record, keep the last good checkpoint as it was
         if main_rank:
-            save(project, args.file, reg)
+            save(project, args.file, reg, program="seqwb train")
         raise
     finally:
         for sig, handler in previous.items():
@@ -236,7 +243,7 @@ def _train(args, launch) -> int:
     if not main_rank:
         return EXIT_OK
     trainer.checkpoint()
-    save(project, args.file, reg)
+    save(project, args.file, reg, program="seqwb train")
     skipped = trainer.skipped_steps
     if args.json:
         print_json({"event": "end", "status": end.status, "step": end.step, "message": end.message,
@@ -249,6 +256,30 @@ def _train(args, launch) -> int:
         else:
             print(f"{end.status} at step {end.step}; saved {args.file}{extra}")
     return EXIT_OK
+
+
+def _claim(path: str) -> None:
+    """Before the file is read: the run will replace it, so it must be a writable project file, and nobody else
+    may be writing it (their lock names them)."""
+    from pathlib import Path as _Path
+
+    from workbench.core.projectfile import ProjectSaveError, ReadOnlyProjectError, check_writable
+    from workbench.core.projectfile.lock import ProjectLockedError
+    if not _Path(path).is_file():
+        return          # missing, a folder, a pipe, a link that loops: open_project says what it is
+    try:
+        check_writable(path)
+    except ReadOnlyProjectError:
+        raise ReadOnlyProjectError(f"{path} is read-only: seqwb train would replace it at every checkpoint, so "
+                                   f"nothing was trained; make it writable (chmod u+w {path}) or train a copy of "
+                                   f"it") from None
+    except ProjectSaveError:
+        return          # open_project says what is wrong with it
+    try:
+        hold_lock(path, "seqwb train")
+    except ProjectLockedError as exc:
+        raise ProjectLockedError(f"{exc}; nothing was trained or written: wait until it has finished (or stop "
+                                 f"it), or train a copy of the file", exc.holder) from None
 
 
 def register(add, sets) -> None:

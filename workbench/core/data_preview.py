@@ -43,6 +43,8 @@ def preview_data(project: Project, registry: Any, base_dir: str | Path | None = 
     spec = registry.task(project.task.id)
     params = params_from_dict(spec.params, project.task.params, "task")
     base = Path(base_dir) if base_dir else Path.cwd()
+    from workbench.core.data_access import check_task_paths
+    check_task_paths(spec, project.task.params, base)     # outside data named by a file: only once confirmed
     task = spec.load()(params, base)
     task.prepare(vocab=project.vocab, **progress_argument(task, progress))
     cfg = project.train

@@ -73,6 +73,19 @@ def env_threads() -> int | None:
     return n if n > 0 else None
 
 
+def bounded_threads(requested: int) -> tuple[int, str]:
+    """``(threads, notice)``: ``requested`` bounded to the cores this process may run on.  More threads than cores
+    only make the threads wait for each other, and an absurd count (``threads=1000000``) makes torch's thread
+    pool crash the process; the notice says what was used instead ("" when nothing changed)."""
+    cores = cpu_count()
+    if requested > cores:
+        return cores, (f"threads={requested} is more than the {cores} core{'s' if cores != 1 else ''} of this "
+                       f"machine: using {cores}")
+    if requested < 1:
+        return 1, f"threads={requested} is not a thread count: using 1"
+    return requested, ""
+
+
 def default_threads(behind_window: bool) -> int:
     """All cores headless; behind the window leave one core for the GUI (at least 1 thread).  ``OMP_NUM_THREADS``,
     when set, caps both (the project's own ``threads`` setting still wins over either)."""

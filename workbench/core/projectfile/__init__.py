@@ -17,9 +17,13 @@ Only JSON and safetensors are ever parsed, so opening a file cannot run code; an
 names the file (and the member), never in a zipfile/json/struct exception.  Reading never writes anything.
 
 Saving writes a temporary file next to the target, fsyncs it, keeps the previous version as ``<name>.bak`` and
-then renames over the target, so a crash leaves either the old or the new file, never half of one; the hidden
-temporary file a killed save leaves behind is removed by a later save of the same file once it is stale
-(:func:`workbench.atomic.remove_stale_temps`).
+then renames over the target, so a crash leaves either the old or the new file, never half of one.  The hidden
+temporary file a killed save leaves behind (``.NAME.<pid>.<host tag>-<random>.tmp``) is removed by a later save
+or open once its writer is gone (:func:`workbench.atomic.remove_stale_temps`).  A read-only file is not replaced
+unless the caller says so (ask first); a failed save is one :class:`ProjectSaveError` that names the file and says
+that the old file is intact.  Reading is bounded: each member kind has a size limit enforced while it is inflated,
+only deflate and stored members are read, and only regular files are opened.  The lock writers hold beside a
+project is :mod:`.lock`; opening and saving among several writers is :mod:`workbench.core.project_store`.
 
 Format changes: bump :data:`FORMAT_VERSION` (in :mod:`.format`), register a migration from the previous version
 with :func:`register_migration`, and add a fixture file of the old version to ``tests/fixtures/projects``.
@@ -32,6 +36,7 @@ The modules, lowest first (each imports only those above it):
     archive   an open zip: directory checks, manifest parsing, members read against their checksums
     plugins   which plugins a project uses; the message naming the missing ones
     reader    read_manifest, load_project: migrating and building the Project
+    lock      the advisory lock beside a project that names its writer
 
 The names below are re-exported from there.  :data:`FORMAT_VERSION` and the size limits are read from
 :mod:`.format` when a file is written or read: change them there, not here.
@@ -39,16 +44,19 @@ The names below are re-exported from there.  :data:`FORMAT_VERSION` and the size
 
 from workbench.core.projectfile.format import (FORMAT_VERSION, HISTORY, HISTORY_ARRAYS, KNOWN_MEMBERS, MAGIC_FORMAT,
                                                MANIFEST, MIGRATIONS, OPTIMIZER, PROJECT, STATE, TRAINER_STATE, VOCAB,
-                                               WEIGHTS, register_migration)
+                                               WEIGHTS, ProjectSaveError, ReadOnlyProjectError, register_migration)
 from workbench.core.projectfile.plugins import project_plugins_used
 from workbench.core.projectfile.reader import ProjectFileWarning, load_project, read_manifest
-from workbench.core.projectfile.writer import save_project
+from workbench.core.projectfile.writer import check_writable, save_project
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC_FORMAT",
     "MIGRATIONS",
     "ProjectFileWarning",
+    "ProjectSaveError",
+    "ReadOnlyProjectError",
+    "check_writable",
     "load_project",
     "project_plugins_used",
     "read_manifest",

@@ -7,11 +7,13 @@ Every failure leaves :func:`reading` as one :class:`ProjectFileError` naming the
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 import re
+import stat
 import zipfile
 import zlib
 from collections import Counter
@@ -22,7 +24,8 @@ import numpy as np
 import safetensors.numpy
 
 from workbench.core.projectfile import format as fmt
-from workbench.core.projectfile.format import KNOWN_MEMBERS, MAGIC_FORMAT, MANIFEST, is_int
+from workbench.core.projectfile.format import (KNOWN_MEMBERS, MAGIC_FORMAT, MANIFEST, describe_kind, human_bytes,
+                                               is_int)
 from workbench.core.projectfile.tensors import read_tensors
 from workbench.schema.errors import ProjectFileError
 
@@ -34,8 +37,10 @@ def reading(label: str) -> Iterator[None]:
         yield
     except ProjectFileError:
         raise
-    except MemoryError:
-        raise
+    except MemoryError as exc:
+        # the limits keep what a file can make us allocate within reason; a machine that still has not got it
+        # gets the same kind of one-line answer as any other file that cannot be read
+        raise ProjectFileError(f"{label} is too large to read in the memory this process has") from exc
     except OSError as exc:
         raise ProjectFileError(f"{label} cannot be read: {exc.strerror or exc}") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
@@ -56,7 +61,8 @@ class Archive:
     @classmethod
     @contextlib.contextmanager
     def open(cls, path: str | os.PathLike[str], label: str) -> Iterator["Archive"]:
-        with open(path, "rb") as fh:
+        with open_regular_file(path, label) as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(4)
             fh.seek(0)
             try:
@@ -66,7 +72,7 @@ class Archive:
                     raise ProjectFileError(f"{label} is truncated or corrupt") from None
                 raise ProjectFileError(f"{label} is not a Sequence Workbench project (not a zip file)") from None
             with zf:
-                _check_directory(zf.infolist(), label)
+                _check_directory(zf.infolist(), label, size)
                 archive = cls(zf, label)
                 archive.manifest = _parse_manifest(archive, label)
                 yield archive
@@ -78,9 +84,23 @@ class Archive:
         return [name for name in self.infos if name not in KNOWN_MEMBERS]
 
     def raw(self, name: str) -> bytes:
+        """A member's bytes, inflated no further than the limit of its kind (:data:`format.MEMBER_LIMITS`),
+        whatever its header declares."""
         info = self._info(name)
-        with self._member_errors(name):
-            return self.zf.read(info)
+        limit = fmt.MEMBER_LIMITS.get(name, fmt.MAX_MEMBER_BYTES)
+        pieces: list[bytes] = []
+        total = 0
+        with self._member_errors(name), self.zf.open(info) as stream:
+            while True:
+                piece = stream.read(min(1 << 20, limit + 1 - total))
+                if not piece:
+                    break
+                total += len(piece)
+                if total > limit:
+                    raise ProjectFileError(f"{self.label}: member {name} inflates to more than "
+                                           f"{human_bytes(limit)}, the most a {name} may hold (a zip bomb?)")
+                pieces.append(piece)
+        return b"".join(pieces)
 
     def check_listing(self) -> None:
         """The manifest's member table is well formed and every member it lists is in the zip."""
@@ -193,25 +213,84 @@ class Archive:
         return ProjectFileError(f"{self.label}: member {name} is corrupt (checksum mismatch)")
 
 
-def _check_directory(infos: list[zipfile.ZipInfo], label: str) -> None:
-    """Refuse unsafe names, duplicates and absurd sizes, from the zip directory alone (nothing decompressed)."""
+@contextlib.contextmanager
+def open_regular_file(path: str | os.PathLike[str], label: str) -> Iterator[io.BufferedReader]:
+    """``path`` opened for reading if it is a regular file; otherwise one ProjectFileError that says what it is.
+
+    Opened without blocking (a named pipe would wait for a writer for ever) and checked on the open descriptor
+    (nothing can swap the file between the check and the read); a symbolic link is followed, and a loop is named.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ProjectFileError(f"{label} is a symbolic link that loops (it leads back to itself), not a "
+                                   f"project file") from None
+        if exc.errno == errno.EISDIR:
+            raise ProjectFileError(f"{label} is a folder, not a project file") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ProjectFileError(f"{label} is {describe_kind(mode)}, not a project file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    # Unix zip tools keep the file type in the high bits of external_attr (create_system 3 is Unix)
+    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], label: str, archive_size: int | None = None) -> None:
+    """Refuse unsafe names, duplicates, foreign compressions, too many members, links and absurd sizes, from the
+    zip directory alone (nothing decompressed)."""
+    if len(infos) > fmt.MAX_MEMBERS:
+        raise ProjectFileError(f"{label} has {len(infos):,} members; a project has about ten (at most "
+                               f"{fmt.MAX_MEMBERS} are read), so this is not a project file")
     counts = Counter(info.filename for info in infos)
     duplicates = sorted(name for name, n in counts.items() if n > 1)
     if duplicates:
-        raise ProjectFileError(f"{label}: duplicate member name(s) {', '.join(map(repr, duplicates))}")
+        raise ProjectFileError(f"{label}: duplicate member name(s) {', '.join(map(repr, duplicates[:5]))}")
     total = 0
     for info in infos:
         name = info.filename
         if _unsafe_name(name):
             raise ProjectFileError(f"{label}: member name {name!r} is not allowed (absolute path or '..')")
+        if name in KNOWN_MEMBERS:
+            if info.compress_type not in fmt.COMPRESSIONS:
+                method = {12: "bzip2", 14: "LZMA", 93: "Zstandard"}.get(info.compress_type,
+                                                                     f"method {info.compress_type}")
+                raise ProjectFileError(f"{label}: member {name} is compressed with {method}; a project file uses "
+                                       f"only deflate and stored members")
+            if _is_symlink(info):
+                raise ProjectFileError(f"{label}: member {name} is a symbolic link, not data")
+            limit = fmt.MEMBER_LIMITS.get(name, fmt.MAX_MEMBER_BYTES)
+            if info.file_size > limit:
+                raise ProjectFileError(f"{label}: member {name} says it holds {human_bytes(info.file_size)}, more "
+                                       f"than the {human_bytes(limit)} a {name} may hold")
         if info.file_size > fmt.MAX_MEMBER_BYTES:
             raise ProjectFileError(f"{label}: member {name!r} is too large ({info.file_size} bytes)")
         if info.file_size > fmt.BOMB_MIN_BYTES and info.file_size > fmt.BOMB_MAX_RATIO * max(info.compress_size, 1):
             raise ProjectFileError(f"{label}: member {name!r} expands {info.file_size // max(info.compress_size, 1)}"
                                    f"-fold (a zip bomb?)")
+        if archive_size is not None and info.header_offset + info.compress_size > archive_size:
+            # the directory promises more bytes than the file has: reading would allocate for data not there
+            raise ProjectFileError(f"{label}: member {name!r} runs past the end of the file (truncated or forged)")
         total += info.file_size
     if total > fmt.MAX_TOTAL_BYTES:
         raise ProjectFileError(f"{label}: the members add up to {total} bytes, more than a project can hold")
+
+
+def symlink_members(infos: list[zipfile.ZipInfo]) -> set[str]:
+    return {info.filename for info in infos if _is_symlink(info)}
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

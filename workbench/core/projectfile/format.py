@@ -7,10 +7,11 @@ Writer and reader look :data:`FORMAT_VERSION`, :data:`MIGRATIONS` and the size l
 
 from __future__ import annotations
 
+import stat
 from typing import Any, Callable, TypeGuard
 
 from workbench import __version__
-from workbench.schema.errors import ProjectFileError
+from workbench.schema.errors import ProjectFileError, WorkbenchError
 
 FORMAT_VERSION: int = 1
 MAGIC_FORMAT = "seqwb-project"
@@ -32,14 +33,70 @@ TRAINER_STATE = "trainer_state.json"
 KNOWN_MEMBERS = frozenset({MANIFEST, PROJECT, VOCAB, HISTORY, HISTORY_ARRAYS, WEIGHTS, OPTIMIZER, STATE,
                            TRAINER_STATE})
 
-# Refuse absurd archives before decompressing anything (sizes come from the zip directory; zipfile never
-# returns more bytes than a member declares, so the declared size bounds the memory we use).
+# Refuse absurd archives before decompressing anything (sizes come from the zip directory), and again while reading:
+# a member is never inflated past the limit of its kind, whatever its header says.
 _GIB = 1 << 30
 _MIB = 1 << 20
 MAX_MEMBER_BYTES = 4 * _GIB
 MAX_TOTAL_BYTES = 8 * _GIB
 BOMB_MIN_BYTES = 10 * _MIB
 BOMB_MAX_RATIO = 1000
+#: What each member may hold once inflated.  The JSON members are read whole into memory and parsed (a parsed JSON
+#: document takes several times its text), so they get limits that fit what they hold: the manifest is a table of
+#: nine entries and a plugin list; project.json a graph and its settings; trainer_state.json a position and RNG
+#: states (~30 kB); vocab.json a few MB even for a large word vocabulary; history.json the names of the series and
+#: the probes' and samples' records of long runs.  The tensor members are streamed into tensors.
+MEMBER_LIMITS: dict[str, int] = {
+    MANIFEST: 1 * _MIB,
+    PROJECT: 32 * _MIB,
+    TRAINER_STATE: 16 * _MIB,
+    VOCAB: 256 * _MIB,
+    HISTORY: 512 * _MIB,
+    HISTORY_ARRAYS: 2 * _GIB,
+    WEIGHTS: MAX_MEMBER_BYTES,
+    OPTIMIZER: MAX_MEMBER_BYTES,
+    STATE: MAX_MEMBER_BYTES,
+}
+#: A project has nine members; a later version may add a few.  Far more is not a project (each one is listed,
+#: and each would have been warned about).
+MAX_MEMBERS = 256
+#: The compressions a project file uses: stored (the tensors) and deflate (the JSON).  bzip2 and LZMA inflate a
+#: whole compressed block at once (zipfile cannot bound their output), and nothing of ours writes them.
+COMPRESSIONS = {0: "stored", 8: "deflate"}
+#: Largest step, epoch or batch index a file may give: a trillion steps is beyond any run, and keeps every seed
+#: computed from a position (seed + step) inside 64 bits.
+MAX_POSITION = 10 ** 12
+
+
+def human_bytes(n: int) -> str:
+    """``1.5 GiB``, ``320 KiB``: sizes in messages (binary units, as the limits are set)."""
+    for unit, size in (("GiB", _GIB), ("MiB", _MIB), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{n} bytes"
+
+
+def describe_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words (``os.stat().st_mode``)."""
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                        (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+class ProjectSaveError(WorkbenchError, OSError):
+    """A project could not be saved; the message names the file and says what is on disk now (the previous
+    version, intact).  An OSError too, so that callers catching the operating system's errors still do."""
+
+    def __init__(self, message: str, errno_: int | None = None):
+        super().__init__(message)
+        self.errno = errno_
+
+
+class ReadOnlyProjectError(ProjectSaveError):
+    """The project file is read-only; saving would replace it.  Ask, then save with ``overwrite_read_only``."""
 
 
 def register_migration(from_version: int, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:

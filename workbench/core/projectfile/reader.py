@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from workbench.core.project import Checkpoint, History, Project, Run, Series
-from workbench.core.projectfile.archive import Archive, reading
-from workbench.core.projectfile.format import (HISTORY, HISTORY_ARRAYS, OPTIMIZER, PROJECT, STATE, TRAINER_STATE,
-                                               VOCAB, WEIGHTS, check_version, migrate)
+from workbench.core.projectfile.archive import Archive, reading, symlink_members
+from workbench.core.projectfile.format import (HISTORY, HISTORY_ARRAYS, MAX_POSITION, OPTIMIZER, PROJECT, STATE,
+                                               TRAINER_STATE, VOCAB, WEIGHTS, check_version, migrate)
 from workbench.core.projectfile.plugins import check_plugins
 from workbench.schema.errors import ProjectFileError
 
@@ -48,11 +48,20 @@ def load_project(path: str | os.PathLike[str], *, registry: Any = None, weights:
     with reading(label), Archive.open(path, label) as archive:
         project = _load(archive, registry=registry, weights=weights)
         ignored = archive.unknown_members()
+        links = symlink_members(archive.zf.infolist())
     # Warned outside reading(): with warnings turned into errors, the warning must not become a ProjectFileError.
     if ignored:
-        warnings.warn(f"{label}: ignored member(s) this version does not know: {', '.join(ignored)}",
-                      ProjectFileWarning, stacklevel=2)
+        warnings.warn(ignored_members_text(label, ignored, links), ProjectFileWarning, stacklevel=2)
     return project
+
+
+def ignored_members_text(label: str, ignored: list[str], links: frozenset[str] | set[str] = frozenset(),
+                         shown: int = 5) -> str:
+    """One sentence for the members a file has that this version does not read (none of them was opened)."""
+    names = [f"{name!r} (a symbolic link)" if name in links else repr(name) for name in ignored[:shown]]
+    more = f" and {len(ignored) - shown} more" if len(ignored) > shown else ""
+    return (f"{label}: {len(ignored)} member{'s' if len(ignored) != 1 else ''} this version does not know "
+            f"{'were' if len(ignored) != 1 else 'was'} left unread: {', '.join(names)}{more}")
 
 
 def _load(archive: Archive, *, registry: Any, weights: bool) -> Project:
@@ -109,6 +118,15 @@ def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], default: 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _malformed(label, member, f"{where}: {key!r} should be {getattr(kind, '__name__', kind)}, "
                                         f"got {type(value).__name__}")
+    return value
+
+
+def _position(state: dict[str, Any], key: str, label: str) -> int:
+    """The checkpoint's step or epoch: an int from 0 to :data:`MAX_POSITION` (a step near 2**63 would overflow
+    every seed computed from it, far into training)."""
+    value = _get(state, key, int, 0, label, TRAINER_STATE, "trainer state")
+    if not 0 <= value <= MAX_POSITION:
+        raise _malformed(label, TRAINER_STATE, f"trainer state: {key} {value} is out of range (0 to {MAX_POSITION:,})")
     return value
 
 
@@ -172,8 +190,8 @@ def _checkpoint_from(state: Any, archive: Archive, *, weights: bool) -> Checkpoi
     checkpoint = Checkpoint(
         weights={},
         graph_hash=_get(state, "graph_hash", str, None, label, TRAINER_STATE, where),
-        step=_get(state, "step", int, 0, label, TRAINER_STATE, where),
-        epoch=_get(state, "epoch", int, 0, label, TRAINER_STATE, where),
+        step=_position(state, "step", label),
+        epoch=_position(state, "epoch", label),
         optimizer_meta=_get(state, "optimizer_meta", dict, {}, label, TRAINER_STATE, where),
         trainer_state=_get(state, "trainer_state", dict, {}, label, TRAINER_STATE, where),
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,8 @@ from workbench.atomic import copy_mode, create_temp, fsync_dir, remove_stale_tem
 from workbench.core.project import History, Project
 from workbench.core.projectfile import format as fmt
 from workbench.core.projectfile.format import (HISTORY, HISTORY_ARRAYS, MAGIC_FORMAT, MANIFEST, OPTIMIZER, PROJECT,
-                                               STATE, TRAINER_STATE, VOCAB, WEIGHTS)
+                                               STATE, TRAINER_STATE, VOCAB, WEIGHTS, ProjectSaveError,
+                                               ReadOnlyProjectError, describe_kind, human_bytes)
 from workbench.core.projectfile.tensors import tensor_chunks
 
 _MIB = 1 << 20
@@ -50,13 +53,17 @@ def _nbytes(chunk: Any) -> int:
 
 
 def save_project(project: Project, path: str | os.PathLike[str], *, plugins_used: list[dict[str, Any]] | None = None,
-                 backup: bool = True) -> None:
+                 backup: bool = True, overwrite_read_only: bool = False) -> list[str]:
     """Write ``project`` to ``path`` atomically; with ``backup`` the previous file is kept as ``<name>.bak``.
+    Returns notes for the user (e.g. that no backup could be kept because ``<name>.bak`` is a folder).
 
     ``plugins_used`` (usually :func:`project_plugins_used`) goes into the manifest, so that a machine without
-    one of those plugins can say which distribution to install.  On any error the target is left untouched.
+    one of those plugins can say which distribution to install.  On any error the target is left untouched, and
+    an error of the disk is one :class:`ProjectSaveError` that names the file and says that it was not saved.
+    A read-only file is not replaced (:class:`ReadOnlyProjectError`) unless ``overwrite_read_only``: ask first,
+    as editors do.  A path that is a folder, a pipe or a device is refused, saying what it is.
     """
-    target = _save_target(path)
+    target = _save_target(path, overwrite_read_only)
     checkpoint = project.checkpoint
     tensor_members: list[_Member] = []
     if checkpoint is not None:  # only views of the tensors' memory: the writer copies them piece by piece
@@ -77,7 +84,7 @@ def save_project(project: Project, path: str | os.PathLike[str], *, plugins_used
         doc = _manifest_for(members, [digests[m.name] for m in members], plugins_used or [])
         return _json_member(MANIFEST, doc, pretty=True)
 
-    _write_atomically(target, members, manifest, backup=backup)
+    return _write_atomically(target, members, manifest, backup=backup)
 
 
 def _tensor_member(name: str, tensors: dict[str, Any], what: str) -> _Member:
@@ -208,34 +215,95 @@ def _unique_key(base: str, arrays: dict[str, np.ndarray]) -> str:
 
 # ---- atomic write ---------------------------------------------------------------------------------------------
 
-def _save_target(path: str | os.PathLike[str]) -> Path:
-    target = Path(os.fspath(path))
-    if target.is_symlink():
-        # Replace the file the link points to, not the link itself.
-        target = Path(os.path.realpath(target))
-    if target.is_dir():
-        raise IsADirectoryError(f"{target} is a directory")
+def _save_target(path: str | os.PathLike[str], overwrite_read_only: bool) -> Path:
+    given = Path(os.fspath(path))
+    try:
+        st = os.stat(given)                       # through any symbolic link: what would be replaced
+    except FileNotFoundError:
+        # a new file (or a link to a file not there yet: the file is created where the link points)
+        return Path(os.path.realpath(given)) if given.is_symlink() else given
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ProjectSaveError(f"{given} was not saved: it is a symbolic link that loops (nothing was written)",
+                                   exc.errno) from None
+        raise ProjectSaveError(f"{given} was not saved: {exc.strerror or exc} (nothing was written)",
+                               exc.errno) from None
+    # Replace the file a link points to, not the link itself.
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if not stat.S_ISREG(st.st_mode):
+        raise ProjectSaveError(f"{given} was not saved: it is {describe_kind(st.st_mode)}, not a project file "
+                               f"(nothing was written)", errno.EISDIR if stat.S_ISDIR(st.st_mode) else None)
+    if not overwrite_read_only and _read_only(target, st):
+        raise ReadOnlyProjectError(f"{given} is read-only, so it was not saved (the file is unchanged): make it "
+                                   f"writable, or save under another name", errno.EACCES)
     return target
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise what :func:`save_project` would raise before writing ``path`` (read-only, a folder, a pipe...), so that
+    a long job (training) can refuse before it starts rather than fail at its first save."""
+    _save_target(path, overwrite_read_only=False)
+
+
+def _read_only(target: Path, st: os.stat_result) -> bool:
+    # The mode bits, as editors check them: even a user who may replace it (the owner of the folder, root) is
+    # asked before a file marked read-only is replaced.
+    return not st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(target, os.W_OK)
+
+
 def _write_atomically(target: Path, members: list[_Member], manifest: Callable[[dict[str, str]], _Member], *,
-                      backup: bool) -> None:
+                      backup: bool) -> list[str]:
+    notes: list[str] = []
     directory = target.parent
+    existed = target.exists()
     remove_stale_temps(directory, target.name)  # what saves of this file that were killed left behind
-    tmp, fd = create_temp(directory, target.name, ".tmp")
+    try:
+        tmp, fd = create_temp(directory, target.name, ".tmp")
+    except OSError as exc:
+        raise _save_error(target, exc, "creating its temporary file", existed, members) from exc
+    stage = "writing it"
     try:
         with os.fdopen(fd, "wb") as fh:
             _write_zip(fh, members, manifest)
             fh.flush()
             os.fsync(fh.fileno())
         copy_mode(target, tmp)
-        if backup and target.exists():
-            _keep_backup(target)
+        if backup and existed:
+            stage = "keeping the previous version as .bak"
+            note = _keep_backup(target)
+            if note:
+                notes.append(note)
+        stage = "putting it in place"
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         _remove_quietly(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, ProjectSaveError):
+            raise _save_error(target, exc, stage, existed, members) from exc
         raise
     _fsync_directory(directory)
+    return notes
+
+
+def _save_error(target: Path, exc: OSError, stage: str, existed: bool, members: list[_Member]) -> ProjectSaveError:
+    """One line that names the project, says it was not saved, why, and what is on disk now."""
+    kept = ("the file on disk is intact (the previous version)" if existed else "nothing was written")
+    size = human_bytes(sum(m.size for m in members))
+    code = exc.errno
+    if code == errno.ENOSPC:
+        why = (f"the disk has no room for a new file in {target.parent} (no free space, or no free inodes)"
+               if stage.startswith("creating") else f"the disk is full ({target.parent}; the project needs about "
+                                                    f"{size})")
+    elif code == getattr(errno, "EDQUOT", -1):
+        why = f"the disk quota is used up ({target.parent}; the project needs about {size})"
+    elif code == errno.EROFS:
+        why = f"{target.parent} is on a read-only file system"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = f"no permission to write in {target.parent}"
+    elif code == errno.EFBIG:
+        why = f"the file ({size}) is larger than this file system allows"
+    else:
+        why = f"{exc.strerror or exc} while {stage}"
+    return ProjectSaveError(f"{target} was not saved: {why}; {kept}", code)
 
 
 def _write_zip(fh: IO[bytes], members: list[_Member], manifest: Callable[[dict[str, str]], _Member]) -> None:
@@ -267,9 +335,17 @@ def _write_zip(fh: IO[bytes], members: list[_Member], manifest: Callable[[dict[s
         zf.filelist.insert(0, zf.filelist.pop())
 
 
-def _keep_backup(target: Path) -> None:
-    """Make ``<name>.bak`` a copy of ``target`` without ever moving ``target`` away."""
+def _keep_backup(target: Path) -> str | None:
+    """Make ``<name>.bak`` a copy of ``target`` without ever moving ``target`` away; returns a note for the user
+    when there is no backup to keep (``<name>.bak`` is a folder, say: it is never touched)."""
     backup = target.with_name(target.name + ".bak")
+    try:
+        mode = os.lstat(backup).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        # os.replace cannot put a file where a folder is, and must never remove someone's folder or pipe
+        return f"no backup of the previous version was kept: {backup} is {describe_kind(mode)}"
     tmp = temp_name(target.parent, target.name, ".bak.tmp")
     try:
         try:
@@ -280,6 +356,7 @@ def _keep_backup(target: Path) -> None:
     except BaseException:
         _remove_quietly(tmp)
         raise
+    return None
 
 
 def _remove_quietly(path: Path) -> None:

@@ -58,7 +58,10 @@ class ModelSession:
         key = (project.task.id, json.dumps(project.task.params, sort_keys=True, default=str),
                tuple(project.vocab or ()), str(base))
         if key != self._task_key:
+            from workbench.core.data_access import check_task_paths
             spec = self.registry.task(project.task.id)
+            # data outside the project's folder that its file named is read only once confirmed
+            check_task_paths(spec, project.task.params, base)
             task = spec.load()(params_from_dict(spec.params, project.task.params, "task"), base)
             task.prepare(vocab=project.vocab)
             self._task, self._task_spec, self._task_key = task, spec, key
@@ -120,8 +123,14 @@ class ModelSession:
         return text
 
 
-def set_cpu_threads(device: "torch.device", threads: int) -> None:
-    """The CLI's one place to choose torch's threads for inference (a process of its own: global is fine)."""
+def set_cpu_threads(device: "torch.device", threads: int) -> str:
+    """The CLI's one place to choose torch's threads for inference (a process of its own: global is fine); at most
+    one per core.  Returns a notice when the count asked for was bounded."""
     import torch
+
+    from workbench.core.device import bounded_threads
     if device.type == "cpu" and threads:
-        torch.set_num_threads(int(threads))
+        threads, notice = bounded_threads(int(threads))
+        torch.set_num_threads(threads)
+        return notice
+    return ""

@@ -25,7 +25,8 @@ from workbench.core import precision, probes
 from workbench.core.blocks import flatten_state, map_state, unflatten_like
 from workbench.core.build import SequenceModel, build_model
 from workbench.core.cells import after_optimizer_step
-from workbench.core.device import default_threads, resolve_device
+from workbench.core.data_access import check_task_paths
+from workbench.core.device import bounded_threads, default_threads, resolve_device
 from workbench.core.project import Checkpoint, Project, Run
 from workbench.core.tasks import Task
 from workbench.schema.registry import Registry
@@ -38,6 +39,7 @@ from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NOR
 from workbench.core.training.faults import (check_data_fits, check_weights_fit, nonfinite_origin, plugin_at_fault,
                                             progress_argument)
 from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
+from workbench.core.training import restore_checks
 from workbench.schema.errors import TrainingError, WorkbenchError
 from workbench.schema.params import params_from_dict, params_to_dict
 
@@ -100,9 +102,25 @@ class Trainer:
 
     # ---- setup -----------------------------------------------------------------------------------------
     def setup(self) -> None:
-        """Read the data, build the model, restore the checkpoint (if it fits the graph) or initialise."""
+        """Read the data, build the model, restore the checkpoint (if it fits the graph) or initialise.
+
+        Running out of memory here (a model or a batch too large for the machine) is one TrainingError with the
+        advice of an out-of-memory step, not the allocator's text blamed on a plugin."""
         if self._is_setup:
             return
+        try:
+            self._setup()
+        except WorkbenchError:
+            raise
+        except Exception as exc:
+            if restore_checks.is_out_of_memory(exc):
+                raise TrainingError(f"out of memory while setting up the run (reading the data and building the "
+                                    f"model; batch_size {self.cfg.batch_size}, chunk_len {self.cfg.chunk_len}): try "
+                                    f"a smaller batch_size or chunk_len, or a smaller model; the last checkpoint is "
+                                    f"kept") from exc
+            raise
+
+    def _setup(self) -> None:
         cfg = self.cfg
         try:
             self.device = resolve_device(cfg.device)
@@ -117,7 +135,10 @@ class Trainer:
         if self.device.type == "cpu":
             threads = self.threads or cfg.threads or (self.dist.cpu_threads() if self.dist is not None
                                                       else default_threads(behind_window=False))
-            torch.set_num_threads(int(threads))
+            threads, notice = bounded_threads(int(threads))
+            if notice:
+                self.notices.append(notice)
+            torch.set_num_threads(threads)
         project, registry = self.project, self.registry
         if not project.task.id:
             raise TrainingError("the project has no task to train on: choose one first (drag it from the "
@@ -125,6 +146,8 @@ class Trainer:
         task_spec = registry.task(project.task.id)
         self.task_spec = task_spec
         task_params = params_from_dict(task_spec.params, project.task.params, "task")
+        # data outside the project's folder that its file named is read only once confirmed (data_access)
+        check_task_paths(task_spec, project.task.params, self.base_dir)
         self.task = task_spec.load()(task_params, self.base_dir)
         self.task.prepare(vocab=project.vocab, **progress_argument(self.task, self._data_progress))
         if cfg.bptt_k2 and not self.task.stateful:
@@ -204,6 +227,7 @@ class Trainer:
         self.setup()
         weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
         opt_tensors, opt_meta = flatten_optimizer(self.optimizer)
+        opt_meta["optimizer"] = self.cfg.optimizer     # a later run with another optimizer starts it fresh
         tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -236,46 +260,69 @@ class Trainer:
         return ckpt
 
     def _restore(self, ckpt: Checkpoint) -> None:
+        """Load a checkpoint.  The weights must fit (a clear error otherwise); every other part a file supplies is
+        checked against what the project implies before it is used (restore_checks), and a part that does not fit
+        is dropped with a notice: the optimizer starts fresh, the random state is reseeded, the carried state
+        starts from zeros.  Nothing from the file sizes an allocation unchecked."""
         check_weights_fit(self.model, ckpt.weights)
         try:
             self.model.load_state_dict({k: v for k, v in ckpt.weights.items()}, strict=True)
         except RuntimeError as exc:
             raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
         self.model.to(self.device)
-        if ckpt.optimizer or ckpt.optimizer_meta:
-            try:
-                unflatten_optimizer(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
-            except (ValueError, KeyError, RuntimeError) as exc:
-                self.notices.append(f"optimizer state not restored ({exc}); continuing with a fresh optimizer")
-        st = ckpt.trainer_state or {}
-        pos = st.get("position") or {}
-        self.pos = Position(step=int(pos.get("step", ckpt.step)), epoch=int(pos.get("epoch", ckpt.epoch)),
-                            batch=int(pos.get("batch", 0)))
-        self._plateau = dict(st.get("plateau") or self._plateau)
-        self.best = dict(st.get("best") or {})
+        self._restore_optimizer(ckpt)
+        st = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
+        pos, problem = restore_checks.position(st.get("position"), ckpt.step, ckpt.epoch)
+        if problem:
+            self.notices.append(f"the checkpoint's position is damaged ({problem}); continuing from step "
+                                f"{pos['step']} at the start of epoch {pos['epoch']}")
+        self.pos = Position(step=pos["step"], epoch=pos["epoch"], batch=pos["batch"])
+        self._plateau = restore_checks.plateau(st.get("plateau")) or self._plateau
+        self.best = restore_checks.best(st.get("best"))
         best = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
         self._best_weights = best or None
-        if "rng/torch" in ckpt.tensors:
-            torch.set_rng_state(ckpt.tensors["rng/torch"].to(torch.uint8).cpu())
-        if torch.cuda.is_available():
-            cuda = [ckpt.tensors[f"rng/cuda/{i}"] for i in range(torch.cuda.device_count())
-                    if f"rng/cuda/{i}" in ckpt.tensors]
-            if cuda:
-                torch.cuda.set_rng_state_all(cuda)
-        if "rng_python" in st:
-            v, s, g = st["rng_python"]
-            random.setstate((v, tuple(s), g))
-        if "rng_numpy" in st:
-            a, keys, p, h, c = st["rng_numpy"]
-            np.random.set_state((a, np.array(keys, dtype=np.uint32), p, h, c))
-        carry = {k[6:]: v for k, v in ckpt.tensors.items() if k.startswith("carry/")}
-        if carry and st.get("carry_batch"):
-            template = self.model.init_state(int(st["carry_batch"]), self.device)
+        problems = restore_checks.restore_random_state(ckpt.tensors, st)
+        if problems:
+            self._seed_everything(self.cfg.seed + self.pos.step)
+            self.notices.append(f"the checkpoint's random state does not fit ({'; '.join(problems)}); training goes "
+                                f"on with a fresh seed, so it will not repeat a straight run exactly")
+        self._restore_carry(ckpt, st)
+
+    def _restore_optimizer(self, ckpt: Checkpoint) -> None:
+        if not (ckpt.optimizer or ckpt.optimizer_meta):
+            return
+        saved = restore_checks.optimizer_kind(ckpt.optimizer_meta)
+        if saved is not None and saved not in (self.cfg.optimizer, "adam-like"):
+            self.notices.append(f"the optimizer changed from {saved} to {self.cfg.optimizer} since the last "
+                                f"checkpoint: {self.cfg.optimizer} starts fresh (the weights carry on)")
+            return
+        problem = restore_checks.optimizer_problem(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
+        if problem is None:
             try:
-                self._carry = map_state(unflatten_like(template, carry), lambda t: t.to(self.device))
-                self._carry_batch = int(st["carry_batch"])
-            except KeyError:
-                self._carry = None
+                unflatten_optimizer(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
+                return
+            except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
+                problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.optimizer = make_optimizer(self.cfg, self.model.parameters())   # nothing half-loaded
+        self.notices.append(f"optimizer state not restored ({problem}); continuing with a fresh optimizer")
+
+    def _restore_carry(self, ckpt: Checkpoint, st: dict[str, Any]) -> None:
+        """The hidden state carried into the next chunk: used only if its batch is one this project trains with
+        and every tensor has the shape the model's own initial state has (a file cannot make us allocate more)."""
+        carry = {k[6:]: v for k, v in ckpt.tensors.items() if k.startswith("carry/")}
+        batch = st.get("carry_batch")
+        if not carry or not batch:
+            return
+        problem = restore_checks.carry_batch_problem(batch, self.cfg.batch_size)
+        if problem is None:
+            template = self.model.init_state(int(batch), self.device)
+            problem = restore_checks.carry_shape_problem(flatten_state(template), carry)
+        if problem is not None:
+            self.notices.append(f"the carried hidden state in the checkpoint does not fit ({problem}); the next chunk "
+                                f"starts from a zero state")
+            return
+        self._carry = map_state(unflatten_like(template, carry), lambda t: t.to(self.device))
+        self._carry_batch = int(batch)
 
     # ---- events ------------------------------------------------------------------------------------------
     def _data_progress(self, stage: str, done: int, total: int) -> None:
