@@ -156,6 +156,9 @@ def test_the_plots_over_training_time_can_show_time_since_each_run_began_or_the_
     assert not isinstance(plots.loss_panel.plot.getAxis("bottom"), pg.DateAxisItem)
     assert "run-2:train" in plots.loss_panel.curves and not dash.time_note.isVisible()
     np.testing.assert_allclose(plots.loss_panel.curves["run-3:valid"].xData, steps)
+    for panel in (plots.loss_panel, plots.lr_panel):        # back on the steps, not on the clock's seconds
+        lo, hi = panel.plot.vb.viewRange()[0]
+        assert -5 < lo < 1 and 20 <= hi < 30, (panel.objectName(), lo, hi)
 
 
 def test_a_forecasting_project_shows_predicted_against_actual_and_the_naive_baseline(reg, tmp_path, qtbot):
