@@ -267,7 +267,7 @@ def fixture_plugin(monkeypatch):
 def test_a_third_party_cell_records_through_the_default_sequence_traced(fixture_plugin):
     from workbench.plugin_system import discover
     reg = discover(extra=[("seqwb-fixture-cells", fixture_plugin)])
-    model = char_lm(reg, cell="fixture-mgu", layers=2, **{"rnn.residual": "true"})
+    model = char_lm(reg, cell="seqwb-fixture-cells.mgu", layers=2, **{"rnn.residual": "true"})
     cells = model.blocks["rnn"].cells
     assert type(cells[0]).__name__ == "MGUCell" and type(cells[0]).sequence_traced is Cell.sequence_traced
     assert takes_chunks(model)
