@@ -71,6 +71,11 @@ class FileController(QObject):
         self.recent_menu = QMenu("Open &Recent", window)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
+        from workbench.gui.shared_file import SharedFile
+        # the file among other writers: watched, saved under its lock, merged, read-only and outside data asked
+        self.shared = SharedFile(self)
+        if recovery is not None:
+            recovery.disk_version = lambda: self.shared.known     # kept with each autosaved copy
 
     @property
     def dialog_parent(self) -> QWidget:
@@ -127,14 +132,20 @@ class FileController(QObject):
         # a project from a template or an empty one has the name it was given, not one anybody chose
         self.doc.replace_project(project, path, auto_name=project.name if untitled_kind in ("default", "new")
                                  else None)
+        self.shared.track(path)
         self.window.update_title()
         self.runs.update_actions()
         self.window.restore_view_state()
 
-    def restore_project(self, project: Any, path: str | None) -> None:
+    def restore_project(self, project: Any, path: str | None, disk_version: Any = None) -> None:
         """A recovered copy: in the window, marked modified, with the path of the file it came from (Save writes
-        there; without one, Save asks for a name)."""
+        there; without one, Save asks for a name).  ``disk_version``: the fingerprint of the file the copy was
+        based on; if the file changed since, Save offers to merge rather than overwrite what was saved meanwhile."""
         self.replace(project, path, "" if path else "new")
+        if path:
+            self.shared.track(path, disk_version)
+            self.shared.dismiss_current()       # a copy based on an older version: Save asks to merge
+            self.shared.guard_outside_data(project, path)
         self.doc.auto_name = None             # whoever named the project before the crash, it keeps that name
         self.doc.undo_stack.resetClean()      # restored, not saved: the title says modified and closing asks
         self.window.update_title()
@@ -164,13 +175,14 @@ class FileController(QObject):
         started = time.perf_counter()
 
         def read(job: Any) -> dict[str, Any]:
-            from workbench.core.projectfile import load_project
+            from workbench.core.project_store import open_shared
             from workbench.schema.errors import MissingPluginError, WorkbenchError
             if _has_tensors(path):
                 import torch  # noqa: F401 - the longest part of reading a file with weights; said as a stage
             job.report(1, len(stages))
             try:
-                return {"project": load_project(path, registry=registry)}
+                opened = open_shared(path, registry=registry)      # tidies what crashed saves left first
+                return {"project": opened.project, "version": opened.fingerprint, "tidied": opened.tidied.notes()}
             except MissingPluginError as exc:
                 return {"error": str(exc), "missing": True}
             except (WorkbenchError, OSError, ValueError) as exc:
@@ -185,8 +197,12 @@ class FileController(QObject):
             project = result.get("project")
             if project is not None:
                 self.replace(project, str(path))
+                self.shared.track(str(path), result.get("version"))
+                for text in result.get("tidied", ()):
+                    self.log(text)
                 add_recent_file(str(path))
                 self.show_message(f"Opened {path} in {time.perf_counter() - started:.1f} s")
+                self.shared.guard_outside_data(project, str(path))
             else:
                 self.replace(default_project(self.registry), None, "default")
                 if not Path(path).exists():
@@ -210,11 +226,12 @@ class FileController(QObject):
         """Open ``path`` in this window; on any error the message is shown and the current project stays."""
         if not self.may_replace_project():
             return False
-        from workbench.core.projectfile import load_project
+        from workbench.core.project_store import open_shared
         from workbench.schema.errors import MissingPluginError, WorkbenchError
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            project = load_project(path, registry=self.registry)
+            opened = open_shared(path, registry=self.registry)      # tidies what crashed saves left first
+            project = opened.project
         except MissingPluginError as exc:
             QApplication.restoreOverrideCursor()
             QMessageBox.warning(self.window, "A plugin is missing",
@@ -229,8 +246,12 @@ class FileController(QObject):
             return False
         QApplication.restoreOverrideCursor()
         self.replace(project, str(path))
+        self.shared.track(str(path), opened.fingerprint)
+        for text in opened.tidied.notes():
+            self.log(text)
         add_recent_file(str(path))
         self.show_message(f"Opened {path}")
+        self.shared.guard_outside_data(project, str(path))
         return True
 
     def save(self) -> bool:
@@ -254,25 +275,20 @@ class FileController(QObject):
         return self.save_to(path)
 
     def save_to(self, path: str) -> bool:
-        """Write the project to ``path`` (no questions); it becomes the project's file.  A project whose name
-        nobody chose (a template's, "untitled") is named after the file first, as one undoable rename."""
-        from workbench.core.projectfile import project_plugins_used, save_project
-        from workbench.schema.errors import WorkbenchError
+        """Write the project to ``path``; it becomes the project's file.  A project whose name nobody chose (a
+        template's, "untitled") is named after the file first, as one undoable rename.  Among other writers
+        (:class:`~workbench.gui.shared_file.SharedFile`): a file changed on disk is merged or reloaded (asked), a
+        file another process writes is not touched, a read-only file is replaced only if the user says so."""
+        from workbench.core.data_access import remember_users_paths
         self.window.inspector.commit_pending()
         if self.doc.has_automatic_name() and Path(path).stem:
             self.doc.set_setting("name", "name", Path(path).stem)
         if Path(path).resolve() != (Path(self.doc.path).resolve() if self.doc.path else None):
             self._make_data_paths_relative(path)
-        project = self.doc.project
         self.window.keep_view_state()
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            save_project(project, path, plugins_used=project_plugins_used(project, self.registry))
-        except (WorkbenchError, OSError, ValueError, TypeError) as exc:
-            QApplication.restoreOverrideCursor()
-            QMessageBox.warning(self.window, "Cannot save project", f"Could not save to {path}:\n{exc}")
+        if not self.shared.save(str(path)):
             return False
-        QApplication.restoreOverrideCursor()
+        remember_users_paths(self.doc.project, self.registry, path)    # the paths the user chose: not asked again
         self.doc.path = str(path)
         self.doc.auto_name = None
         self.untitled_kind = ""
@@ -367,6 +383,8 @@ class FileController(QObject):
 def _has_tensors(path: str) -> bool:
     """Whether the project file holds tensors (weights, history): reading those needs PyTorch."""
     import zipfile
+    if not Path(path).is_file():
+        return False        # a pipe would block here for ever; reading the file says what it is
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name.endswith(".safetensors") for name in archive.namelist())

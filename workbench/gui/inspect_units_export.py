@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QBuffer, QIODevice, QPoint
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -30,12 +30,17 @@ class RecordingExport:
             self.export_view(widget, path)
 
     def export_view(self, widget: QWidget, path: str) -> None:
-        """PNG (what is on screen, at screen resolution) or SVG (vector where the view draws vectors)."""
+        """PNG (what is on screen, at screen resolution) or SVG (vector where the view draws vectors), written all
+        or nothing: drawn into memory first, then written atomically (a failed export never leaves half a file,
+        nor replaces a good one)."""
+        from workbench.core.history_export import write_bytes
         try:
             if path.lower().endswith(".svg"):
                 from PySide6.QtSvg import QSvgGenerator
+                buffer = QBuffer()
+                buffer.open(QIODevice.OpenModeFlag.WriteOnly)
                 gen = QSvgGenerator()
-                gen.setFileName(path)
+                gen.setOutputDevice(buffer)
                 gen.setSize(widget.size())
                 gen.setViewBox(widget.rect())
                 gen.setTitle(f"Sequence Workbench: {self.layer} {self.quantity}")
@@ -44,11 +49,17 @@ class RecordingExport:
                     widget.render(painter, QPoint(0, 0))
                 finally:
                     painter.end()
+                data = bytes(buffer.data().data())
             else:
-                if not widget.grab().save(path):
-                    raise OSError(f"could not write {path}")
+                buffer = QBuffer()
+                buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+                if not widget.grab().save(buffer, "PNG"):
+                    raise OSError(f"could not draw the view as PNG for {path}")
+                data = bytes(buffer.data().data())
+            write_bytes(path, data)
         except OSError as exc:
-            QMessageBox.warning(self, "Export failed", str(exc))
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror or exc}. Nothing was "
+                                                       f"written (a file already there is unchanged).")
             return
         self._say(f"Exported {path}")
 

@@ -133,6 +133,8 @@ class RecoveryEntry:
     contents: str
     pid: int = 0
     host: str = ""
+    #: the fingerprint of the original file the copy's project was read from (None: unknown, or never saved)
+    disk_version: Optional[tuple] = None
 
     @property
     def data_path(self) -> Path:
@@ -150,7 +152,16 @@ class RecoveryEntry:
         return _dt.datetime.fromtimestamp(self.saved_at).strftime("%Y-%m-%d %H:%M:%S")
 
     def original_text(self) -> str:
-        return self.original_path or "never saved (untitled)"
+        if not self.original_path:
+            return "never saved (untitled)"
+        return self.original_path + (" (changed on disk since: Save merges)" if self.file_changed_since() else "")
+
+    def file_changed_since(self) -> bool:
+        """Whether the original file was saved again after the window read it (by another program): restoring
+        the copy then offers a merge on Save, so what was saved meanwhile is kept too."""
+        from workbench.core.project_store import fingerprint
+        return bool(self.original_path and self.disk_version is not None
+                    and fingerprint(self.original_path) != self.disk_version)
 
 
 def describe_contents(project: Any) -> str:
@@ -176,9 +187,14 @@ def _entry_from_meta(meta_path: Path) -> Optional[RecoveryEntry]:
                              original_path=str(original) if isinstance(original, str) and original else None,
                              name=str(doc.get("name") or "(unnamed)"), saved_at=float(doc.get("saved_at") or 0.0),
                              contents=str(doc.get("contents") or ""), pid=int(doc.get("pid") or 0),
-                             host=str(doc.get("host") or ""))
+                             host=str(doc.get("host") or ""), disk_version=_version(doc.get("disk_version")))
     except (TypeError, ValueError):
         return None
+
+
+def _version(value: Any) -> Optional[tuple]:
+    return tuple(value) if isinstance(value, list) and len(value) == 4 and all(
+        isinstance(v, int) for v in value) else None
 
 
 def find_orphans(folder: Path | None = None) -> list[tuple[RecoveryEntry, DocumentLock]]:
@@ -252,6 +268,9 @@ class RecoveryManager(QObject):
         self._again = False
         self._reported_failure = False
         self.writes = 0
+        #: the fingerprint of the version of the original file the document is based on (set by the window's file
+        #: controller), kept in the copy's description
+        self.disk_version: Callable[[], Any] = lambda: None
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 * (interval_s if interval_s is not None else configured_interval_s())))
         self.timer.timeout.connect(self.autosave)
@@ -321,7 +340,8 @@ class RecoveryManager(QObject):
         meta = {"format": META_FORMAT, "version": META_VERSION, "app_version": __version__,
                 "original_path": str(Path(self.doc.path).resolve()) if self.doc.path else None,
                 "name": project.name, "saved_at": time.time(), "contents": describe_contents(project),
-                "pid": os.getpid(), "host": socket.gethostname()}
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "disk_version": list(self.disk_version() or ()) or None}
         plugins = project_plugins_used(project, self.registry)
         self._writing, self._again = True, False
         generation, data_path = self._generation, self.data_path
@@ -476,8 +496,9 @@ class RecoveryHost(Protocol):
     def may_replace_project(self) -> bool:
         """Stop a live run and settle unsaved changes, asking; False when the user chose to keep them."""
 
-    def restore_project(self, project: Any, path: str | None) -> None:
-        """Show ``project`` in the window, marked modified, with ``path`` as its file (None: untitled)."""
+    def restore_project(self, project: Any, path: str | None, disk_version: Any = None) -> None:
+        """Show ``project`` in the window, marked modified, with ``path`` as its file (None: untitled);
+        ``disk_version``: the version of that file the copy was based on."""
 
     def log(self, text: str, kind: str = "info") -> None: ...
 
@@ -529,7 +550,7 @@ def restore_entry(host: RecoveryHost, entry: RecoveryEntry, lock: DocumentLock) 
     except (WorkbenchError, OSError, ValueError) as exc:
         host.log(f"Cannot restore {entry.data_path}: {exc}", "error")
         return False
-    host.restore_project(project, entry.original_path)
+    host.restore_project(project, entry.original_path, entry.disk_version)
     host.recovery.adopt(entry, lock)
     where = entry.original_path or "a new file (Save asks for a name)"
     host.show_message(f"Restored “{entry.name}” from {entry.saved_text()}; Save writes it to {where}", 15000)
