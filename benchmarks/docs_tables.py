@@ -43,7 +43,7 @@ REGION = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figu
 #: its file is committed (the test fails while a listed file exists, so the list cannot go stale).
 AWAITING = {"startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
             "recorder_speed", "decode_tree-synthetic", "decode_tree-charlm", "beam_speed", "project_io",
-            "train_throughput", "custom_cells", "soak_gui", "big_corpus"}
+            "train_throughput", "custom_cells", "soak_gui", "big_corpus", "open_file"}
 
 
 class Renderer(NamedTuple):
@@ -291,6 +291,15 @@ def render_startup(off: dict, xcb: dict) -> str:
             for name, d in (("offscreen", off), ("Xvfb (xcb)", xcb))]
     return (table(["", "cold", "warm"], rows) + "\n\n"
             + "\n".join(source(s, d, "") for s, d in (("startup-offscreen", off), ("startup-xcb", xcb))))
+
+
+@renderer("open_file", ("open_file",),
+          ("python benchmarks/open_file.py --runs 5 --json benchmarks/results/open_file.json",))
+def render_open_file(doc: dict) -> str:
+    f = doc["figures"]
+    rows = [["first paint", f"{f['first_paint_s']:.2f} s"], ["the file in the window", f"{f['loaded_s']:.2f} s"]]
+    return (table([(f"`seqwb FILE`, a {f['file_bytes'] / 1e6:.1f} MB project, median of {f['runs']} runs from spawning "
+                   f"the process ({f['platform']})"), ""], rows) + "\n\n" + source("open_file", doc, ""))
 
 
 def _latency_rows(doc: dict) -> list[list[str]]:

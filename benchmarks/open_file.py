@@ -54,13 +54,39 @@ def one_run(path: Path, platform: str, config_dir: str) -> dict:
             "title_at_first_paint": report.get("title"), "opened": report.get("opened")}
 
 
+def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
+    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
+    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
+    bare, as before."""
+    if target == "-":
+        print(json.dumps(figures, indent=1))
+        return
+    import datetime
+    import importlib.metadata
+    import platform
+
+    from workbench.atomic import atomic_write
+    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
+                                *(sys.argv[1:] if argv is None else argv)]),
+           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "torch": importlib.metadata.version("torch")},
+           "figures": figures}
+    with atomic_write(Path(target), "w") as fh:
+        fh.write(json.dumps(doc, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", nargs="?", help="a .seqwb file (default: a ~4 MB char-LM made for the run)")
     parser.add_argument("--runs", type=int, default=5, help="runs (median reported)")
     parser.add_argument("--platform", default=os.environ.get("QT_QPA_PLATFORM", "offscreen"),
                         help="Qt platform plugin: offscreen (default) or xcb")
+    parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                        help="write the figures as JSON to FILE (alone: print them after the table)")
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="seqwb-open-") as folder:
         path = Path(args.file) if args.file else make_file(Path(folder))
         one_run(path, args.platform, folder)          # unmeasured: fills the bytecode cache
@@ -72,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  first paint        {paint:.2f} s   (title then: {runs[-1]['title_at_first_paint']!r})")
     print(f"  file in the window {loaded:.2f} s   (opened: {all(r['opened'] for r in runs)})")
     print(f"  load average now   {os.getloadavg()[0]:.2f}")
+    if args.json:
+        write_figures(args.json, {"file_bytes": size, "runs": args.runs, "platform": args.platform,
+                                  "first_paint_s": paint, "loaded_s": loaded, "all": runs}, load_start, argv)
     return 0
 
 

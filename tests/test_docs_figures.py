@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -82,3 +83,35 @@ def test_a_missing_results_file_and_a_stale_region_are_reported(tmp_path, monkey
     assert any("differs from its results" in p for p in tables.problems())
     doc.write_text(tables.rewrite(doc.read_text()))
     assert tables.problems() == []
+
+
+# Figures quoted inside prose or a command's transcript cannot sit in a generated region; these tests hold them to
+# the results files instead, to the digits the text prints.
+
+def _agrees(printed: str, value: float) -> bool:
+    decimals = len(printed.split(".")[1]) if "." in printed else 0
+    return abs(float(printed.replace("−", "-")) - value) <= 0.5 * 10 ** -decimals + 1e-12
+
+
+def test_the_readmes_seqwb_forecast_transcript_is_the_forecast_templates_measured_validation():
+    text = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"model  MSE ([\d.]+)  MAE ([\d.]+)\n  naive  MSE ([\d.]+)  MAE ([\d.]+).*?\n  skill  ([+-][\d.]+)",
+                      text)
+    if found is None:      # the transcript is gone from the README: nothing to hold
+        return
+    doc = json.loads((tables.RESULTS / "templates.json").read_text())
+    valid = next(r for r in doc["templates"] if r["template"] == "forecast")["valid"]["metrics"]
+    for printed, key in zip(found.groups(), ("mse", "mae", "naive_mse", "naive_mae", "skill")):
+        assert _agrees(printed, valid[key]), f"README's seqwb forecast says {key} {printed}, templates.json " \
+                                             f"{valid[key]} (python benchmarks/templates.py --only forecast)"
+
+
+def test_the_readmes_seq2seq_dash_unit_is_the_measured_one():
+    text = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r'--feature "regex:-" --layer decoder\.0`.*?\(unit (\d+), r = ([+−-][\d.]+)\)', text, re.DOTALL)
+    if found is None:
+        return
+    doc = json.loads((tables.RESULTS / "units-seq2seq.json").read_text())
+    assert int(found[1]) == doc["unit"] and _agrees(found[2], doc["r"]), \
+        f"README says unit {found[1]}, r = {found[2]}; units-seq2seq.json unit {doc['unit']}, r = {doc['r']:+.3f} " \
+        f"(python benchmarks/units.py --seq2seq)"
