@@ -13,7 +13,6 @@ reading the whole file into memory would cost several times the file size.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -21,6 +20,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _results beside it, also when imported
+from _results import figures_writer  # noqa: E402
 
 UTF8_PARAGRAPH = "Ünïcødé: naïve café, Größe, 東京, ελληνικά, русский — “quotes” … ✓\n"
 MODEL = ["--set", "hidden_size=128", "--set", "layers=1", "--set", "embed_size=32"]
@@ -116,27 +118,7 @@ def train(corpus: Path, size: int, steps: int, folder: Path) -> dict[str, float]
     return {"peak_rss_mib": peak / 1024, "seconds": elapsed, **stages}
 
 
-def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
-    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
-    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
-    bare, as before."""
-    if target == "-":
-        print(json.dumps(figures, indent=1))
-        return
-    import datetime
-    import importlib.metadata
-    import platform
-
-    from workbench.atomic import atomic_write
-    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
-                                *(sys.argv[1:] if argv is None else argv)]),
-           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "torch": importlib.metadata.version("torch")},
-           "figures": figures}
-    with atomic_write(Path(target), "w") as fh:
-        fh.write(json.dumps(doc, indent=1) + "\n")
+write_figures = figures_writer(__file__)
 
 
 def main() -> None:

@@ -35,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _results beside it, also when imported
+from _results import figures_writer  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -155,27 +158,7 @@ def run_headless(path: Path, steps: int, tokens_per_step: int, platform: str, th
     return {"tokens_per_s": throughput(points[1:], tokens_per_step), "steps": points[-1][0] if points else 0}
 
 
-def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
-    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
-    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
-    bare, as before."""
-    if target == "-":
-        print(json.dumps(figures, indent=1))
-        return
-    import datetime
-    import importlib.metadata
-    import platform
-
-    from workbench.atomic import atomic_write
-    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
-                                *(sys.argv[1:] if argv is None else argv)]),
-           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "torch": importlib.metadata.version("torch")},
-           "figures": figures}
-    with atomic_write(Path(target), "w") as fh:
-        fh.write(json.dumps(doc, indent=1) + "\n")
+write_figures = figures_writer(__file__)
 
 
 def main() -> int:

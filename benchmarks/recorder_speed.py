@@ -28,7 +28,6 @@ difference of any value is printed, and must stay under 1e-5).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -40,6 +39,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _results beside it, also when imported
+from _results import figures_writer  # noqa: E402
 
 
 class PlainRecorder:
@@ -73,27 +75,7 @@ class PlainRecorder:
         return bufs
 
 
-def write_figures(target: str, figures, load_start: float, argv: list[str] | None) -> None:
-    """``--json FILE``: the figures with the command, the date and the load average at the start and the end (a
-    speed figure means little without the machine's load), written atomically; ``--json`` alone prints the figures
-    bare, as before."""
-    if target == "-":
-        print(json.dumps(figures, indent=1))
-        return
-    import datetime
-    import importlib.metadata
-    import platform
-
-    from workbench.atomic import atomic_write
-    doc = {"command": " ".join(["python", f"benchmarks/{Path(__file__).name}",
-                                *(sys.argv[1:] if argv is None else argv)]),
-           "measured": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "torch": importlib.metadata.version("torch")},
-           "figures": figures}
-    with atomic_write(Path(target), "w") as fh:
-        fh.write(json.dumps(doc, indent=1) + "\n")
+write_figures = figures_writer(__file__)
 
 
 def main(argv: list[str] | None = None) -> int:
