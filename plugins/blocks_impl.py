@@ -145,17 +145,26 @@ class ConcatBlock(PerTimestepBlock):
 
 
 class LinearBlock(PerTimestepBlock):
-    """A linear map of each timestep's (or each example's) vector: the ``linear`` head and the ``classifier``."""
+    """A linear map of each timestep's (or each example's) vector: the ``linear`` head and the ``classifier``.
+
+    Under reduced precision it still computes in float32: it makes the scores a softmax reads, and bfloat16's 8-bit
+    mantissa rounds scores a few hundredths apart into ties (word-LM validation loss measurably worse over a
+    5,000-word vocabulary: benchmarks/precision_safety.py).
+    """
 
     def __init__(self, params, in_sizes, out_sizes, ctx):
         super().__init__()
         self.linear = nn.Linear(int(in_sizes["x"]), int(out_sizes["y"]), bias=params.bias)
 
     def forward(self, inputs, state=None):
-        return {"y": self.linear(inputs["x"])}, None
+        x = inputs["x"]
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return {"y": self.linear(x.float())}, None
+        return {"y": self.linear(x)}, None
 
     def step(self, inputs, state=None, trace=None):
-        return {"y": self.linear(inputs["x"])}, None
+        return self.forward(inputs, state)
 
 
 class NoStepPath(NotImplementedError):

@@ -257,3 +257,9 @@ def test_the_speed_says_what_it_counts(tmp_path):
                                           "--set", "eval_every=0", "--set", "probe_every=0", check=0).stdout.splitlines()
              if x.startswith("{")]
     assert {e["counted"] for e in lines if e["event"] == "step"} == {"sequences"}
+
+
+def test_a_closed_pipe_is_not_an_error(trained):
+    proc = subprocess.run(f"{sys.executable} -m workbench history {trained} --json | head -c 5", shell=True,
+                          capture_output=True, text=True, env=make_subprocess_env(), timeout=240)
+    assert proc.stdout == '[{"id' and proc.stderr == ""

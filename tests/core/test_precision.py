@@ -53,12 +53,13 @@ def test_bf16_trains_with_a_float32_loss_and_weights(reg, monkeypatch):
         return real_loss(outputs, batch)
 
     monkeypatch.setattr(trainer.task, "loss", loss)
-    inside = []
-    head = trainer.model.blocks["head"].linear
-    head.register_forward_hook(lambda m, i, o: inside.append(o.dtype))
+    inside, head = [], []
+    trainer.model.blocks["rnn"].register_forward_hook(lambda m, i, o: inside.append(o[0]["y"].dtype))
+    trainer.model.blocks["head"].register_forward_hook(lambda m, i, o: head.append(o[0]["y"].dtype))
     trainer.fit(final_eval=False)
     assert trainer.precision.name == "bf16" and not trainer.notices
-    assert inside and set(inside) == {torch.bfloat16}              # the forward ran in bfloat16
+    assert inside and set(inside) == {torch.bfloat16}              # the recurrent layers ran in bfloat16
+    assert head and set(head) == {torch.float32}                   # the scores the softmax reads did not
     assert seen == {"logits": torch.float32, "autocast": False}     # the loss did not
     assert all(p.dtype is torch.float32 for p in trainer.model.parameters())
     assert all(v.dtype is torch.float32 for st in trainer.optimizer.state.values() for v in st.values()

@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("seqwb: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`seqwb history --json | head`): not an error of ours; point stdout
+        # at nothing so that Python's flush at exit does not complain again
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - one clear line unless --debug
         from workbench.schema.errors import WorkbenchError
         if debug:
