@@ -470,7 +470,8 @@ class Trainer:
 
     def _describe_fault(self, exc: BaseException) -> str:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        if restore_checks.is_out_of_memory(exc) or "out of memory" in text.lower():
+            # the allocator's own words vary ("can't allocate memory" on a capped host): the same advice for all
             return (f"out of memory at step {self.pos.step + 1} (batch_size {self.cfg.batch_size}, chunk_len "
                     f"{self.cfg.chunk_len}): try a smaller batch_size or chunk_len; the last checkpoint is kept")
         culprit = plugin_at_fault(exc, self.project, self.registry)
