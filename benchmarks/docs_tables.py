@@ -41,7 +41,7 @@ REGION = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figu
 #: results files of speed benchmarks that have not been measured yet: speed is measured only on a quiet machine
 #: (the development machine is shared), so until then their regions say "not measured yet".  Remove a name once
 #: its file is committed (the test fails while a listed file exists, so the list cannot go stale).
-AWAITING = {"startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
+AWAITING = {"threads_under_load", "zaremba_epoch_time", "startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
             "recorder_speed", "decode_tree-synthetic", "decode_tree-charlm", "beam_speed", "project_io",
             "train_throughput", "custom_cells", "soak_gui", "big_corpus", "open_file"}
 
@@ -450,7 +450,91 @@ def render_big_corpus(doc: dict) -> str:
     return table(["", f"{f['steps']} training steps"], rows) + "\n\n" + source("big_corpus", doc, "")
 
 
+# ---- reliability ------------------------------------------------------------------------------------------------
+
+#: the measured figures a reliability case may carry, and how the table says them
+RELIABILITY_FIGURES = {"peak_rss_mib": "peak memory {:,} MiB", "litter_after_open": "{} temporary files left after "
+                       "the next open", "mid_save": "{} kills landed mid-save", "corpus_mb": "{} MB corpus"}
+
+
+@renderer("reliability", ("reliability",), ("python benchmarks/reliability.py",))
+def render_reliability(doc: dict) -> str:
+    rows = []
+    group = None
+    for case in doc["cases"]:
+        shown = case["group"] if case["group"] != group else ""
+        group = case["group"]
+        figures = [text.format(case["figures"][key]) for key, text in RELIABILITY_FIGURES.items()
+                   if key in case.get("figures", {})]
+        result = case["result"] + (f" ({'; '.join(figures)})" if figures else "")
+        rows.append([shown, case["tried"], f"{case['times']:,}", result.replace("|", "\\|")])
+    lines = table(["", "What was tried", "Times", "What happened"], rows)
+    m = doc.get("machine", {})
+    return (lines + "\n\n" + f"_{len(doc['cases'])} cases, {doc.get('pytest', '')} in {doc.get('seconds', 0) / 60:.0f} "
+            f"minutes on {m.get('cpus')} CPUs (torch {m.get('torch')}, Python {m.get('python')}). "
+            + source("reliability", doc, "python benchmarks/reliability.py")[1:])
+
+
 # ---- regions ----------------------------------------------------------------------------------------------------
+
+@renderer("zaremba_side_by_side", ("zaremba_side_by_side",),
+          ("python benchmarks/zaremba_side_by_side.py --epochs 13 --words 200000 --seeds 3",))
+def render_zaremba(doc: dict) -> str:
+    r = doc["small"]
+    rows = []
+    for row in r["rows"]:
+        others = row["plain_other_seeds_valid_ppl"]
+        rows.append([str(row["epoch"]), f"{row['lr']:.4g}", num(row["workbench_valid_ppl"]), num(row["plain_valid_ppl"]),
+                     ", ".join(num(p) for p in others)])
+    verdict = "within" if r["agrees"] else "**not** within"
+    return (table(["epoch", "lr", "workbench (template)", "plain loop, same weights",
+                   f"plain loop, {len(r['rows'][0]['plain_other_seeds_valid_ppl'])} other seeds"], rows)
+            + f"\n\nValidation perplexity of the `word-lm-ptb-small` template and of the plain loop in the paper's "
+              f"procedure, on {r['train_words']:,} training words ({r['vocab']:,}-word vocabulary) of this machine's "
+              f"English text. After the last epoch the workbench is at {num(r['rows'][-1]['workbench_valid_ppl'])}, the "
+              f"plain loop over its seeds at {num(r['final_plain_mean'])} ± {num(r['final_plain_std'])} (standard "
+              f"deviation): {verdict} two standard deviations. "
+            + source("zaremba_side_by_side", doc, RENDERERS["zaremba_side_by_side"].commands[0]))
+
+
+@renderer("zaremba_epoch_time", ("zaremba_epoch_time",),
+          ("python benchmarks/zaremba_side_by_side.py --time-epoch medium --threads 2 --json "
+           "benchmarks/results/zaremba_epoch_time.json; python benchmarks/zaremba_side_by_side.py --time-epoch large "
+           "--threads 2 --json benchmarks/results/zaremba_epoch_time.json",))
+def render_zaremba_epoch(doc: dict) -> str:
+    rows = []
+    for size in ("small", "medium", "large"):
+        t = (doc.get("epoch_time") or {}).get(size)
+        if t:
+            hours = t["ptb_epoch_minutes"] * t["ptb_epochs"] / 60
+            gpu = t["gpu_epoch_minutes_at_10_tflops"] * t["ptb_epochs"]
+            rows.append([size, f"{t['seconds_per_step']:.2f}", f"{t['ptb_epoch_minutes']:,.0f}",
+                         f"{t['ptb_epochs']}", f"{hours:,.1f}", f"{gpu:,.0f} min"])
+    return (table(["model", "s / step here", "min / PTB epoch here", "epochs", "hours for the paper's run here",
+                   "the run at 10 TFLOP/s"], rows)
+            + "\n\n" + source("zaremba_epoch_time", doc, RENDERERS["zaremba_epoch_time"].commands[0]))
+
+
+@renderer("precision_safety", ("precision_safety",), ("python benchmarks/precision_safety.py --seeds 3",))
+def render_precision_safety(doc: dict) -> str:
+    rows = []
+    for name, r in doc["templates"].items():
+        rows.append([f"`{name}`", f"{r['steps']:,}", num(r["fp32_mean"], 4), num(r["bf16_mean"], 4),
+                     num(r["seed_noise_std"], 4), num(r["largest_paired_difference"], 4),
+                     "auto (bf16 where native)" if r["safe"] else "**fp32**: bf16 is outside the noise"])
+    return (table(["template", "steps", "valid loss, fp32", "valid loss, bf16", "seed noise (std, fp32)",
+                   "largest paired difference", "template's precision"], rows)
+            + f"\n\nMeans over {doc['seeds']} seeds; each seed trains both precisions from the same weights on the "
+              f"same batches. " + source("precision_safety", doc, RENDERERS["precision_safety"].commands[0]))
+
+
+@renderer("threads_under_load", ("threads_under_load",), ("python benchmarks/threads_under_load.py",))
+def render_threads(doc: dict) -> str:
+    rows = [[str(r["threads"]), r["policy"], "beside a busy process" if r["loaded"] else "quiet",
+             f"{r['tokens_per_s']:,}", f"{r['of_best_quiet']:.2f}"] for r in doc["rows"]]
+    return (table(["threads", "OpenMP wait", "machine", "tokens/s", "of the best quiet"], rows)
+            + "\n\n" + source("threads_under_load", doc, RENDERERS["threads_under_load"].commands[0]))
+
 
 def load(stem: str) -> dict | None:
     path = RESULTS / f"{stem}.json"

@@ -196,7 +196,8 @@ def time_epoch(size: str, threads: int, steps: int) -> dict:
     reg = discover()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_ptb_files(folder, prefix="ptb", max_words=200_000, max_vocab=10_000)
+        # enough text for PTB's 10,000-word vocabulary, so the softmax costs what it costs on PTB
+        write_ptb_files(folder, prefix="ptb", max_words=500_000, max_vocab=10_000)
         project = workbench_project(reg, size, folder, {})
         trainer = Trainer(project, reg, base_dir=folder, threads=threads)
         trainer.setup()
@@ -204,11 +205,18 @@ def time_epoch(size: str, threads: int, steps: int) -> dict:
         t0 = time.perf_counter()
         trainer.fit(steps=steps, final_eval=False)
         per_step = (time.perf_counter() - t0) / steps
+        # the weights every word passes through: both LSTM layers' matrices and the softmax (the embedding is a
+        # lookup); training costs ~6 operations per such weight and word (2 forward, 4 backward)
+        state = trainer.model.state_dict()
+        used = sum(v.numel() for k, v in state.items() if ".rnn.weight_" in k or k.startswith("blocks.head."))
     cfg = project.train
-    steps_per_epoch = 929_589 // (cfg.batch_size * cfg.chunk_len)    # PTB's training words (Mikolov's files)
+    ptb_words = 929_589                                               # PTB's training words (Mikolov's files)
+    steps_per_epoch = ptb_words // (cfg.batch_size * cfg.chunk_len)
+    flops_per_epoch = 6 * used * ptb_words
     return {"size": size, "threads": threads, "seconds_per_step": round(per_step, 3),
             "ptb_steps_per_epoch": steps_per_epoch, "ptb_epoch_minutes": round(per_step * steps_per_epoch / 60, 1),
-            "ptb_epochs": cfg.epochs}
+            "ptb_epochs": cfg.epochs, "weights_per_word": used, "flops_per_epoch": flops_per_epoch,
+            "gpu_epoch_minutes_at_10_tflops": round(flops_per_epoch / 10e12 / 60, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
