@@ -470,8 +470,8 @@ def render_reliability(doc: dict) -> str:
         rows.append([shown, case["tried"], f"{case['times']:,}", result.replace("|", "\\|")])
     lines = table(["", "What was tried", "Times", "What happened"], rows)
     m = doc.get("machine", {})
-    return (lines + "\n\n" + f"_{len(doc['cases'])} cases, {doc.get('pytest', '')} in {doc.get('seconds', 0) / 60:.0f} "
-            f"minutes on {m.get('cpus')} CPUs (torch {m.get('torch')}, Python {m.get('python')}). "
+    return (lines + "\n\n" + f"_{len(doc['cases'])} cases; the tests behind them: {doc.get('pytest', '')}, on "
+            f"{m.get('cpus')} CPUs (torch {m.get('torch')}, Python {m.get('python')}). "
             + source("reliability", doc, "python benchmarks/reliability.py")[1:])
 
 

@@ -141,6 +141,6 @@ def test_sigkill_during_save_leaves_old_or_new_file_and_intact_backup(tmp_path):
            tried=f"SIGKILL of a process saving a {VALUES * 16 / 1e6:.1f} MB project (two versions in turn), at a "
                  f"random delay of 0 to 2 save durations; then the file and its backup loaded in full, and the "
                  f"project opened once",
-           result=f"the file was always a complete version (old or new), the backup too; after the next open no "
-                  f"temporary file was left ({litter} in all)",
+           result=f"the file was always one complete version or the other (A {outcomes['A']} times, B "
+                  f"{outcomes['B']} times), its backup too; the next open left no temporary file",
            version_a=outcomes["A"], version_b=outcomes["B"], mid_save=mid_save, litter_after_open=litter)

@@ -25,6 +25,7 @@ from tests.core.test_projectfile import make_project, members_of, rewrite
 from tests.helpers import small_project, with_train, write_corpus
 from workbench import cli
 from workbench.core import projectfile as pf
+from workbench.core.projectfile.format import human_bytes
 from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 from workbench.schema.errors import ProjectFileError
@@ -115,15 +116,15 @@ def test_a_manifest_that_inflates_to_a_gibibyte_is_refused_in_bounded_memory(tmp
     _lie_about_size(liar, pf.MANIFEST, 1700)
     out, peak = _seqwb("info", str(honest), cap_mib=1024)
     assert out.returncode == 1
-    assert out.stderr == f"seqwb: error: {honest}: member manifest.json says it holds {size >> 20} MiB, more than " \
-                         f"the 1 MiB a manifest.json may hold\n"
+    assert out.stderr == f"seqwb: error: {honest}: member manifest.json says it holds {human_bytes(size)}, more " \
+                         f"than the 1 MiB a manifest.json may hold\n"
     out2, peak2 = _seqwb("info", str(liar), cap_mib=1024)
     # zipfile stops at the declared size, where the checksum cannot match: nothing beyond 1.7 KB was inflated
     assert out2.returncode == 1 and out2.stderr == (f"seqwb: error: {liar}: member manifest.json is corrupt (Bad "
                                                     f"CRC-32 for file 'manifest.json')\n"), out2.stderr
     assert max(peak, peak2) < 400, (peak, peak2)
     record("zip-bomb-manifest", group="Hostile files", times=2,
-           tried=f"a manifest.json that inflates to {size >> 20} MiB of valid JSON, with its true size in the zip "
+           tried=f"a manifest.json that inflates to {human_bytes(size)} of valid JSON, with its true size in the zip "
                  f"directory and with 1.7 KB declared; seqwb info under a 1 GiB address-space cap",
            result="refused in one line (over the 1 MiB a manifest may hold, or corrupt where the data outgrows its "
                   "declared size); nothing inflated beyond the limit",
@@ -232,6 +233,11 @@ def test_unexpected_and_symlink_members_are_said_once_in_words(tmp_path, reg):
             zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
     with pytest.raises(ProjectFileError, match="is a symbolic link, not data"):
         pf.load_project(path)
+    record("unexpected-members", group="Hostile files", times=2,
+           tried="a project with three members this version does not know (one a symbolic link, one a pickle), then "
+                 "one whose vocab.json and history.json are symbolic-link members; seqwb info",
+           result="one note in words naming the three, none opened (was: raw Python warnings); the links in the place "
+                  "of read members refused in one line")
 
 
 def test_deep_json_is_one_clear_error(tmp_path):
@@ -294,6 +300,9 @@ def test_a_position_near_two_to_the_63_is_refused_at_load(tmp_path, reg):
         pf.load_project(path)
     assert str(info.value) == (f"{path}: member trainer_state.json is malformed (trainer state: step {2 ** 62} is out "
                                f"of range (0 to 1,000,000,000,000))")
+    record("huge-step", group="Numbers from a file", times=1, tried="a checkpoint whose step is 2**62",
+           result="refused at load with the project's own error, naming the member and the range (was: OverflowError "
+                  "far into training)")
 
 
 @pytest.mark.parametrize("damage, notice", [
@@ -326,6 +335,18 @@ def test_a_checkpoint_part_that_does_not_fit_is_dropped_with_a_notice(tmp_path, 
     assert notice in err, err
     assert "Traceback" not in err and "lstm" not in err
     assert pf.load_project(path).checkpoint.step == 6
+
+
+def test_what_the_checkpoint_rows_count():
+    """The nine cases above as one row of the reliability table."""
+    record("checkpoint-parts", group="Numbers from a file", times=9,
+           tried="a trained project whose checkpoint has a torch random state of 100 bytes, a Python or numpy random "
+                 "state of the wrong size, optimizer settings of the wrong type or length, an optimizer tensor of the "
+                 "wrong shape, optimizer plain state that is text, a position that is text, a carried state of "
+                 "another shape; seqwb train",
+           result="each part is checked at restore and dropped with a notice naming it (a fresh optimizer, a fresh "
+                  "seed, a zero state); the run trains on, nothing blamed on the lstm plugin (was: TypeError, "
+                  "OverflowError, RuntimeError at the first step)")
 
 
 def test_changing_the_optimizer_of_a_trained_project_starts_it_fresh(tmp_path, reg, capsys):

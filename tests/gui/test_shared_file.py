@@ -65,6 +65,8 @@ def questions(monkeypatch):
         return q.answers.pop(0)
 
     monkeypatch.setattr(SharedFile, "choose", choose)
+    monkeypatch.setattr(SharedFile, "ask_later", lambda self, title, text, options, default, then:
+                        then(choose(self, title, text, options, default)))
     monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda parent, title, text, *a, **k:
                                                              q.warnings.append(text) or QMessageBox.StandardButton.Ok))
     return q

@@ -14,16 +14,18 @@
 * asks before the data a newly opened file names outside its folder is read (Allow / Don't Allow), remembered per
   file (:mod:`workbench.core.data_access`).
 
-Every question goes through :meth:`SharedFile.choose`, which tests replace.  Nothing here computes model results.
+Every question goes through :meth:`SharedFile.choose` (asked while the user saves: it waits for the answer) or
+:meth:`SharedFile.ask_later` (the file changed while the user did something else: shown without blocking), which
+tests replace.  Nothing here computes model results.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer
+from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 #: how often the file's fingerprint is compared when no notification came (network shares send none)
@@ -114,6 +116,23 @@ class SharedFile(QObject):
         box.exec()
         return buttons.get(box.clickedButton(), options[-1][0])
 
+    def ask_later(self, title: str, text: str, options: list[tuple[str, str]], default: str,
+                  then: Callable[[str], Any]) -> None:
+        """As :meth:`choose`, but without waiting: the question is shown over the window (window-modal, not
+        blocking the event loop: the file changed while the user was doing something else) and ``then(key)`` runs
+        when it is answered.  Tests replace this method."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self.files.window)
+        buttons = {}
+        for key, label in options:
+            role = QMessageBox.ButtonRole.RejectRole if key == options[-1][0] else QMessageBox.ButtonRole.AcceptRole
+            buttons[box.addButton(label, role)] = key
+            if key == default:
+                box.setDefaultButton(list(buttons)[-1])
+        box.setEscapeButton(list(buttons)[-1])
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _code: then(buttons.get(box.clickedButton(), options[-1][0])))
+        box.open()
+
     def _holder_text(self) -> str:
         from workbench.core.projectfile.lock import read_holder
         holder = read_holder(self.path) if self.path else None
@@ -122,16 +141,17 @@ class SharedFile(QObject):
     def offer_reload_or_merge(self, now: Any) -> None:
         name = Path(str(self.path)).name
         unsaved = "\n\nThe window has unsaved changes: Reload discards them." if self.doc.is_modified() else ""
-        self._busy = True
-        try:
-            choice = self.choose(
-                "File changed on disk",
-                f"{name} was changed on disk by another program{self._holder_text()}.\n\nReload shows the version "
-                f"on disk. Keep Mine saves the window's version now, as a merge: the runs saved meanwhile are kept."
-                f"{unsaved}",
-                [("reload", "Reload"), ("keep", "Keep Mine"), ("later", "Later")], "keep")
-        finally:
-            self._busy = False
+        self._busy = True          # one question at a time; the watcher waits for the answer
+        self.ask_later(
+            "File changed on disk",
+            f"{name} was changed on disk by another program{self._holder_text()}.\n\nReload shows the version "
+            f"on disk. Keep Mine saves the window's version now, as a merge: the runs saved meanwhile are kept."
+            f"{unsaved}",
+            [("reload", "Reload"), ("keep", "Keep Mine"), ("later", "Later")], "keep",
+            lambda choice: self._answered(choice, now))
+
+    def _answered(self, choice: str, now: Any) -> None:
+        self._busy = False
         if choice == "reload":
             self.reload()
         elif choice == "keep":
@@ -269,5 +289,4 @@ class SharedFile(QObject):
 
 
 def _wait_cursor() -> Any:
-    from PySide6.QtCore import Qt
     return Qt.CursorShape.WaitCursor

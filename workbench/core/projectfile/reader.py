@@ -151,8 +151,8 @@ def _run_from(item: Any, arrays: dict[str, np.ndarray], label: str) -> Run:
         settings=_get(item, "settings", dict, {}, label, HISTORY, where),
         status=_get(item, "status", str, "new", label, HISTORY, where),
         message=_get(item, "message", str, "", label, HISTORY, where),
-        gtt=_get(item, "gtt", list, [], label, HISTORY, where),
-        samples=_get(item, "samples", list, [], label, HISTORY, where),
+        gtt=_records(item, "gtt", label, where),
+        samples=_records(item, "samples", label, where),
     )
     for entry in _get(item, "series", list, [], label, HISTORY, where):
         if not isinstance(entry, dict):
@@ -163,6 +163,19 @@ def _run_from(item: Any, arrays: dict[str, np.ndarray], label: str) -> Run:
             raise _malformed(label, HISTORY, f"{where}: series {name!r} appears twice")
         run.series[name] = _series_from(arrays, key, f"{where}, series {name!r}", label)
     return run
+
+
+def _records(item: dict[str, Any], key: str, label: str, where: str) -> list[dict[str, Any]]:
+    """A run's probe or sample records: objects whose ``step`` (when they have one) is an int, as everything that
+    reads them (resuming truncates them by step) takes them to be."""
+    records = _get(item, key, list, [], label, HISTORY, where)
+    for record in records:
+        if not isinstance(record, dict):
+            raise _malformed(label, HISTORY, f"{where}: a {key} record is {type(record).__name__}, not an object")
+        step = record.get("step", 0)
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise _malformed(label, HISTORY, f"{where}: a {key} record has the step {step!r}")
+    return records
 
 
 def _series_from(arrays: dict[str, np.ndarray], key: str, where: str, label: str) -> Series:

@@ -41,7 +41,7 @@ from workbench.core.training.faults import (check_data_fits, check_weights_fit, 
 from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
 from workbench.core.training import restore_checks
 from workbench.schema.errors import TrainingError, WorkbenchError
-from workbench.schema.params import params_from_dict, params_to_dict
+from workbench.schema.params import ParamError, params_from_dict, params_to_dict
 
 # ---- the trainer --------------------------------------------------------------------------------------------
 
@@ -145,7 +145,11 @@ class Trainer:
                                 "palette's Tasks onto the canvas, or seqwb new --task ID)")
         task_spec = registry.task(project.task.id)
         self.task_spec = task_spec
-        task_params = params_from_dict(task_spec.params, project.task.params, "task")
+        try:
+            task_params = params_from_dict(task_spec.params, project.task.params, "task")
+        except ParamError as exc:          # settings from a file: said as the project's own error, not a raw one
+            raise TrainingError(f"the project's task settings are not valid: {exc} (change it with --set, or in the "
+                                f"inspector)") from None
         # data outside the project's folder that its file named is read only once confirmed (data_access)
         check_task_paths(task_spec, project.task.params, self.base_dir)
         self.task = task_spec.load()(task_params, self.base_dir)
