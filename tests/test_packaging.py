@@ -141,7 +141,9 @@ def test_seqwb_file_opens_it_with_the_window_icon(tmp_path, subprocess_env):
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     report = json.loads(next(ln for ln in out.stdout.splitlines() if ln.startswith("{")))
-    assert report["title"].startswith("Double-clicked — dbl.seqwb") and report["window_icon"] is True
+    # the first paint names the file being opened; the project is in the window once it is read
+    assert report["title"].startswith("Opening dbl.seqwb…") and report["window_icon"] is True
+    assert report["opened"] is True and report["title_loaded"].startswith("Double-clicked — dbl.seqwb")
 
 
 def test_bundle_spec_carries_the_plugin_metadata_and_every_plugin_module():

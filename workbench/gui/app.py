@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
@@ -26,6 +27,29 @@ from workbench.gui.mainwindow import MainWindow
 __all__ = ["MainWindow", "run_app", "default_project", "app_settings"]
 
 PROBE_ENV = "SEQWB_STARTUP_PROBE"
+
+
+class _AfterFirstPaint(QObject):
+    """Runs ``then`` once, after the window's first paint has been flushed, so that work which imports torch (a
+    file's weights) never delays what the user first sees.  A window that is never painted (minimised at start) runs
+    it after ``fallback_ms`` anyway."""
+
+    def __init__(self, window: QObject, then: Callable[[], None], fallback_ms: int = 5000):
+        super().__init__(window)
+        self.then: Callable[[], None] | None = then
+        window.installEventFilter(self)
+        QTimer.singleShot(fallback_ms, self._run)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if self.then is not None and event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, self._run)
+        return False
+
+    def _run(self) -> None:
+        then, self.then = self.then, None
+        if then is not None:
+            self.parent().removeEventFilter(self)
+            then()
 
 
 class _FirstPaintProbe(QObject):
@@ -108,8 +132,8 @@ def run_app(path: str | None = None) -> int:
 
     if path:
         opened = str(path)
-        # after the first paint: the event loop runs this once the window is on the screen
-        QTimer.singleShot(0, lambda: win.files.open_in_background(opened, then=recover))
+        # after the first paint: the file's reading (which imports torch) starts once the window is on the screen
+        _AfterFirstPaint(win, lambda: win.files.open_in_background(opened, then=recover))
     else:
         QTimer.singleShot(0, recover)
     exit_code = app.exec()
