@@ -22,6 +22,12 @@ Variants of the per-step path:
     python benchmarks/custom_cells.py --quick          # under two minutes: 5 rounds x 2 steps
     python benchmarks/custom_cells.py --smoke          # seconds: tiny sizes, checks that everything runs
     python benchmarks/custom_cells.py --compile 10     # also the step-only cell through torch.compile
+    python benchmarks/custom_cells.py --precision auto # the workbench variants under precision=auto
+
+With ``--precision auto`` (or bf16) the workbench variants train under that setting: the fused kernels in bfloat16
+autocast where the CPU has it, and each step path in the precision it supports (the hand-written backward paths
+fall back to float32, and say so); each row says which precision it trained in.  The plain loops stay the float32
+loop a person would write, so "x fused" is then the speed against that loop.
 """
 
 from __future__ import annotations
@@ -110,7 +116,7 @@ def workbench_trainer(registry, args, cell: str, fused: bool | None, path: str):
     project, _ = template_project(registry.template("char-lm"), settings, registry)
     project.train = dataclasses.replace(project.train, batch_size=args.batch, chunk_len=args.chunk,
                                         eval_every=0, sample_every=0, probe_every=0, steps=10 ** 9,
-                                        threads=args.threads, seed=0)
+                                        threads=args.threads, seed=0, precision=args.precision)
     trainer = Trainer(project, registry)
     trainer.setup()
     cells = [c for _, c in trainer.model.recurrent_layers()]
@@ -148,23 +154,28 @@ def compiled_step_only(trainer, block: int) -> tuple[float, callable]:
 
 # ---- main -----------------------------------------------------------------------------------------------------
 
-def build_variants(registry, lstm_fused, args) -> dict[str, callable]:
+def build_variants(registry, lstm_fused, args) -> tuple[dict[str, callable], dict[str, str]]:
+    """The variants by name, and the precision each trained in."""
     trainer, run = lstm_fused
     task = trainer.task
     v = {"lstm: fused nn.LSTM, plain loop": plain_loop("lstm", task, args), "lstm: workbench, fused nn.LSTM": run}
+    used = {"lstm: fused nn.LSTM, plain loop": "fp32", "lstm: workbench, fused nn.LSTM": trainer.precision.name}
     for name, cell, fused, path in (
             ("lstm: step path, naive (step(x[t]))", "lstm", False, "naive"),
             ("lstm: step path, plain (autograd)", "lstm", False, "plain"),
             ("lstm: step path, optimised", "lstm", False, "sequence")):
-        v[name] = workbench_trainer(registry, args, cell, fused, path)[1]
+        t, v[name] = workbench_trainer(registry, args, cell, fused, path)
+        used[name] = t.precision.name
     v["gru: fused nn.GRU, plain loop"] = plain_loop("gru", task, args)
+    used["gru: fused nn.GRU, plain loop"] = "fp32"
     for name, cell, fused, path in (
             ("gru: workbench, fused nn.GRU", "gru", True, "sequence"),
             ("gru: step path, plain (autograd)", "gru", False, "plain"),
             ("gru: step path, optimised", "gru", False, "sequence"),
             ("mgu (step-only, 3rd party): plain", "seqwb-fixture-cells.mgu", None, "sequence")):
-        v[name] = workbench_trainer(registry, args, cell, fused, path)[1]
-    return v
+        t, v[name] = workbench_trainer(registry, args, cell, fused, path)
+        used[name] = t.precision.name
+    return v, used
 
 
 def main(argv=None) -> dict:
@@ -182,6 +193,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--compile", type=int, default=0, metavar="BLOCK",
                     help="also time the step-only cell with Cell.compile_steps(BLOCK): torch.compile in blocks "
                          "of BLOCK steps (compiling takes minutes)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "auto", "bf16"),
+                    help="the workbench variants' precision setting (the plain loops stay float32)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args(argv)
     if args.quick:
@@ -198,7 +211,7 @@ def main(argv=None) -> dict:
     # the plain loops take their batches from a workbench task (same corpus, same batching)
     lstm_fused = workbench_trainer(registry, args, "lstm", True, "sequence")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    variants = build_variants(registry, lstm_fused, args)
+    variants, used = build_variants(registry, lstm_fused, args)
     compile_s = None
     if args.compile:
         # a fresh cache, so the compile time is what a user pays the first time (a warm cache saves most of it)
@@ -211,10 +224,11 @@ def main(argv=None) -> dict:
         mgu_trainer, _ = workbench_trainer(registry, args, "seqwb-fixture-cells.mgu", None, "sequence")
         compile_s, variants[f"mgu (step-only, 3rd party): compiled/{args.compile}"] = \
             compiled_step_only(mgu_trainer, args.compile)
+        used[f"mgu (step-only, 3rd party): compiled/{args.compile}"] = mgu_trainer.precision.name
 
     load = os.getloadavg()
     print(f"batch {args.batch}, chunk {args.chunk}, hidden {args.hidden}, embed {args.embed}, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"{torch.get_num_threads()} thread(s), precision setting {args.precision}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for run in variants.values():     # warm-up: allocator, oneDNN primitives, the task's first batches
         run(1)
@@ -231,16 +245,17 @@ def main(argv=None) -> dict:
            "mgu": "lstm: fused nn.LSTM, plain loop"}
 
     print()
-    print(f"{'variant':<45} {'ms/step':>8} {'x fused':>8}   [range over rounds]  "
+    print(f"{'variant':<45} {'':>5} {'ms/step':>8} {'x fused':>8}   [range over rounds]  "
           f"(medians of {args.rounds} rounds x {args.steps} steps)")
     rows = []
     for n in names:
         fused = times[ref[n.split()[0].rstrip(":")]]
         per_round = [f / t for f, t in zip(fused, times[n])]
         ratio = statistics.median(per_round)
-        rows.append({"variant": n, "ms_per_step": med[n] * 1000, "fraction_of_fused": ratio,
+        rows.append({"variant": n, "precision": used[n], "ms_per_step": med[n] * 1000, "fraction_of_fused": ratio,
                      "ms_per_round": [t * 1000 for t in times[n]], "fraction_per_round": per_round})
-        print(f"{n:<45} {med[n] * 1000:8.1f} {ratio:8.2f}   [{min(per_round):.2f} .. {max(per_round):.2f}]")
+        print(f"{n:<45} {used[n]:>5} {med[n] * 1000:8.1f} {ratio:8.2f}   [{min(per_round):.2f} .. "
+              f"{max(per_round):.2f}]")
     print("x fused = fused time / variant time, paired by round (1.00: as fast as torch's fused kernel; target >= 0.80 for the "
           "LSTM and GRU step paths; the step-only cell is compared with nn.LSTM of the same size)")
     if compile_s is not None:

@@ -41,9 +41,9 @@ REGION = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figu
 #: results files of speed benchmarks that have not been measured yet: speed is measured only on a quiet machine
 #: (the development machine is shared), so until then their regions say "not measured yet".  Remove a name once
 #: its file is committed (the test fails while a listed file exists, so the list cannot go stale).
-AWAITING = {"threads_under_load", "zaremba_epoch_time", "startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
+AWAITING = {"zaremba_epoch_time", "startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
             "recorder_speed", "decode_tree-synthetic", "decode_tree-charlm", "beam_speed", "project_io",
-            "train_throughput", "custom_cells", "soak_gui", "big_corpus", "open_file"}
+            "train_throughput", "custom_cells", "custom_cells-auto", "soak_gui", "big_corpus", "open_file"}
 
 
 class Renderer(NamedTuple):
@@ -408,16 +408,26 @@ def render_throughput(doc: dict) -> str:
             + source("train_throughput", doc, RENDERERS["train_throughput"].commands[0]))
 
 
+def _cells_table(name: str, doc: dict) -> str:
+    rows = [[r["variant"], r.get("precision", "fp32"), f"{r['ms_per_step']:.1f}", f"**{r['fraction_of_fused']:.2f}**"]
+            for r in doc["rows"]]
+    extra = (f" torch.compile: the first step took {doc['compile_seconds']:.0f} s."
+             if doc.get("compile_seconds") is not None else "")
+    return (table(["variant", "trained in", "ms / step", "× fused"], rows) + "\n\n"
+            + f"{doc['threads']} torch thread(s); load average at the end {doc['load_average'][0]:.1f}.{extra} "
+            + source(name, {k: v for k, v in doc.items() if k != "load_average"}, RENDERERS[name].commands[0]))
+
+
 @renderer("custom_cells", ("custom_cells",),
           ("python benchmarks/custom_cells.py --compile 10 --json benchmarks/results/custom_cells.json",))
 def render_cells(doc: dict) -> str:
-    rows = [[r["variant"], f"{r['ms_per_step']:.1f}", f"**{r['fraction_of_fused']:.2f}**"] for r in doc["rows"]]
-    extra = (f" torch.compile: the first step took {doc['compile_seconds']:.0f} s."
-             if doc.get("compile_seconds") is not None else "")
-    return (table(["variant", "ms / step", "× fused"], rows) + "\n\n"
-            + f"{doc['threads']} torch thread(s); load average at the end {doc['load_average'][0]:.1f}.{extra} "
-            + source("custom_cells", {k: v for k, v in doc.items() if k != "load_average"},
-                     RENDERERS["custom_cells"].commands[0]))
+    return _cells_table("custom_cells", doc)
+
+
+@renderer("custom_cells-auto", ("custom_cells-auto",),
+          ("python benchmarks/custom_cells.py --precision auto --json benchmarks/results/custom_cells-auto.json",))
+def render_cells_auto(doc: dict) -> str:
+    return _cells_table("custom_cells-auto", doc)
 
 
 @renderer("soak_gui", ("soak_gui",),

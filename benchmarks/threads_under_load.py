@@ -45,15 +45,21 @@ reg = discover()
 project, _ = template_project(reg.template("char-lm"), {
     "hidden_size": str(hidden), "task.max_chars": "400000", "eval_every": "0", "probe_every": "0",
     "sample_every": "0", "steps": "1000000", "seed": "0"}, reg)
-trainer = Trainer(project, reg, threads=threads)
+trainer = Trainer(project, reg, threads=threads or None)     # 0: automatic (follows the free cores)
 trainer.setup()
 trainer.fit(steps=3, final_eval=False)
 t0 = time.perf_counter()
 trainer.fit(steps=steps, final_eval=False)
 dt = time.perf_counter() - t0
 cfg = project.train
-print(json.dumps({"tokens_per_s": steps * cfg.batch_size * cfg.chunk_len / dt, "threads": torch.get_num_threads()}))
+print(json.dumps({"tokens_per_s": steps * cfg.batch_size * cfg.chunk_len / dt, "threads": torch.get_num_threads(),
+                  "changes": trainer.governor.changes if trainer.governor is not None else []}))
 """
+
+
+def label(threads: int, policy: str, loaded: bool) -> str:
+    count = "auto threads" if threads == 0 else f"{threads} thread{'s' if threads > 1 else ''}"
+    return f"{count}, {policy}, {'loaded' if loaded else 'quiet'}"
 
 
 def run_one(threads: int, policy: str, loaded: bool, steps: int, hidden: int) -> float:
@@ -77,21 +83,23 @@ def run_one(threads: int, policy: str, loaded: bool, steps: int, hidden: int) ->
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
-    thread_counts = sorted({1, cores})
+    # 0: the automatic count (every core, then the cores other processes leave free: workbench.core.threads)
+    thread_counts = sorted({1, cores}) + ([0] if cores > 1 else [])
     policies = list(POLICIES)
     hidden = 256
     if args.smoke:
-        args.rounds, args.steps, hidden, thread_counts, policies = 1, 2, 16, [1], ["default", "passive"]
-    configs = [(t, p, load) for load in (False, True) for t in thread_counts for p in policies]
+        args.rounds, args.steps, hidden, thread_counts, policies = 1, 2, 16, [1, 0], ["default", "passive"]
+    configs = [(t, p, load) for load in (False, True) for t in thread_counts for p in policies
+               if t != 0 or p == "default"]
     speeds: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for threads, policy, loaded in configs:
-            key = f"{threads} thread{'s' if threads > 1 else ''}, {policy}, {'loaded' if loaded else 'quiet'}"
+            key = label(threads, policy, loaded)
             tps = run_one(threads, policy, loaded, args.steps, hidden)
             speeds.setdefault(key, []).append(tps)
             print(f"round {r + 1}: {key:<34} {tps:10,.0f} tokens/s", flush=True)
@@ -100,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rows = []
     for threads, policy, loaded in configs:
-        key = f"{threads} thread{'s' if threads > 1 else ''}, {policy}, {'loaded' if loaded else 'quiet'}"
-        rows.append({"threads": threads, "policy": policy, "loaded": loaded, "tokens_per_s": round(med[key]),
+        key = label(threads, policy, loaded)
+        rows.append({"threads": threads or "auto", "policy": policy, "loaded": loaded, "tokens_per_s": round(med[key]),
                      "of_best_quiet": round(med[key] / best_quiet, 3)})
         print(f"{key:<34} {med[key]:10,.0f} tokens/s  {med[key] / best_quiet:6.2f} of the best quiet figure")
     doc = {"cores": cores, "rounds": args.rounds, "steps": args.steps, "hidden": hidden, "smoke": args.smoke,

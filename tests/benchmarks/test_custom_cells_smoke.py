@@ -39,6 +39,8 @@ def test_custom_cells_smoke_prints_every_variant_and_consistent_ratios(tmp_path)
         assert abs(row["fraction_of_fused"] - expected) < 1e-9, name
         assert abs(row["ms_per_step"] - row["ms_per_round"][0]) < 1e-9, name
         # the printed table holds the same figures
-        assert f"{name:<45} {row['ms_per_step']:8.1f} {row['fraction_of_fused']:8.2f}" in proc.stdout, name
+        assert f"{name:<45} {row['precision']:>5} {row['ms_per_step']:8.1f} {row['fraction_of_fused']:8.2f}" \
+                in proc.stdout, name
+        assert row["precision"] == "fp32", name          # the default: every variant in float32
     assert rows["lstm: fused nn.LSTM, plain loop"]["fraction_of_fused"] == 1.0
     assert "load average" in proc.stdout and "1 thread(s)" in proc.stdout

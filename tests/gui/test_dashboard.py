@@ -378,3 +378,18 @@ def test_the_gradient_plot_reads_in_the_units_of_the_loss_that_is_clipped(dashbo
         settle(qtbot, dash)
         assert dash.plots.grad_panel.plot.getAxis("left").labelText == label
         assert "clip_norm" in dash.plots.grad_panel.title.toolTip()
+
+
+def test_the_speed_text_follows_the_automatic_thread_count(dashboard, reg, qtbot):
+    """Automatic threads give up a core another process keeps busy: the speed text says how many train now."""
+    project = small_project(reg)
+    dash = dashboard(project)
+    start_live_run(dash, project, planned=200)
+    first = step_event(1, total=200)
+    first.threads = 2
+    dash.consume([("step", first)])
+    assert dash.status.text() == "16,000 tokens/s · CPU (2 threads) · fp32"
+    later = step_event(2, total=200)
+    later.threads = 1
+    dash.consume([("step", later)])
+    assert dash.status.text() == "16,000 tokens/s · CPU (1 thread) · fp32"

@@ -29,6 +29,7 @@ class _CLIReporter:
     def __init__(self, args, path: str, registry, project):
         self.args, self.path, self.registry, self.project = args, path, registry, project
         self.last_step_logged = -1
+        self.threads = 0         # the CPU threads of the last step (automatic threads follow the free cores)
         self.unit = "tokens"     # what the task counts (tokens, sequences...), known once its data is read
         self._data_shown: dict[str, float] = {}
 
@@ -57,6 +58,12 @@ class _CLIReporter:
         if ev.skipped:
             note(f"step {ev.step}: the loss or gradient is not finite (loss {ev.loss}); step skipped as "
                   f"nan_policy=skip asks ({trainer.skipped_steps} skipped so far)")
+        if not self.threads and trainer.governor is not None:
+            self.threads = trainer.governor.most         # what the automatic count started from
+        if ev.threads and self.threads and ev.threads != self.threads and not self.args.json:
+            note(f"step {ev.step}: training on {ev.threads} thread{'s' if ev.threads != 1 else ''} now (threads=0 "
+                 f"follows the cores that other processes leave free; set threads=N to keep N)")
+        self.threads = ev.threads or self.threads
         if ev.step % cfg.log_every == 0 or ev.progress >= 1.0:
             self._log(ev)
 
@@ -69,6 +76,7 @@ class _CLIReporter:
             print_json({"event": "step", "step": ev.step, "epoch": ev.epoch, "loss": finite(ev.loss),
                          "grad_norm": finite(ev.grad_norm), "grad_norm_clipped": finite(ev.grad_norm_clipped),
                          "lr": ev.lr, "tokens_per_s": round(ev.tokens_per_s, 1), "counted": self.unit,
+                         "threads": ev.threads,
                          "elapsed_s": round(ev.elapsed, 3), "eta_s": round(ev.eta, 1)})
         else:
             print(f"step {ev.step:>6} | epoch {ev.epoch:>3} | loss {ev.loss:8.4f} | grad {ev.grad_norm:8.3f} | "

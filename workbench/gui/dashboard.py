@@ -51,6 +51,7 @@ class TrainingDashboard(OtherRuns, ForecastPlot, QWidget):
         self.live_run_id: str | None = None
         self._run_device = ""            # "CPU (1 thread) · fp32" of the live run, for the speed text
         self._run_unit = "tokens"        # what its speed counts
+        self._run_precision, self._run_threads = "", 0     # its precision, and the CPU threads shown
         # the live run's progress: "step 111 / 200 · epoch 1", the time left, paused or not
         self._progress_text = ""
         self._eta = math.nan
@@ -381,6 +382,7 @@ class TrainingDashboard(OtherRuns, ForecastPlot, QWidget):
         self.progress.setValue(0)
         self.progress.setFormat(f"{start.run_id}: starting at step {start.step} of {start.total}")
         self._run_device = f"{start.device} · {start.precision}"
+        self._run_precision, self._run_threads = start.precision, 0
         self._run_unit = start.unit
         self.plots.set_speed_unit(start.unit)
         self.status.setText(f"{start.parameters:,} parameters · {self._run_device}")
@@ -409,6 +411,10 @@ class TrainingDashboard(OtherRuns, ForecastPlot, QWidget):
             self._show_live_progress()
             if ev.progress > 0 and ev.step > self._planned_steps:     # by epochs: the steps it will take
                 self._planned_steps = round(ev.step / ev.progress)
+            if ev.threads and ev.threads != self._run_threads and self._run_device.startswith("CPU"):
+                # automatic threads follow the cores other processes leave free: say how many train now
+                self._run_threads = ev.threads
+                self._run_device = f"CPU ({ev.threads} thread{'s' if ev.threads != 1 else ''}) · {self._run_precision}"
             # the speed first: in a narrow window the device is what "…" cuts (the tooltip keeps it)
             self.status.setText(f"{ev.tokens_per_s:,.0f} {self._run_unit}/s · {self._run_device}")
         for kind, e in events:

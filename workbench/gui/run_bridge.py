@@ -167,13 +167,13 @@ class TrainingThread(QThread):
             self.buffer.put_control("ended", end or RunEnd("failed", "training ended unexpectedly", 0, None))
 
     def _train(self) -> RunEnd:
-        from workbench.core.device import default_threads, describe_device
+        from workbench.core.device import describe_device
         from workbench.core.training.trainer import Trainer
         from workbench.schema.errors import WorkbenchError
         relay = _Relay(self.buffer)
-        threads = self.snapshot.train.threads or default_threads(behind_window=True)
+        # threads: the project's setting, else automatic as the window's default (core.device.default_threads)
         trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
-                          base_dir=self.base_dir, threads=threads, new_run=self.new_run,
+                          base_dir=self.base_dir, new_run=self.new_run, behind_window=True,
                           checkpoint_seconds=CHECKPOINT_SECONDS)
         try:
             trainer.setup()

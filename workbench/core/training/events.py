@@ -57,6 +57,8 @@ class StepEvent:
     progress: float = 0.0
     eta: float = 0.0
     skipped: bool = False
+    #: torch's CPU threads for this step (0 on a GPU); automatic threads follow the cores other processes leave free
+    threads: int = 0
 
     @property
     def loss(self) -> float:

@@ -58,10 +58,11 @@ class Trainer:
     def __init__(self, project: Project, registry: Registry, *, callbacks: list[Callback] | tuple = (),
                  control: RunControl | None = None, base_dir: str | Path | None = None,
                  threads: int | None = None, new_run: bool = False, device: str | None = None,
-                 distributed: Any = None, checkpoint_seconds: float = 0.0):
-        """``threads``: torch's intra-op threads on a CPU, chosen by the caller (the window passes one fewer than
-        the cores); None: the project's ``threads`` setting, else every core (the headless default of
-        :func:`workbench.core.device.default_threads`).  Checkpoints (:meth:`Callback.on_checkpoint`) are taken every ``train.checkpoint_every``
+                 distributed: Any = None, checkpoint_seconds: float = 0.0, behind_window: bool = False):
+        """``threads``: torch's intra-op threads on a CPU, chosen by the caller; None: the project's ``threads``
+        setting, else automatic: the cores of :func:`workbench.core.device.default_threads` (``behind_window``: as
+        the window's default), following the cores other processes leave free while it trains
+        (:class:`workbench.core.threads.ThreadGovernor`).  Checkpoints (:meth:`Callback.on_checkpoint`) are taken every ``train.checkpoint_every``
         steps and, with ``checkpoint_seconds``, at least that often."""
         self.project = project
         # a workbench.core.distributed.DistributedContext (or the LaunchEnv to start one in setup, on the
@@ -76,6 +77,9 @@ class Trainer:
         self.control = control or RunControl()
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         self.threads = threads
+        self.behind_window = behind_window
+        self.governor: Any = None           # a ThreadGovernor when the thread count is automatic
+        self.cpu_threads = 0                # torch's CPU threads now (0 on a GPU)
         self.checkpoint_seconds = float(checkpoint_seconds)
         self.cfg = project.train
         if device is not None:
@@ -133,12 +137,17 @@ class Trainer:
             self.device = self.dist.device
             self.dist.check_batch_size(cfg.batch_size)
         if self.device.type == "cpu":
+            automatic = not (self.threads or cfg.threads) and self.dist is None
             threads = self.threads or cfg.threads or (self.dist.cpu_threads() if self.dist is not None
-                                                      else default_threads(behind_window=False))
+                                                      else default_threads(behind_window=self.behind_window))
             threads, notice = bounded_threads(int(threads))
             if notice:
                 self.notices.append(notice)
             torch.set_num_threads(threads)
+            self.cpu_threads = threads
+            if automatic:       # threads = 0: follow the cores the machine's other processes leave free
+                from workbench.core.threads import ThreadGovernor
+                self.governor = ThreadGovernor(threads, torch.set_num_threads)
         project, registry = self.project, self.registry
         if not project.task.id:
             raise TrainingError("the project has no task to train on: choose one first (drag it from the "
@@ -421,6 +430,10 @@ class Trainer:
                 if target_epoch is not None and self.pos.epoch >= target_epoch:
                     break
                 ev = self._train_step(batch, scaler)
+                if self.governor is not None:
+                    self.governor.tick()
+                    self.cpu_threads = self.governor.current
+                ev.threads = self.cpu_threads
                 now = time.perf_counter()
                 # the time of this step alone (its batch, forward, backward and update): validation, probes,
                 # samples, callbacks and pauses are not training time
