@@ -41,9 +41,7 @@ REGION = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figu
 #: results files of speed benchmarks that have not been measured yet: speed is measured only on a quiet machine
 #: (the development machine is shared), so until then their regions say "not measured yet".  Remove a name once
 #: its file is committed (the test fails while a listed file exists, so the list cannot go stale).
-AWAITING = {"zaremba_epoch_time", "startup-offscreen", "startup-xcb", "gui_latency", "gui_latency-2threads", "inspect_scale",
-            "recorder_speed", "decode_tree-synthetic", "decode_tree-charlm", "beam_speed", "project_io",
-            "train_throughput", "custom_cells", "custom_cells-auto", "soak_gui", "big_corpus", "open_file"}
+AWAITING = {"soak_gui"}
 
 
 class Renderer(NamedTuple):
@@ -396,6 +394,16 @@ def render_project_io(doc: dict) -> str:
 @renderer("train_throughput", ("train_throughput",),
           ("python benchmarks/train_throughput.py --json benchmarks/results/train_throughput.json",))
 def render_throughput(doc: dict) -> str:
+    return _throughput_table("train_throughput", doc)
+
+
+@renderer("train_throughput-1thread", ("train_throughput-1thread",),
+          ("python benchmarks/train_throughput.py --threads 1 --json benchmarks/results/train_throughput-1thread.json",))
+def render_throughput_1thread(doc: dict) -> str:
+    return _throughput_table("train_throughput-1thread", doc)
+
+
+def _throughput_table(name: str, doc: dict) -> str:
     med = doc["median_tokens_per_s"]
     names = {"plain": "plain PyTorch loop", "workbench": "workbench, probes at default rate",
              "workbench_no_probes": "workbench, probes off", "workbench_auto": "workbench, precision = auto"}
@@ -405,7 +413,7 @@ def render_throughput(doc: dict) -> str:
     return (table([f"{doc['model']}; {doc['threads']} thread(s), median of {doc['rounds']} rounds", "tokens/s"], rows)
             + f"\n\nGradient-through-time probe overhead at the default interval: "
               f"**{doc['probe_overhead_percent']:.2f} %** (target < 3 %). GPU: {doc['gpu']}. "
-            + source("train_throughput", doc, RENDERERS["train_throughput"].commands[0]))
+            + source(name, doc, RENDERERS[name].commands[0]))
 
 
 def _cells_table(name: str, doc: dict) -> str:
