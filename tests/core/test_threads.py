@@ -90,6 +90,13 @@ def test_only_an_automatic_thread_count_is_governed(reg, monkeypatch):
     pinned = Trainer(with_train(small_project(reg), threads=1, steps=2), reg)
     pinned.setup()
     assert pinned.governor is None and pinned.cpu_threads == 1
+    # a count the caller chose is kept, unless it asks to follow the load (the window, for threads = 0)
+    chosen = Trainer(with_train(small_project(reg), threads=0, steps=2), reg, threads=2)
+    chosen.setup()
+    assert chosen.governor is None
+    window = Trainer(with_train(small_project(reg), threads=0, steps=2), reg, threads=2, follow_load=True)
+    window.setup()
+    assert window.governor is not None or window.cpu_threads == 1     # (one core: nothing to follow)
     machine = FakeMachine()
     machine.others = 1.0
     monkeypatch.setattr(th, "read_cpu_times", machine.read)

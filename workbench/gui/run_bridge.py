@@ -167,14 +167,16 @@ class TrainingThread(QThread):
             self.buffer.put_control("ended", end or RunEnd("failed", "training ended unexpectedly", 0, None))
 
     def _train(self) -> RunEnd:
-        from workbench.core.device import describe_device
+        from workbench.core.device import default_threads, describe_device
         from workbench.core.training.trainer import Trainer
         from workbench.schema.errors import WorkbenchError
         relay = _Relay(self.buffer)
-        # threads: the project's setting, else automatic as the window's default (core.device.default_threads)
+        # the project's threads, else the window's default (one core kept for the window), which then follows
+        # the cores other processes leave free
+        threads = self.snapshot.train.threads or default_threads(behind_window=True)
         trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
-                          base_dir=self.base_dir, new_run=self.new_run, behind_window=True,
-                          checkpoint_seconds=CHECKPOINT_SECONDS)
+                          base_dir=self.base_dir, threads=threads, follow_load=not self.snapshot.train.threads,
+                          new_run=self.new_run, checkpoint_seconds=CHECKPOINT_SECONDS)
         try:
             trainer.setup()
         except WorkbenchError as exc:

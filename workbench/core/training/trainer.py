@@ -58,11 +58,12 @@ class Trainer:
     def __init__(self, project: Project, registry: Registry, *, callbacks: list[Callback] | tuple = (),
                  control: RunControl | None = None, base_dir: str | Path | None = None,
                  threads: int | None = None, new_run: bool = False, device: str | None = None,
-                 distributed: Any = None, checkpoint_seconds: float = 0.0, behind_window: bool = False):
-        """``threads``: torch's intra-op threads on a CPU, chosen by the caller; None: the project's ``threads``
-        setting, else automatic: the cores of :func:`workbench.core.device.default_threads` (``behind_window``: as
-        the window's default), following the cores other processes leave free while it trains
-        (:class:`workbench.core.threads.ThreadGovernor`).  Checkpoints (:meth:`Callback.on_checkpoint`) are taken every ``train.checkpoint_every``
+                 distributed: Any = None, checkpoint_seconds: float = 0.0, follow_load: bool | None = None):
+        """``threads``: torch's intra-op threads on a CPU, chosen by the caller (the window passes
+        ``default_threads(behind_window=True)``); None: the project's ``threads`` setting, else every core.
+        ``follow_load``: lower the count to the cores other processes leave free while training, and raise it back
+        (:class:`workbench.core.threads.ThreadGovernor`); None: when neither the caller nor the project chose a
+        count.  Checkpoints (:meth:`Callback.on_checkpoint`) are taken every ``train.checkpoint_every``
         steps and, with ``checkpoint_seconds``, at least that often."""
         self.project = project
         # a workbench.core.distributed.DistributedContext (or the LaunchEnv to start one in setup, on the
@@ -77,7 +78,7 @@ class Trainer:
         self.control = control or RunControl()
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         self.threads = threads
-        self.behind_window = behind_window
+        self.follow_load = follow_load
         self.governor: Any = None           # a ThreadGovernor when the thread count is automatic
         self.cpu_threads = 0                # torch's CPU threads now (0 on a GPU)
         self.checkpoint_seconds = float(checkpoint_seconds)
@@ -137,15 +138,16 @@ class Trainer:
             self.device = self.dist.device
             self.dist.check_batch_size(cfg.batch_size)
         if self.device.type == "cpu":
-            automatic = not (self.threads or cfg.threads) and self.dist is None
+            automatic = not (self.threads or cfg.threads)
+            follow = (automatic if self.follow_load is None else self.follow_load) and self.dist is None
             threads = self.threads or cfg.threads or (self.dist.cpu_threads() if self.dist is not None
-                                                      else default_threads(behind_window=self.behind_window))
+                                                      else default_threads(behind_window=False))
             threads, notice = bounded_threads(int(threads))
             if notice:
                 self.notices.append(notice)
             torch.set_num_threads(threads)
             self.cpu_threads = threads
-            if automatic:       # threads = 0: follow the cores the machine's other processes leave free
+            if follow:          # threads = 0: follow the cores the machine's other processes leave free
                 from workbench.core.threads import ThreadGovernor
                 self.governor = ThreadGovernor(threads, torch.set_num_threads)
         project, registry = self.project, self.registry
