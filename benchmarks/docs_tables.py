@@ -41,7 +41,7 @@ REGION = re.compile(r"<!-- figures:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /figu
 #: results files of speed benchmarks that have not been measured yet: speed is measured only on a quiet machine
 #: (the development machine is shared), so until then their regions say "not measured yet".  Remove a name once
 #: its file is committed (the test fails while a listed file exists, so the list cannot go stale).
-AWAITING = {"soak_gui"}
+AWAITING: set[str] = set()
 
 
 class Renderer(NamedTuple):
@@ -370,6 +370,10 @@ def render_decode_tree(syn: dict, lm: dict) -> str:
 
 @renderer("beam_speed", ("beam_speed",), ("python benchmarks/beam_speed.py --json benchmarks/results/beam_speed.json",))
 def render_beam(doc: dict) -> str:
+    return _beam_tables("beam_speed", doc)
+
+
+def _beam_tables(name: str, doc: dict) -> str:
     sides = list(doc["figures"][0]["ms_per_step"])
     rows = [[m["model"]] + [f"{m['ms_per_step'][s]:.3f} / {m['cpu_ms_per_step'][s]:.3f}" for s in sides]
             for m in doc["figures"]]
@@ -378,7 +382,7 @@ def render_beam(doc: dict) -> str:
                f"{m['cpu_naive10_over_beam10']:.2f}"), m["naive_check"]] for m in doc["figures"]]
     return (table(["ms per step (wall / CPU)", *sides], rows) + "\n\n"
             + table(["ratio (wall / CPU)", "beam 10 / greedy (target ≤ 2)", "naive beam 10 / beam 10 (target ≥ 5)",
-                     "naive vs batched"], ratios) + "\n\n" + source("beam_speed", doc, ""))
+                     "naive vs batched"], ratios) + "\n\n" + source(name, doc, ""))
 
 
 @renderer("project_io", ("project_io",), ("python benchmarks/project_io.py --json benchmarks/results/project_io.json",))

@@ -102,9 +102,10 @@ class SharedFile(QObject):
         return True
 
     # ---- the questions ---------------------------------------------------------------------------------------
-    def choose(self, title: str, text: str, options: list[tuple[str, str]], default: str) -> str:
-        """Ask ``text`` with one button per ``(key, label)``; returns the key chosen (the last option's on
-        Escape).  Tests replace this method."""
+    def _question(self, title: str, text: str, options: list[tuple[str, str]], default: str
+                  ) -> tuple[QMessageBox, Callable[[], str]]:
+        """A question box with one button per ``(key, label)`` (the last one is Escape's), and a function that
+        tells which key was chosen once it is answered."""
         box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self.files.window)
         buttons = {}
         for key, label in options:
@@ -113,24 +114,23 @@ class SharedFile(QObject):
             if key == default:
                 box.setDefaultButton(list(buttons)[-1])
         box.setEscapeButton(list(buttons)[-1])
+        return box, lambda: buttons.get(box.clickedButton(), options[-1][0])
+
+    def choose(self, title: str, text: str, options: list[tuple[str, str]], default: str) -> str:
+        """Ask ``text`` with one button per ``(key, label)``; returns the key chosen (the last option's on
+        Escape).  Tests replace this method."""
+        box, chosen = self._question(title, text, options, default)
         box.exec()
-        return buttons.get(box.clickedButton(), options[-1][0])
+        return chosen()
 
     def ask_later(self, title: str, text: str, options: list[tuple[str, str]], default: str,
                   then: Callable[[str], Any]) -> None:
         """As :meth:`choose`, but without waiting: the question is shown over the window (window-modal, not
         blocking the event loop: the file changed while the user was doing something else) and ``then(key)`` runs
         when it is answered.  Tests replace this method."""
-        box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=self.files.window)
-        buttons = {}
-        for key, label in options:
-            role = QMessageBox.ButtonRole.RejectRole if key == options[-1][0] else QMessageBox.ButtonRole.AcceptRole
-            buttons[box.addButton(label, role)] = key
-            if key == default:
-                box.setDefaultButton(list(buttons)[-1])
-        box.setEscapeButton(list(buttons)[-1])
+        box, chosen = self._question(title, text, options, default)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.finished.connect(lambda _code: then(buttons.get(box.clickedButton(), options[-1][0])))
+        box.finished.connect(lambda _code: then(chosen()))
         box.open()
 
     def _holder_text(self) -> str:

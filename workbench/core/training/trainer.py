@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from workbench.core import precision, probes
-from workbench.core.blocks import flatten_state, map_state, unflatten_like
+from workbench.core.blocks import map_state
 from workbench.core.build import SequenceModel, build_model
 from workbench.core.cells import after_optimizer_step
 from workbench.core.data_access import check_task_paths
@@ -31,15 +31,14 @@ from workbench.core.project import Checkpoint, Project, Run
 from workbench.core.tasks import Task
 from workbench.schema.registry import Registry
 from workbench.schema.specs import TaskSpec
+from workbench.core.training import checkpointing, restore_checks
 from workbench.core.training.evaluation import evaluate_model
 from workbench.core.training.events import (EPOCH, GRAD_CLIPPED_PREFIX, GRAD_NORM, GRAD_NORM_CLIPPED, GRAD_PREFIX, LOSS,
                                             LR, SKIPPED_STEPS, TOKENS_PER_S, WALL_TIME, Callback, EndEvent,
                                             EvalEvent, ProbeEvent, RunControl, SampleEvent, StepEvent,
                                             started_timestamp)
-from workbench.core.training.faults import (check_data_fits, check_weights_fit, nonfinite_origin, plugin_at_fault,
-                                            progress_argument)
-from workbench.core.training.optim import flatten_optimizer, make_optimizer, scheduled_lr, unflatten_optimizer
-from workbench.core.training import restore_checks
+from workbench.core.training.faults import check_data_fits, nonfinite_origin, plugin_at_fault, progress_argument
+from workbench.core.training.optim import make_optimizer, scheduled_lr
 from workbench.schema.errors import TrainingError, WorkbenchError
 from workbench.schema.params import ParamError, params_from_dict, params_to_dict
 
@@ -236,108 +235,16 @@ class Trainer:
         np.random.seed(seed % (2 ** 32))
         torch.manual_seed(seed)
 
-    # ---- checkpoints ---------------------------------------------------------------------------------------
+    # ---- checkpoints (workbench.core.training.checkpointing) -------------------------------------------------
     def checkpoint(self) -> Checkpoint:
         """Capture everything needed to continue exactly here; also stored as ``project.checkpoint``."""
         self.setup()
-        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.model.state_dict().items()}
-        opt_tensors, opt_meta = flatten_optimizer(self.optimizer)
-        opt_meta["optimizer"] = self.cfg.optimizer     # a later run with another optimizer starts it fresh
-        tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            for i, s in enumerate(torch.cuda.get_rng_state_all()):
-                tensors[f"rng/cuda/{i}"] = s
-        carry, carry_batch = self._carry, self._carry_batch
-        if self.dist is not None:   # every process's rows of the carried state, so any world size can resume
-            carry, carry_batch = self._carry_global, self._carry_global_batch
-        if carry is not None:
-            for k, v in flatten_state(carry).items():
-                tensors[f"carry/{k}"] = v.detach().cpu().contiguous().clone()
-        if self._best_weights is not None:
-            for k, v in self._best_weights.items():
-                tensors[f"best/{k}"] = v
-        py_state = random.getstate()
-        np_state: Any = np.random.get_state()   # the legacy tuple (numpy types it as tuple | dict)
-        trainer_state = {
-            "position": dataclasses.asdict(self.pos),
-            "plateau": dict(self._plateau),
-            "best": dict(self.best),
-            "run_id": self.run.id,
-            "carry_batch": int(carry_batch) if carry is not None else 0,
-            "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
-            "rng_numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-            "device": str(self.device),
-        }
-        ckpt = Checkpoint(weights=weights, graph_hash=self.project.graph.content_hash(), step=self.pos.step,
-                          epoch=self.pos.epoch, optimizer=opt_tensors, optimizer_meta=opt_meta,
-                          trainer_state=trainer_state, tensors=tensors)
+        ckpt = checkpointing.capture(self)
         self.project.checkpoint = ckpt
         return ckpt
 
     def _restore(self, ckpt: Checkpoint) -> None:
-        """Load a checkpoint.  The weights must fit (a clear error otherwise); every other part a file supplies is
-        checked against what the project implies before it is used (restore_checks), and a part that does not fit
-        is dropped with a notice: the optimizer starts fresh, the random state is reseeded, the carried state
-        starts from zeros.  Nothing from the file sizes an allocation unchecked."""
-        check_weights_fit(self.model, ckpt.weights)
-        try:
-            self.model.load_state_dict({k: v for k, v in ckpt.weights.items()}, strict=True)
-        except RuntimeError as exc:
-            raise TrainingError(f"the saved weights do not fit this model: {str(exc).splitlines()[0]}") from None
-        self.model.to(self.device)
-        self._restore_optimizer(ckpt)
-        st = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
-        pos, problem = restore_checks.position(st.get("position"), ckpt.step, ckpt.epoch)
-        if problem:
-            self.notices.append(f"the checkpoint's position is damaged ({problem}); continuing from step "
-                                f"{pos['step']} at the start of epoch {pos['epoch']}")
-        self.pos = Position(step=pos["step"], epoch=pos["epoch"], batch=pos["batch"])
-        self._plateau = restore_checks.plateau(st.get("plateau")) or self._plateau
-        self.best = restore_checks.best(st.get("best"))
-        best = {k[5:]: v for k, v in ckpt.tensors.items() if k.startswith("best/")}
-        self._best_weights = best or None
-        problems = restore_checks.restore_random_state(ckpt.tensors, st)
-        if problems:
-            self._seed_everything(self.cfg.seed + self.pos.step)
-            self.notices.append(f"the checkpoint's random state does not fit ({'; '.join(problems)}); training goes "
-                                f"on with a fresh seed, so it will not repeat a straight run exactly")
-        self._restore_carry(ckpt, st)
-
-    def _restore_optimizer(self, ckpt: Checkpoint) -> None:
-        if not (ckpt.optimizer or ckpt.optimizer_meta):
-            return
-        saved = restore_checks.optimizer_kind(ckpt.optimizer_meta)
-        if saved is not None and saved not in (self.cfg.optimizer, "adam-like"):
-            self.notices.append(f"the optimizer changed from {saved} to {self.cfg.optimizer} since the last "
-                                f"checkpoint: {self.cfg.optimizer} starts fresh (the weights carry on)")
-            return
-        problem = restore_checks.optimizer_problem(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
-        if problem is None:
-            try:
-                unflatten_optimizer(self.optimizer, ckpt.optimizer, ckpt.optimizer_meta)
-                return
-            except (ValueError, KeyError, RuntimeError, TypeError, IndexError, AttributeError) as exc:
-                problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        self.optimizer = make_optimizer(self.cfg, self.model.parameters())   # nothing half-loaded
-        self.notices.append(f"optimizer state not restored ({problem}); continuing with a fresh optimizer")
-
-    def _restore_carry(self, ckpt: Checkpoint, st: dict[str, Any]) -> None:
-        """The hidden state carried into the next chunk: used only if its batch is one this project trains with
-        and every tensor has the shape the model's own initial state has (a file cannot make us allocate more)."""
-        carry = {k[6:]: v for k, v in ckpt.tensors.items() if k.startswith("carry/")}
-        batch = st.get("carry_batch")
-        if not carry or not batch:
-            return
-        problem = restore_checks.carry_batch_problem(batch, self.cfg.batch_size)
-        if problem is None:
-            template = self.model.init_state(int(batch), self.device)
-            problem = restore_checks.carry_shape_problem(flatten_state(template), carry)
-        if problem is not None:
-            self.notices.append(f"the carried hidden state in the checkpoint does not fit ({problem}); the next chunk "
-                                f"starts from a zero state")
-            return
-        self._carry = map_state(unflatten_like(template, carry), lambda t: t.to(self.device))
-        self._carry_batch = int(batch)
+        checkpointing.restore(self, ckpt)
 
     # ---- events ------------------------------------------------------------------------------------------
     def _data_progress(self, stage: str, done: int, total: int) -> None:
@@ -477,7 +384,7 @@ class Trainer:
         except WorkbenchError as exc:
             self._fail(exc)
             raise
-        except Exception as exc:  # noqa: BLE001 - any fault in a plugin or in torch ends the run cleanly
+        except Exception as exc:
             err = TrainingError(self._describe_fault(exc))
             self._fail(err, exc)
             raise err from exc
