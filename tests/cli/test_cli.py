@@ -59,6 +59,11 @@ def test_plugins_json_lists_builtins_ok():
         assert item in have
     lstm = next(r for r in rows if r["id"] == "lstm")
     assert lstm["distribution"] == "sequence-workbench" and lstm["version"]
+    # the version is the installed distribution's (what pip shows), not the spec's own
+    from importlib.metadata import version
+    assert {r["version"] for r in rows if r["status"] == "ok" and r["distribution"] == "sequence-workbench"} \
+        == {version("sequence-workbench")}
+    assert f"[sequence-workbench {version('sequence-workbench')}]" in seqwb("plugins", check=0).stdout
 
 
 def test_templates():

@@ -17,8 +17,13 @@ def cmd_plugins(args) -> int:
     only = set(args.only or [])
     rows = []
     for kind, spec in reg.all():
-        rows.append({"kind": kind, "id": spec.id, "title": spec.title, "version": spec.version,
-                     "distribution": spec.distribution, "plugin": spec.plugin, "status": "ok", "error": ""})
+        # "version": the installed distribution's (what pip shows and a project records); the spec's own
+        # version, which its author may set, is "spec_version"
+        provider = reg.provider(kind, spec.id)
+        rows.append({"kind": kind, "id": spec.id, "title": spec.title,
+                     "version": (provider.version if provider is not None else "") or spec.version,
+                     "spec_version": spec.version, "distribution": spec.distribution, "plugin": spec.plugin,
+                     "status": "ok", "error": ""})
     for f in reg.failures:
         # "incompatible": its SEQWB_API range excludes this version's plugin API; it was not loaded.  "conflict":
         # an id another distribution registers too (neither is used), or one in another's namespace
