@@ -21,3 +21,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture
+def window(make_window):
+    """Like ``make_window``, but closing a window whose run is still live stops the run without asking (the
+    question is a modal dialog that no one would answer when the test ends)."""
+
+    def make(*args, **kwargs):
+        win = make_window(*args, **kwargs)
+        win.resize(1280, 800)
+        win.runs.ask_stop_training = lambda closing: "discard"
+        return win
+
+    return make

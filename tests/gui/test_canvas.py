@@ -17,15 +17,10 @@ from workbench.gui.canvas import GraphView, problems_mentioning  # noqa: E402
 from workbench.gui.canvas.catalog import MIME_TYPE  # noqa: E402
 from workbench.gui.canvas.layout import flow_order, layered_layout  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 CHAIN = [(TASK_INPUT, "tokens", None), ("embedding", "y", "x"), ("rnn", "y", "x"), ("linear", "y", "x"),
          (TASK_OUTPUT, None, "logits")]
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def make_view(qtbot, reg, graph=None):

@@ -22,15 +22,10 @@ from workbench.gui.dashboard import TrainingDashboard  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.core.runs import RunState  # noqa: E402
 from workbench.gui.run_bridge import RunEnd, RunStart  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 LSTM_MATRICES = ("W_hi", "W_hf", "W_hg", "W_ho")
 STEP_PANELS = ("loss_panel", "grad_panel", "group_panel", "sigma_panel", "metric_panel", "lr_panel", "speed_panel")
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def add_run(project, *, cell: str = "rnn", steps: int = 20, seed: int = 0, layers: int = 1, status: str = "finished",

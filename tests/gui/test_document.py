@@ -7,12 +7,7 @@ pytest.importorskip("pytestqt")
 from workbench.core.graph import TASK_INPUT, TASK_OUTPUT, Graph  # noqa: E402
 from workbench.core.project import Project, TaskConfig  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def empty_doc(reg, qtbot=None):

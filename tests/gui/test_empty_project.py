@@ -22,26 +22,12 @@ from workbench.core.projectfile import load_project, save_project  # noqa: E402
 from workbench.core.runs import plan_run  # noqa: E402
 from workbench.gui.canvas.catalog import MIME_TYPE  # noqa: E402
 from workbench.gui.new_project import NewFromTemplateDialog  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 REVIEWS = "text,label\n" + "".join(
     f"{'a fine and moving film' if i % 2 else 'a dull and tedious film'}{' indeed' * (i % 3)},"
     f"{'positive' if i % 2 else 'negative'}\n" for i in range(80))
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture
-def window(make_window):
-    def make(*args, **kwargs):
-        win = make_window(*args, **kwargs)
-        win.resize(1280, 800)
-        win.runs.ask_stop_training = lambda closing: "discard"
-        return win
-    return make
 
 
 def palette_entry(win, *, task: str = "", block: str = "", cell: str = ""):

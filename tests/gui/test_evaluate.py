@@ -19,14 +19,9 @@ from tests.helpers import small_project  # noqa: E402
 from workbench.core.training import evaluation as core_eval  # noqa: E402
 from workbench.core.training import session as core_session  # noqa: E402
 from workbench.gui import evaluate_dialog  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 BEST_STEP, STEP = 6, 9
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(scope="module")

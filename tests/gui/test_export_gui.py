@@ -20,12 +20,7 @@ from tests.helpers import small_project  # noqa: E402
 from workbench.core.projectfile import load_project, save_project  # noqa: E402
 from workbench.core.training.trainer import Trainer  # noqa: E402
 from workbench.gui import export_menu, plot_export  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,9 @@ from workbench.core.graph import Link  # noqa: E402
 from workbench.core.projectfile import save_project  # noqa: E402
 from workbench.gui.app import default_project  # noqa: E402
 from workbench.gui.new_project import NewFromTemplateDialog  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 SB = QMessageBox.StandardButton
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture

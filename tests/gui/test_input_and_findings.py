@@ -18,22 +18,8 @@ from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E40
 from tests.helpers import small_project  # noqa: E402
 from workbench.gui.plots import HeatmapPanel, PlotPanel, spaced_marks  # noqa: E402
 from workbench.gui.run_settings import ProgressLine  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
-
-@pytest.fixture
-def window(make_window):
-    def make(*args, **kwargs):
-        win = make_window(*args, **kwargs)
-        win.resize(1280, 800)
-        win.runs.ask_stop_training = lambda closing: "discard"
-        return win
-    return make
 
 
 def wheel(widget, notches: int = 1, modifiers=Qt.KeyboardModifier.NoModifier) -> None:

@@ -23,7 +23,6 @@ from workbench.core.training.trainer import Trainer  # noqa: E402
 from workbench.gui.decode_views import SearchTreeView  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.inspect_decode import DecodeInspector  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 from workbench.testing.search_trees import synthetic_document  # noqa: E402
 
 TINY = {"task.demo_train": "300", "task.demo_valid": "16", "task.demo_test": "16", "task.bleu_sentences": "4",
@@ -32,10 +31,6 @@ TINY = {"task.demo_train": "300", "task.demo_valid": "16", "task.demo_test": "16
 BEAM3 = {"width": 3, "n_best": 3, "alpha": 0.6, "max_len": 16, "topk": 5}
 WAIT = 60_000
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,12 @@ from tests.helpers import small_project  # noqa: E402
 from workbench.core import features, recording  # noqa: E402
 from workbench.gui import inspect_colors  # noqa: E402
 from workbench.gui.inspect_menu import show_hidden_units  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 # single quotes only, no comments or escapes: a unit that flips on every quote follows "inside quotes" exactly
 QUOTED = "x = 'abc' + f(y, 'de fg')\nprint('hello world', z)\n" * 6
 TEXT = "def f(x):\n    return 'a' + \"b\"  # why\n"
 H = 16
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,6 @@ from workbench.hookspecs import hookimpl  # noqa: E402
 from workbench.plugin_system import BlockSpec, PortSpec, discover, param  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
-
 
 def select(win, qtbot, node_id):
     win.view.select_node(node_id, center=False)

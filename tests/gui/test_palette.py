@@ -16,12 +16,7 @@ from workbench.gui.canvas.catalog import MIME_TYPE, block_entries  # noqa: E402
 from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.palette import PaletteWidget  # noqa: E402
 from workbench.gui.style import category_title, help_html  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture

@@ -27,12 +27,7 @@ from workbench.core.projectfile import load_project, project_plugins_used, save_
 from workbench.gui.mainwindow import MainWindow  # noqa: E402
 from workbench.gui.recovery import (RecoveryDialog, find_orphans, offer_recovery, recovery_dir,  # noqa: E402
                                     restore_entry)
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture

@@ -16,14 +16,9 @@ pytest.importorskip("pytestqt")
 from tests.core.reliability_figures import record  # noqa: E402
 from tests.core.test_reliability_interrupts import FAST, _project, capped  # noqa: E402
 from tests.conftest import make_subprocess_env  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 WINDOW = textwrap.dedent('''

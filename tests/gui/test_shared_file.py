@@ -30,15 +30,10 @@ from workbench.core import data_access  # noqa: E402
 from workbench.core.projectfile import load_project, project_plugins_used, save_project  # noqa: E402
 from workbench.gui.recovery import RecoveryDialog, offer_recovery  # noqa: E402
 from workbench.gui.shared_file import SharedFile  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
 FAST = ["--set", "threads=1", "--set", "log_every=1"]
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(autouse=True)

@@ -19,12 +19,7 @@ from tests.helpers import small_project  # noqa: E402
 from workbench.core.projectfile import load_project  # noqa: E402
 from workbench.core.runs import plan_run, snapshot_project  # noqa: E402
 from workbench.gui.run_bridge import EventBuffer  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def tiny(reg, **settings):
@@ -33,20 +28,6 @@ def tiny(reg, **settings):
             "eval_batches": 2, "probe_every": 5, "sample_every": 10, "sample_len": 40}
     base.update(settings)
     return small_project(reg, **base)
-
-
-@pytest.fixture
-def window(make_window):
-    """Like ``make_window``, but closing a window whose run is still live stops the run without asking (the
-    question is a modal dialog that no one would answer when the test ends)."""
-
-    def make(*args, **kwargs):
-        win = make_window(*args, **kwargs)
-        win.resize(1280, 800)
-        win.runs.ask_stop_training = lambda closing: "discard"
-        return win
-
-    return make
 
 
 def curve_len(panel, key) -> int:

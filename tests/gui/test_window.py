@@ -15,12 +15,7 @@ from PySide6.QtGui import QKeySequence  # noqa: E402
 from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E402,F401
 from workbench.core.graph import Link  # noqa: E402
 from workbench.gui.app import MainWindow  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def menu_texts(win):

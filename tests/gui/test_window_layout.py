@@ -17,16 +17,11 @@ from tests.gui.window_helpers import isolated_settings, make_window  # noqa: E40
 from workbench.gui.inspect_menu import show_hidden_units  # noqa: E402
 from workbench.gui.mainwindow import (INSPECTOR_MIN_WIDTH, INSPECTOR_WIDTH, PALETTE_MIN_WIDTH,  # noqa: E402
                                      PALETTE_WIDTH)
-from workbench.plugin_system import discover  # noqa: E402
 
 SIZE = QSize(1280, 800)
 LONG = ("Training failed: training could not start: /tmp/walk/latin1.txt is not valid utf-8: byte 0xe9 at offset 1 "
         "(line 1, invalid continuation byte); set task.encoding (e.g. latin-1 or cp1252) or convert the file")
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 def at_1280(win, qtbot):

@@ -16,12 +16,7 @@ from workbench.gui.document import ProjectDocument  # noqa: E402
 from workbench.gui.inspect_decode import DecodeInspector  # noqa: E402
 from workbench.gui.run_bridge import GuiThreadCollector  # noqa: E402
 from workbench.gui.worker_gc import WorkerGcManager, worker_gc  # noqa: E402
-from workbench.plugin_system import discover  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def reg():
-    return discover()
 
 
 @pytest.fixture(autouse=True)

@@ -52,30 +52,25 @@ class _AfterFirstPaint(QObject):
             then()
 
 
-class _FirstPaintProbe(QObject):
+class _FirstPaintProbe:
     """Prints the time of the window's first paint (after the frame is flushed) and quits the app.  Opening a file
     (``wait_for_file``), it also notes what the first paint showed and waits until the file is in the window
-    (``loaded``)."""
+    (``loaded``).  :func:`run_app` calls :meth:`painted` and then :meth:`settle` after the first paint."""
 
     def __init__(self, marks: dict[str, float], window: MainWindow, wait_for_file: bool = False):
-        super().__init__(window)
         self.window = window
         self.marks = marks
-        self.done = False
         self.wait_for_file = wait_for_file
         self.first: dict[str, object] = {}
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if not self.done and event.type() == QEvent.Type.Paint:
-            self.done = True
-            # singleShot(0): the paint pass finishes and the backing store is flushed before we report
-            QTimer.singleShot(0, self._painted)
-        return False
-
-    def _painted(self) -> None:
+    def painted(self) -> None:
+        """What the first paint showed (before anything reads the file)."""
         self.marks["painted"] = time.time()
         self.first = {"torch_imported": "torch" in sys.modules, "title": self.window.windowTitle(),
                       "window_icon": not self.window.windowIcon().isNull()}
+
+    def settle(self) -> None:
+        """Report now, or once the file being read is in the window."""
         if self.wait_for_file and self.window.files.is_loading():
             self.window.files.opened.connect(self._loaded)
         else:
@@ -119,10 +114,9 @@ def run_app(path: str | None = None) -> int:
     win = MainWindow(registry, project, None, detect_device=not probing)
     marks["window_built"] = time.time()
 
-    probe = None
-    if probing:
-        probe = _FirstPaintProbe(marks, win, wait_for_file=bool(path))
-        win.installEventFilter(probe)
+    probe = _FirstPaintProbe(marks, win, wait_for_file=bool(path)) if probing else None
+    if path:
+        win.files.announce_open(str(path))     # the first paint says what is being opened
     win.show()
 
     def recover() -> None:
@@ -130,13 +124,16 @@ def run_app(path: str | None = None) -> int:
             from workbench.gui.recovery import offer_recovery
             offer_recovery(win.files)
 
-    if path:
-        opened = str(path)
-        # after the first paint: the file's reading (which imports torch) starts once the window is on the screen
-        _AfterFirstPaint(win, lambda: win.files.open_in_background(opened, then=recover))
-    else:
+    def after_first_paint() -> None:
+        if probe is not None:
+            probe.painted()
+        if path:    # the file's reading (which imports torch) starts once the window is on the screen
+            win.files.open_in_background(str(path), then=recover)
+        if probe is not None:
+            probe.settle()
+
+    _AfterFirstPaint(win, after_first_paint)
+    if not path:
         QTimer.singleShot(0, recover)
-    exit_code = app.exec()
-    del probe  # kept alive until the loop ends
-    return exit_code
+    return app.exec()
 

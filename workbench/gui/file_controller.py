@@ -30,6 +30,10 @@ def default_project(registry: Any) -> Any:
     return project
 
 
+#: what opening a file in the background goes through, as its progress says
+_OPEN_STAGES = ("starting PyTorch, which reads the weights", "reading the file")
+
+
 class FileController(QObject):
     """``FileController(window, runs, recovery, untitled_kind)``: the File actions (``act_new``, ``act_open``,
     ``act_save``, ``act_save_as``, ``act_close``) and ``recent_menu``, for the window to place.
@@ -156,6 +160,16 @@ class FileController(QObject):
         if path:
             self.open_path(path)
 
+    def announce_open(self, path: str) -> str:
+        """Say that ``path`` is being opened (title, status bar, canvas) before anything reads it; returns the
+        label the progress uses.  ``seqwb FILE`` calls it before the window's first paint."""
+        size = Path(path).stat().st_size if Path(path).exists() else 0
+        label = f"{Path(path).name}" + (f" ({size / 1e6:.1f} MB)" if size >= 100_000 else "")
+        self.loading_path = str(path)
+        self.window.update_title()
+        self.window.set_loading(f"Opening {label}: {_OPEN_STAGES[0]}…", 0, len(_OPEN_STAGES))
+        return label
+
     def open_in_background(self, path: str, then: Optional[Callable[[], Any]] = None) -> None:
         """Open ``path`` in a window that has painted already (``seqwb FILE``): the file is read in a worker thread
         (with its tensors, which need PyTorch: seconds for a file with weights) while the status bar and the canvas
@@ -166,12 +180,8 @@ class FileController(QObject):
         if self._loader is None:
             self._loader = JobRunner("open project", self, thread_name="seqwb-open")
         registry = self.registry
-        size = Path(path).stat().st_size if Path(path).exists() else 0
-        label = f"{Path(path).name}" + (f" ({size / 1e6:.1f} MB)" if size >= 100_000 else "")
-        stages = ("starting PyTorch, which reads the weights", "reading the file")
-        self.loading_path = str(path)
-        self.window.update_title()
-        self.window.set_loading(f"Opening {label}: {stages[0]}…", 0, len(stages))
+        label = self.announce_open(path)
+        stages = _OPEN_STAGES
         started = time.perf_counter()
 
         def read(job: Any) -> dict[str, Any]:

@@ -79,7 +79,7 @@ class Trainer:
         self.threads = threads
         self.follow_load = follow_load
         self.governor: Any = None           # a ThreadGovernor when the thread count is automatic
-        self.cpu_threads = 0                # torch's CPU threads now (0 on a GPU)
+        self._fixed_threads = 0             # torch's CPU threads when no governor changes them (0 on a GPU)
         self.checkpoint_seconds = float(checkpoint_seconds)
         self.cfg = project.train
         if device is not None:
@@ -145,7 +145,7 @@ class Trainer:
             if notice:
                 self.notices.append(notice)
             torch.set_num_threads(threads)
-            self.cpu_threads = threads
+            self._fixed_threads = threads
             if follow:          # threads = 0: follow the cores the machine's other processes leave free
                 from workbench.core.threads import ThreadGovernor
                 self.governor = ThreadGovernor(threads, torch.set_num_threads)
@@ -203,6 +203,11 @@ class Trainer:
             self._start_distributed()
         self._probe_batch: dict[str, Any] | None = None
         self._is_setup = True
+
+    @property
+    def cpu_threads(self) -> int:
+        """torch's CPU threads now (0 on a GPU): the governor's count when the count is automatic."""
+        return self.governor.current if self.governor is not None else self._fixed_threads
 
     @property
     def is_main(self) -> bool:
@@ -341,7 +346,6 @@ class Trainer:
                 ev = self._train_step(batch, scaler)
                 if self.governor is not None:
                     self.governor.tick()
-                    self.cpu_threads = self.governor.current
                 ev.threads = self.cpu_threads
                 now = time.perf_counter()
                 # the time of this step alone (its batch, forward, backward and update): validation, probes,
