@@ -102,7 +102,7 @@ def test_only_an_automatic_thread_count_is_governed(reg, monkeypatch):
     monkeypatch.setattr(th, "read_cpu_times", machine.read)
     monkeypatch.setattr(th, "FIRST_LOOK_S", 0.0)
     monkeypatch.setattr("workbench.core.training.trainer.default_threads", lambda behind_window: 2)
-    monkeypatch.setattr(th, "cpu_count", lambda: 2, raising=False)
+    monkeypatch.setattr(th, "cpu_count", lambda: 2)
     auto = Trainer(with_train(small_project(reg), threads=0, steps=3), reg)
     auto.setup()
     if auto.governor is None:
@@ -136,7 +136,7 @@ def test_the_cli_says_the_thread_count_of_each_step_and_when_it_changes(reg, tmp
     monkeypatch.setattr(th, "read_cpu_times", machine.read)
     monkeypatch.setattr(th, "INTERVAL_S", 0.0)
     monkeypatch.setattr("workbench.core.training.trainer.default_threads", lambda behind_window: 2)
-    monkeypatch.setattr("workbench.core.device.cpu_count", lambda: 2)
+    monkeypatch.setattr(th, "cpu_count", lambda: 2)
     monkeypatch.setattr(th.time, "monotonic", lambda: machine.t)
     machine.advance(2.0)
     save_project(with_train(small_project(reg), threads=0, steps=3, log_every=1), path)
@@ -150,3 +150,38 @@ def test_the_cli_says_the_thread_count_of_each_step_and_when_it_changes(reg, tmp
     assert cli.main(["train", str(path)]) == 0
     err = capsys.readouterr().err
     assert err.count("training on 1 thread now") == 1, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_lowered_thread_and_the_threads_it_starts_run_below_the_others():
+    """Behind the window the training thread lowers its own priority before torch starts its OpenMP pool, which
+    inherits it; the main (GUI) thread keeps its own."""
+    import threading
+
+    import torch
+    seen: dict[str, object] = {}
+    main_before = th.thread_nice()
+
+    def worker():
+        before = th.thread_nice()
+        seen["lowered"] = th.lower_thread_priority()
+        seen["own"] = (before, th.thread_nice())
+        child = threading.Thread(target=lambda: seen.__setitem__("child", th.thread_nice()))
+        child.start()
+        child.join()
+        torch.set_num_threads(2)
+        torch.randn(300, 300) @ torch.randn(300, 300)     # OpenMP's pool for this thread starts here
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    before, after = seen["own"]
+    assert seen["lowered"] is True and after == min(19, before + th.BEHIND_WINDOW_NICE)
+    assert seen["child"] == after                      # inherited by what it starts
+    assert th.thread_nice() == main_before             # the calling (GUI) thread is untouched
+    assert th.lower_thread_priority(0) is False         # nothing to do
+
+
+def test_lowering_is_linux_only(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert th.can_lower_priority() is False and th.lower_thread_priority() is False

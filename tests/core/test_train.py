@@ -265,10 +265,14 @@ def test_device_auto_and_cpu(reg):
         resolve_device("tpu")
 
 
-def test_threads_leave_a_core_for_the_window(reg, monkeypatch):
-    from workbench.core import device
+def test_threads_behind_the_window(reg, monkeypatch):
+    """Every core where training can run below the window's priority (Linux), else one core left for the GUI."""
+    from workbench.core import device, threads
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(device, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "can_lower_priority", lambda: True)
+    assert device.default_threads(behind_window=True) == 8
+    monkeypatch.setattr(threads, "can_lower_priority", lambda: False)
     assert device.default_threads(behind_window=True) == 7
     assert device.default_threads(behind_window=False) == 8
     monkeypatch.setattr(device, "cpu_count", lambda: 1)
@@ -278,8 +282,9 @@ def test_threads_leave_a_core_for_the_window(reg, monkeypatch):
 def test_omp_num_threads_caps_the_default_threads(reg, monkeypatch, tmp_path):
     """OMP_NUM_THREADS, when a user or a scheduler sets it, caps the default (the trainer used to override it with
     every core); the project's own threads setting still wins."""
-    from workbench.core import device
+    from workbench.core import device, threads
     monkeypatch.setattr(device, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads, "can_lower_priority", lambda: False)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert device.default_threads(behind_window=False) == 2 and device.default_threads(behind_window=True) == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "16")

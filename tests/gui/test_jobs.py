@@ -3,6 +3,7 @@ runner deleted with its view waiting for the job that runs (pytest-qt, offscreen
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -47,6 +48,16 @@ def test_results_failures_and_progress_come_back_on_the_gui_thread(runner, qtbot
                     ("result", "counted", True), ("error", "invalid literal for int() with base 10: 'x'")]
     assert failures == [(failed.number, "invalid literal for int() with base 10: 'x'")]
     assert one_line(KeyError("k")) == "KeyError: 'k'" and first_line(RuntimeError("a\nb")) == "a"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_jobs_run_below_the_windows_priority(runner, qtbot):
+    """A job's model work (evaluation, recording, decoding) gives the GUI thread a core the moment it wakes."""
+    from workbench.core.threads import BEHIND_WINDOW_NICE, thread_nice
+    got = []
+    runner.submit(lambda _job: thread_nice(), on_result=got.append)
+    qtbot.waitUntil(lambda: bool(got), timeout=10000)
+    assert got == [min(19, thread_nice() + BEHIND_WINDOW_NICE)]
 
 
 def test_a_cancelled_job_stops_at_its_next_check_and_says_so(runner, qtbot):

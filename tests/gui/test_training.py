@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import math
 import re
+import sys
 import time
 
 import pytest
@@ -94,6 +95,11 @@ def test_run_fills_the_plots_pauses_resumes_and_stops(window, reg, qtbot):
     assert win.bridge.snapshot is not win.project and not win.runs.act_train.isEnabled()
     # the cyclic collector runs in the GUI thread only while the run is live (never frees a widget elsewhere)
     assert not gc.isenabled() and win.bridge.collector.active
+    # training runs below the window's priority (Linux: a nice value per thread), so the GUI gets a core at once
+    if sys.platform.startswith("linux"):
+        from workbench.core.threads import BEHIND_WINDOW_NICE, thread_nice
+        assert win.bridge.thread.lowered
+        assert win.bridge.thread.nice == min(19, thread_nice() + BEHIND_WINDOW_NICE)
 
     win.runs.act_pause.trigger()
     qtbot.waitUntil(lambda: win.bridge.state == "paused", timeout=5000)

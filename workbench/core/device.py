@@ -6,6 +6,9 @@ import os
 
 import torch
 
+from workbench.core import threads
+from workbench.core.threads import cpu_count
+
 
 def available_devices() -> list[str]:
     out = ["cpu"]
@@ -53,13 +56,6 @@ def describe_device(dev: torch.device) -> str:
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def env_threads() -> int | None:
     """The thread count ``OMP_NUM_THREADS`` asks for (a positive integer), else None.
 
@@ -87,9 +83,11 @@ def bounded_threads(requested: int) -> tuple[int, str]:
 
 
 def default_threads(behind_window: bool) -> int:
-    """All cores headless; behind the window leave one core for the GUI (at least 1 thread).  ``OMP_NUM_THREADS``,
-    when set, caps both (the project's own ``threads`` setting still wins over either)."""
+    """All cores headless.  Behind the window, all cores too where training runs below the window's priority
+    (Linux: :func:`workbench.core.threads.lower_thread_priority`), so that the GUI thread gets a core the moment
+    it needs one; elsewhere one core is left for the GUI (at least 1 thread).  ``OMP_NUM_THREADS``, when set, caps
+    both (the project's own ``threads`` setting still wins over either)."""
     n = cpu_count()
-    n = max(1, n - 1) if behind_window else n
+    n = max(1, n - 1) if behind_window and not threads.can_lower_priority() else n
     env = env_threads()
     return min(n, env) if env is not None else n

@@ -57,8 +57,9 @@ class TrainConfig:
                                                  "keeps one every 30 s)")
     seed: int = param(1234, help="random seed")
     device: str = param("auto", help="auto | cpu | cuda | cuda:N | mps")
-    threads: int = param(0, min=0, help="CPU intra-op threads (0: automatic: all cores headless, cores-1 behind "
-                                            "the window, fewer while other processes keep cores busy)")
+    threads: int = param(0, min=0, help="CPU intra-op threads (0: automatic: all cores, behind the window too "
+                                            "where training runs below its priority (else cores-1), fewer while "
+                                            "other processes keep cores busy)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = param(
         "fp32", help="auto: bfloat16 autocast where the CPU or GPU computes it natively, float16 with a gradient "
                      "scaler on other GPUs, else float32; the loss, softmax and optimizer state stay float32")

@@ -38,6 +38,14 @@ class CpuTimes:
     wall: float
 
 
+def cpu_count() -> int:
+    """The cores this process may use (its CPU affinity where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def read_cpu_times() -> CpuTimes | None:
     """Now's :class:`CpuTimes` from ``/proc/stat``; None where the file is not there or not readable as such."""
     try:
@@ -83,7 +91,6 @@ class ThreadGovernor:
     def __init__(self, most: int, apply: Callable[[int], None], *, cores: int | None = None,
                  read: Callable[[], CpuTimes | None] | None = None, interval: float | None = None,
                  first_look: float | None = None):
-        from workbench.core.device import cpu_count
         self.most = max(1, int(most))
         self.cores = cores or cpu_count()
         self.apply = apply
@@ -118,3 +125,40 @@ class ThreadGovernor:
         self.apply(wanted)
         self.changes.append((now - self._start, wanted, round(busy, 2)))
         return wanted
+
+
+#: how many nice steps below the window training runs behind it (Linux): the GUI thread, at the normal priority,
+#: gets a core at once when it wakes (benchmarks/gui_latency.py measures the timer's lateness with and without)
+BEHIND_WINDOW_NICE = 10
+
+
+def can_lower_priority() -> bool:
+    """True where :func:`lower_thread_priority` lowers a thread and the threads it starts (Linux)."""
+    import sys
+    return sys.platform.startswith("linux")
+
+
+def lower_thread_priority(steps: int = BEHIND_WINDOW_NICE) -> bool:
+    """Lower the calling thread's scheduling priority by ``steps`` nice steps; the threads it starts afterwards
+    (OpenMP's pool for the parallel regions it runs) inherit it.  Linux keeps a nice value per thread; elsewhere
+    this returns False and the caller asks its thread library instead (Qt's ``QThread.LowPriority``).  Lowering is
+    always allowed, so the only failure is a platform without it."""
+    import threading
+    if not can_lower_priority() or steps <= 0:
+        return False
+    tid = threading.get_native_id()
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, now + steps))
+    except OSError:
+        return False
+    return True
+
+
+def thread_nice(tid: int | None = None) -> int | None:
+    """The nice value of thread ``tid`` (the calling thread by default); None where it cannot be read."""
+    import threading
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id() if tid is None else tid)
+    except (OSError, AttributeError):
+        return None

@@ -18,7 +18,7 @@ def probe_devices() -> tuple[str, list[tuple[str, str]]]:
         from workbench.core.device import (available_devices, cpu_count, default_threads, describe_device,
                                            resolve_device)
         device = resolve_device("auto")
-        if device.type == "cpu":    # what a run started here will use (cores - 1 by default), not torch's own count
+        if device.type == "cpu":    # what a run started here will use by default, not torch's own count
             n = default_threads(True)
             text = f"CPU (trains on {n} of {cpu_count()} cores by default)"
         else:

@@ -93,7 +93,8 @@ def evaluate_in_worker(session: Any, project: Any, base_dir: Path, split: str, w
             job.report(done, total)
 
     cfg = project.train
-    # The project's own setting, else one core fewer than the machine has: the window keeps one.
+    # The project's own setting, else the window's default: every core, this job's thread being below the window's
+    # priority (workbench.gui.jobs), or one core fewer where it cannot be.
     threads = int(cfg.threads or default_threads(True))
     before = torch.get_num_threads()
     change = loaded.device.type == "cpu" and threads != before

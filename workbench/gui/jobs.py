@@ -114,6 +114,10 @@ class _Worker:
         thread.start()
 
     def _run(self) -> None:
+        # the jobs' model work runs below the window's priority, as training does (and so do the OpenMP threads
+        # torch starts for this thread): the GUI thread gets a core the moment it wakes
+        from workbench.core.threads import lower_thread_priority
+        lower_thread_priority()
         while True:
             with self.lock:
                 while self.queue and self.queue[0].dropped:

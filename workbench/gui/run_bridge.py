@@ -155,6 +155,8 @@ class TrainingThread(QThread):
         self.control = control
         self.base_dir = base_dir
         self.new_run = new_run
+        self.lowered = False        # True once the thread runs below the window's priority (Linux)
+        self.nice: int | None = None   # its nice value then
 
     def run(self) -> None:  # the worker thread
         end: RunEnd | None = None
@@ -167,12 +169,18 @@ class TrainingThread(QThread):
             self.buffer.put_control("ended", end or RunEnd("failed", "training ended unexpectedly", 0, None))
 
     def _train(self) -> RunEnd:
+        from workbench.core.threads import lower_thread_priority, thread_nice
+        # below the window's priority, before torch is imported here and starts this thread's OpenMP pool (which
+        # inherits it): the GUI thread gets a core the moment it wakes, and training has every core the rest of
+        # the time (benchmarks/gui_latency.py)
+        self.lowered = lower_thread_priority()
+        self.nice = thread_nice()
         from workbench.core.device import default_threads, describe_device
         from workbench.core.training.trainer import Trainer
         from workbench.schema.errors import WorkbenchError
         relay = _Relay(self.buffer)
-        # the project's threads, else the window's default (one core kept for the window), which then follows
-        # the cores other processes leave free
+        # the project's threads, else the window's default (every core where this thread runs below the window,
+        # else one core left for it), which then follows the cores other processes leave free
         threads = self.snapshot.train.threads or default_threads(behind_window=True)
         trainer = Trainer(self.snapshot, self.registry, callbacks=[relay], control=self.control,
                           base_dir=self.base_dir, threads=threads, follow_load=not self.snapshot.train.threads,
@@ -302,7 +310,10 @@ class RunBridge(QObject):
                                      new_run=new_run, parent=self)
         self._set_state("starting")
         self.collector.start()
-        self.thread.start()
+        # Linux: the thread lowers its own nice value (workbench.core.threads.lower_thread_priority); elsewhere Qt
+        # maps LowPriority to the platform's thread priority
+        from workbench.core.threads import can_lower_priority
+        self.thread.start(QThread.Priority.InheritPriority if can_lower_priority() else QThread.Priority.LowPriority)
         self.timer.start()
         return self.snapshot
 

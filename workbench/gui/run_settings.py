@@ -8,7 +8,6 @@ the inspector shows); they apply at Train, so the bar is disabled while a run is
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from PySide6.QtCore import QRectF, QSize, Qt
@@ -16,6 +15,7 @@ from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QStyle, QStyleOptionProgressBar,
                                QWidget)
 
+from workbench.core.threads import can_lower_priority, cpu_count
 from workbench.gui.forms import ElidedLabel, guard_wheel
 
 
@@ -27,14 +27,6 @@ def format_duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def cpu_cores() -> int:
-    """The cores this process may use (without importing torch, which ``core.device`` does)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 # ---- the run settings bar -----------------------------------------------------------------------------------
@@ -62,7 +54,7 @@ class RunSettingsBar(QWidget):
     def __init__(self, doc: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.doc = doc
-        self.cores = cpu_cores()
+        self.cores = cpu_count()        # core.threads: without importing torch, which core.device does
         self.devices: list[tuple[str, str]] = [("auto", "Auto"), ("cpu", "CPU")]
         self.has_cuda = False
         self._syncing = False
@@ -72,9 +64,16 @@ class RunSettingsBar(QWidget):
         for field in (self.device, self.threads):
             guard_wheel(field)      # the dashboard scrolls under the wheel; a click first to change these by it
         self.threads.setRange(0, max(1, self.cores))
-        self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
-        self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the window "
-                                f"so that it stays responsive.")
+        if can_lower_priority():    # as workbench.core.device.default_threads(behind_window=True), without torch
+            self.threads.setSpecialValueText(f"auto ({self.cores})")
+            self.threads.setToolTip(f"CPU threads for training. Auto trains on all {self.cores} cores, below the "
+                                    f"window's priority so that it stays responsive, and gives up a core that "
+                                    f"other programs keep busy.")
+        else:
+            self.threads.setSpecialValueText(f"auto ({max(1, self.cores - 1)})")
+            self.threads.setToolTip(f"CPU threads for training. Auto leaves one of the {self.cores} cores to the "
+                                    f"window so that it stays responsive, and gives up a core that other "
+                                    f"programs keep busy.")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
