@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QFrame, QGridLayout, QLabel,
 
 from workbench.core.training.events import WALL_TIME
 from workbench.core.traces import X_AXES, Decimator, RunTraces, time_of, trailing_mean
+from workbench.gui.draw_budget import DrawBudget
 from workbench.gui.plots import (GROUP_PATH_SUFFIX, HeatmapPanel, PlotPanel, TickAxis, pen, run_color, series_color,
                                  spaced_marks)
 
@@ -31,7 +32,6 @@ X_AXIS_TITLES = {"step": "step", "relative": "time since each run began", "wall"
 FORECAST_ROWS = 120
 PANELS_PER_FRAME = 2        # plots given new data per pass of the event loop (see DashboardPlots.redraw)
 FRAME_MS = 16
-PANEL_INTERVAL = 0.25       # a plot gets new data at most four times a second
 QUANTITIES = (("dLT_dh", "‖∂L_T/∂h_t‖: loss at the last step only"), ("dL_dh", "‖∂L/∂h_t‖: the whole loss"))
 METRIC_PREFERENCE = ("ppl", "bpc", "accuracy", "bleu", "mse", "mae")
 DASH = Qt.PenStyle.DashLine
@@ -86,6 +86,7 @@ class DashboardPlots(QScrollArea):
         self._redraw_cost = 0.0
         self._next_panel = 0
         self.redraws = 0
+        self.budget = DrawBudget()          # how often a plot gets new data (at most four times a second)
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.timeout.connect(self.redraw)
@@ -338,13 +339,14 @@ class DashboardPlots(QScrollArea):
         changed = 0
         n = len(draws)
         now = time.monotonic()
+        interval = self.budget.tick()
         wait = math.inf
         for k in range(n):
             index = (self._next_panel + k) % n
             panel, draw = draws[index]
             since = now - panel.last_update
-            if since < PANEL_INTERVAL:          # updated a moment ago: its turn comes again shortly
-                wait = min(wait, PANEL_INTERVAL - since)
+            if since < interval:                # updated a moment ago: its turn comes again shortly
+                wait = min(wait, interval - since)
                 continue
             before = panel.updates
             draw()
