@@ -6,11 +6,11 @@ alternate (window, headless, headless with the window's threads, window, ...) so
 hits all alike; each is a fresh process on a fresh copy of the project:
 
 - **window**: the app's main window (on the Training tab, plots live) trains the project with Run ▸ Train and the
-  default thread setting (cores - 1).  A 10 ms ``QTimer`` (precise) records how late each of its ticks comes:
+  default thread setting (every core, the training thread below the window's priority, on Linux).  A 10 ms ``QTimer`` (precise) records how late each of its ticks comes:
   lateness = interval - 10 ms.  p50, p99 and max over the whole run (from the first step to the end).
 - **headless**: ``seqwb train FILE --steps N --json`` with its default thread setting (all cores).
-- **headless, same threads**: the same with ``--set threads=N`` where N is the window's thread count (cores - 1),
-  which isolates what the window itself costs from what the thread count changes.
+- **headless, same threads**: the same with ``--set threads=N`` where N is the window's thread count, which
+  isolates what the window itself costs from what the thread count changes.
 
 Throughput is tokens per second between the first and the last step (set-up and the first step, which pays for
 oneDNN's warm-up, are left out), from the step events' elapsed times; the ratio is window / headless, per pair
@@ -19,7 +19,7 @@ and of the medians.
     python benchmarks/gui_latency.py                          # 3 rounds x 40 steps, offscreen
     DISPLAY=:96 python benchmarks/gui_latency.py --platform xcb
     python benchmarks/gui_latency.py --pairs 1 --steps 6 --hidden 32     # smoke
-    python benchmarks/gui_latency.py --window-threads 2       # the window on 2 threads instead of cores - 1
+    python benchmarks/gui_latency.py --window-threads 1       # the window on 1 thread instead of its default
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ def main() -> int:
     parser.add_argument("--hidden", type=int, default=256, help="LSTM units per layer (256: the template)")
     parser.add_argument("--platform", default=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
     parser.add_argument("--window-threads", type=int, default=0,
-                        help="threads for the window's runs (saved in its project; 0: the window's default, "
-                             "cores - 1); the third kind of run then uses as many")
+                        help="threads for the window's runs (saved in its project; 0: the window's default); "
+                             "the third kind of run then uses as many")
     parser.add_argument("--child-window", help=argparse.SUPPRESS)
     parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
                         help="write the figures as JSON to FILE (alone: print them after the table)")
@@ -191,7 +191,8 @@ def main() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"char-LM 2 x LSTM {args.hidden}, batch 32, chunk 100, {args.steps} steps per run, CPU with {cores} "
           f"cores; platform {args.platform}")
-    window_threads = args.window_threads or max(1, cores - 1)
+    from workbench.core.device import default_threads
+    window_threads = args.window_threads or default_threads(behind_window=True)
     windows, headless, same, loads = [], [], [], []
     for i in range(args.pairs):
         for kind in ("window", "headless", "same"):

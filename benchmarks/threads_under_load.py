@@ -12,6 +12,8 @@ them alike; the figures are medians of tokens per second.
 
     python benchmarks/threads_under_load.py               # 2 rounds of every configuration
     python benchmarks/threads_under_load.py --smoke       # seconds: tiny model, 1 round, 2 configurations
+    python benchmarks/threads_under_load.py --auto-only --json benchmarks/results/threads_under_load-auto.json
+                                                          # the automatic count only, headless and below the window
 
 Figures go to ``benchmarks/results/threads_under_load.json`` (``--json`` elsewhere).
 """
@@ -33,6 +35,9 @@ POLICIES = {
     "default": {},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "spin 10k": {"GOMP_SPINCOUNT": "10000"},
+    # as behind the window: the training thread at nice +10 (workbench.core.threads.lower_thread_priority), its
+    # OpenMP pool inheriting it; only with the automatic count, which the window uses
+    "below window": {"SEQWB_BENCH_BELOW_WINDOW": "1"},
 }
 WORKER = r"""
 import sys, time, json
@@ -41,6 +46,10 @@ from workbench.core.settings import template_project
 from workbench.core.training.trainer import Trainer
 from workbench.plugin_system import discover
 threads, steps, hidden = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import os
+if os.environ.get("SEQWB_BENCH_BELOW_WINDOW"):
+    from workbench.core.threads import lower_thread_priority
+    assert lower_thread_priority()
 reg = discover()
 project, _ = template_project(reg.template("char-lm"), {
     "hidden_size": str(hidden), "task.max_chars": "400000", "eval_every": "0", "probe_every": "0",
@@ -85,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--auto-only", action="store_true", help="only the automatic count's rows (headless and as "
+                                                               "behind the window)")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
@@ -95,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.rounds, args.steps, hidden, thread_counts, policies = 1, 2, 16, [1, 0], ["default", "passive"]
     configs = [(t, p, load) for load in (False, True) for t in thread_counts for p in policies
-               if t != 0 or p == "default"]
+               if (t != 0 and p != "below window") or (t == 0 and p in ("default", "below window"))]
+    if args.auto_only:
+        configs = [c for c in configs if c[0] == 0]
     speeds: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for threads, policy, loaded in configs:

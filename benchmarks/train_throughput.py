@@ -1,7 +1,8 @@
 """Training throughput: the workbench's Trainer vs a plain PyTorch loop on the same model and data.
 
-Three sides: the plain float32 loop a person would write, the workbench in float32, and the workbench under
-``precision = auto`` (bfloat16 autocast where the CPU or GPU computes it natively: see workbench/core/precision.py;
+Four sides: the plain float32 loop a person would write, the same loop with its forward pass under bfloat16
+autocast (torch's AMP recipe: what bfloat16 alone gives on this machine), the workbench in float32, and the
+workbench under ``precision = auto`` (bfloat16 autocast where the CPU or GPU computes it natively: see workbench/core/precision.py;
 benchmarks/precision_safety.py shows that it reaches the same validation loss).  The ratios are against the plain
 loop.  On a machine without a GPU the GPU figure is not measured, and the script says so.
 
@@ -46,21 +47,24 @@ class PlainCharLSTM(nn.Module):
         y, state = self.lstm(self.embed(x), state)
         return self.head(y), state
 
-    def train_step(self, batch: dict, state, opt, clip: float):
+    def train_step(self, batch: dict, state, opt, clip: float, autocast: bool = False):
         """One step of truncated BPTT: forward from the carried state (none after a reset), cross-entropy, clip
-        the gradient norm, optimizer step.  Returns the loss and the detached state to carry to the next batch."""
+        the gradient norm, optimizer step.  Returns the loss and the detached state to carry to the next batch.
+        ``autocast``: the forward pass under bfloat16 autocast, the loss in float32 (the recipe from torch's AMP
+        documentation, which is all a person would add to the loop)."""
         if batch["reset"]:
             state = None
-        logits, state = self(batch["tokens"], state)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits, state = self(batch["tokens"], state)
+        loss = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.parameters(), clip)
         opt.step()
-        return loss, tuple(s.detach() for s in state)
+        return loss, tuple(s.detach().float() for s in state)
 
 
-def plain_loop(task, args):
+def plain_loop(task, args, autocast: bool = False):
     """The loop anyone would write: TBPTT with the state carried and detached, clip, Adam."""
     torch.manual_seed(0)
     V = task.sizes["vocab"]
@@ -75,7 +79,7 @@ def plain_loop(task, args):
         t0 = time.perf_counter()
         for _ in range(steps):
             b = next(batches)
-            loss, state = model.train_step(b, state, opt, 5.0)
+            loss, state = model.train_step(b, state, opt, 5.0, autocast)
             float(loss.detach())  # the loop logs its loss, like the workbench does
             tokens += b["targets"].numel()
         return tokens / (time.perf_counter() - t0)
@@ -131,19 +135,22 @@ def main(argv: list[str] | None = None) -> None:
     auto_trainer, wb_auto = workbench_trainer(registry, args, probe_default, "auto")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     plain = plain_loop(trainer.task, args)
+    plain_bf16 = plain_loop(trainer.task, args, autocast=True)
 
     print(f"char-LM: embed {args.embed}, {args.layers} x LSTM {args.hidden}, batch {args.batch}, chunk "
           f"{args.chunk}, {torch.get_num_threads()} threads, probes every {probe_default} steps (default)")
     # warm up every side once (allocator, oneDNN primitives)
     print(f"precision auto on this machine: {auto_trainer.precision.label()} ({auto_trainer.precision.reason})")
-    for run in (plain, wb, wb_noprobe, wb_auto):
+    for run in (plain, plain_bf16, wb, wb_noprobe, wb_auto):
         run(min(3, args.steps))
 
-    results: dict[str, list[float]] = {"plain": [], "workbench": [], "workbench_no_probes": [], "workbench_auto": []}
+    results: dict[str, list[float]] = {"plain": [], "plain_autocast": [], "workbench": [], "workbench_no_probes": [],
+                                       "workbench_auto": []}
     # the probe runs once every `probe_default` steps: time enough steps for it to be sampled fairly
     probe_steps = max(args.steps, probe_default) if args.steps >= 10 and not args.quick else args.steps
     for r in range(args.rounds):
-        for name, run, steps in (("plain", plain, probe_steps), ("workbench", wb, probe_steps),
+        for name, run, steps in (("plain", plain, probe_steps), ("plain_autocast", plain_bf16, probe_steps),
+                                 ("workbench", wb, probe_steps),
                                  ("workbench_no_probes", wb_noprobe, probe_steps),
                                  ("workbench_auto", wb_auto, probe_steps)):
             tps = run(steps)
@@ -157,6 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ratio workbench without probes / plain:  {med['workbench_no_probes'] / med['plain']:.3f}")
     print(f"ratio workbench, precision auto ({auto_trainer.precision.name}) / plain fp32 loop: "
           f"{med['workbench_auto'] / med['plain']:.3f}  (target >= 1.8 where auto picks bf16)")
+    print(f"ratio plain loop under bf16 autocast / plain fp32 loop: {med['plain_autocast'] / med['plain']:.3f}  "
+          f"(what bfloat16 itself gives on this machine)")
+    print(f"ratio workbench under auto / plain loop under autocast: "
+          f"{med['workbench_auto'] / med['plain_autocast']:.3f}")
     if not torch.cuda.is_available():
         print("GPU: not measured (no CUDA device on this machine)")
     overhead = 1 - med["workbench"] / med["workbench_no_probes"]
@@ -188,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
                "median_tokens_per_s": {k: round(v) for k, v in med.items()},
                "ratio_workbench_fp32": round(med["workbench"] / med["plain"], 3),
                "ratio_workbench_auto": round(med["workbench_auto"] / med["plain"], 3),
+               "ratio_plain_autocast": round(med["plain_autocast"] / med["plain"], 3),
+               "ratio_auto_over_plain_autocast": round(med["workbench_auto"] / med["plain_autocast"], 3),
                "gpu": "not measured: no CUDA device" if not torch.cuda.is_available() else "see --device cuda",
                "probe_overhead_percent": round(gtt_s / per * 100, 2)}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
