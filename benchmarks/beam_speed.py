@@ -22,6 +22,9 @@ unless two candidates tie exactly in float32 somewhere: an untrained model's nea
 then, the two searches may then keep different ones of the pair, and their best scores differ in the fifth or
 sixth digit (the script says which happened).
 
+Decoding runs in float32 whatever a project trains in.  ``greedy, bf16`` and ``beam 10, bf16`` run the same
+decoders under bfloat16 autocast, which is what they would cost in the precision ``auto`` picks on this CPU.
+
 Sides alternate (greedy, beam 1, beam 5, beam 10, naive 10, greedy, ...) so that a change in the machine's load hits
 all of them alike; the figures are medians over ``--rounds``.
 
@@ -131,9 +134,17 @@ def bench_model(reg, name: str, template: str, settings: dict[str, str], steps: 
     def naive():
         return naive_beam_search(model, proxy, naive_width, steps, prompt)
 
+    def in_bf16(fn):
+        """``fn`` under bfloat16 autocast: what decoding would cost in the precision ``auto`` trains in here."""
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fn()
+        return run
+
     sides = [("greedy", greedy)] + [(f"beam {w}", beam(w)) for w in widths] + \
             [(f"beam {max(widths)}, topk 0", beam(max(widths), 0)),
-             (f"beam {max(widths)} + tree", beam(max(widths), 5, True)), (f"naive beam {naive_width}", naive)]
+             (f"beam {max(widths)} + tree", beam(max(widths), 5, True)), (f"naive beam {naive_width}", naive),
+             ("greedy, bf16", in_bf16(greedy)), (f"beam {max(widths)}, bf16", in_bf16(beam(max(widths))))]
     # the naive loop finds the batched search's best hypothesis (same scores; ties aside)
     batched = beam(naive_width)()
     naive_tokens, naive_score = naive()
@@ -167,6 +178,8 @@ def bench_model(reg, name: str, template: str, settings: dict[str, str], steps: 
         out[f"{kind}beam{top}_tree_over_greedy"] = m[f"beam {top} + tree"] / m["greedy"]
         out[f"{kind}naive{naive_width}_over_beam{naive_width}"] = (m[f"naive beam {naive_width}"]
                                                                   / m[f"beam {naive_width}"])
+        out[f"{kind}greedy_bf16_over_fp32"] = m["greedy, bf16"] / m["greedy"]
+        out[f"{kind}beam{top}_bf16_over_fp32"] = m[f"beam {top}, bf16"] / m[f"beam {top}"]
     return out
 
 
@@ -220,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{res['cpu_beam10_over_greedy']:.2f} CPU  (target <= 2; topk 0: {res['beam10_topk0_over_greedy']:.2f} / "
               f"{res['cpu_beam10_topk0_over_greedy']:.2f}; tree built: {res['beam10_tree_over_greedy']:.2f} / "
               f"{res['cpu_beam10_tree_over_greedy']:.2f})")
+        print(f"  bf16 autocast / float32:    greedy {res['greedy_bf16_over_fp32']:.2f}, beam 10 "
+              f"{res['beam10_bf16_over_fp32']:.2f} wall (below 1: faster in bfloat16)")
         print(f"  naive 10 / beam 10:         {res['naive10_over_beam10']:.2f} wall, "
               f"{res['cpu_naive10_over_beam10']:.2f} CPU  (target >= 5; naive vs batched: {res['naive_check']})")
     return 0

@@ -117,6 +117,9 @@ class LSTMCell(Cell):
         # real decode, so a single row keeps the plain step (torch 2.13 CPU, H = 256, see docs/benchmarks.md).
         w_ih_t, w_hh_t, bias = self._decode_weights()
         h, c = state
+        if torch.is_autocast_enabled(x_t.device.type):
+            # autocast casts the operands of an out-of-place product, not those of an in-place one
+            return self._gates(torch.addmm(torch.addmm(bias, x_t, w_ih_t), h, w_hh_t), c, gates)
         # the recurrent product accumulates into the input product's fresh result (addmm_ rather than a second
         # addmm, which would first copy that result into a new tensor)
         return self._gates(torch.addmm(bias, x_t, w_ih_t).addmm_(h, w_hh_t), c, gates)
@@ -175,7 +178,9 @@ class LSTMCell(Cell):
             h0, c0 = state
             # all pre-activations at once: W_ih x_t + b (input_projection) + W_hh h_{t-1}, [T, B, 4H]
             z = self.input_projection(x)
-            z.view(-1, 4 * H).addmm_(previous_states(out, h0).reshape(-1, H), self.rnn.weight_hh_l0.t())
+            # in z's dtype: under autocast z is bfloat16, and an in-place product gets no casts of its own
+            z.view(-1, 4 * H).addmm_(previous_states(out, h0.to(out.dtype)).reshape(-1, H).to(z.dtype),
+                                     self.rnn.weight_hh_l0.t().to(z.dtype))
             # Hochreiter & Schmidhuber 1997 with forget gate (Gers et al. 2000): i,f,o = sigma(.), g = tanh(.)
             i, f, g, o = z.chunk(4, -1)
             i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)

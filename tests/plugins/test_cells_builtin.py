@@ -41,6 +41,38 @@ def test_lstm_step_equals_torch_lstmcell(reg):
         assert float(f.min()) >= 0.0 and float(f.max()) <= 1.0
 
 
+def test_lstm_decoding_step_runs_under_bf16_autocast(reg):
+    """The several-rows decoding path (no gradients, row-major weight copies) under autocast: its products run in
+    bfloat16 and the step matches float32 to bfloat16's precision (it used to refuse: addmm_ into a bf16 result)."""
+    spec = reg.cell("lstm")
+    torch.manual_seed(0)
+    cell = spec.load()(5, 7, spec.params())
+    x = torch.randn(6, 10, 5)
+    with torch.no_grad():
+        s32 = s16 = cell.init_state(10)
+        for t in range(6):
+            h32, s32 = cell.step(x[t], s32)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                h16, s16 = cell.step(x[t], s16)
+            assert torch.allclose(h16.float(), h32, atol=3e-2), float((h16.float() - h32).abs().max())
+    assert not torch.equal(h16.float(), h32)      # the products did run in bfloat16
+
+
+def test_lstm_traced_sequence_runs_under_bf16_autocast(reg):
+    """The recorder's whole-chunk path (every h_t from the fused kernel, the gates recomputed at once) under
+    autocast: the same quantities as in float32, to bfloat16's precision."""
+    spec = reg.cell("lstm")
+    torch.manual_seed(0)
+    cell = spec.load()(5, 7, spec.params())
+    x = torch.randn(9, 2, 5)
+    _, _, q32 = cell.sequence_traced(x, cell.init_state(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, _, q16 = cell.sequence_traced(x, cell.init_state(2))
+    assert set(q16) == set(q32) == {"h", "c", "i", "f", "g", "o"}
+    for name in q32:
+        assert torch.allclose(q16[name].float(), q32[name], atol=5e-2), name
+
+
 def test_lstm_forget_bias_and_fused_switch(reg):
     spec = reg.cell("lstm")
     p = spec.params(forget_bias=2.0, fused=False)
