@@ -372,10 +372,13 @@ def _beam_tables(name: str, doc: dict) -> str:
             for m in doc["figures"]]
     ratios = [[m["model"], (f"{m['beam10_over_greedy']:.2f} / {m['cpu_beam10_over_greedy']:.2f} (+ tree "
                f"{m['beam10_tree_over_greedy']:.2f})"), (f"{m['naive10_over_beam10']:.2f} / "
-               f"{m['cpu_naive10_over_beam10']:.2f}"), m["naive_check"]] for m in doc["figures"]]
+               f"{m['cpu_naive10_over_beam10']:.2f}"),
+               f"{m['greedy_bf16_over_fp32']:.2f} / {m['beam10_bf16_over_fp32']:.2f}", m["naive_check"]]
+              for m in doc["figures"]]
     return (table(["ms per step (wall / CPU)", *sides], rows) + "\n\n"
             + table(["ratio (wall / CPU)", "beam 10 / greedy (target ≤ 2)", "naive beam 10 / beam 10 (target ≥ 5)",
-                     "naive vs batched"], ratios) + "\n\n" + source(name, doc, ""))
+                     "bf16 autocast / float32, greedy / beam 10 (wall)", "naive vs batched"], ratios)
+            + "\n\n" + source(name, doc, ""))
 
 
 @renderer("project_io", ("project_io",), ("python benchmarks/project_io.py --json benchmarks/results/project_io.json",))

@@ -17,7 +17,10 @@ Three references, alternated with it round by round:
 - **fused forward**: ``torch.nn.LSTM`` over the whole text in one call, keeping only h: how fast the model reads
   when nothing per step is kept.
 
-The two recorder sides record the same weights; the script checks that their recordings agree (the largest
+A fifth side records the same project set to ``precision = bf16``: the recorder reads text in the project's
+precision (under bfloat16 autocast, what ``auto`` picks on a CPU with native bfloat16).
+
+The two float32 recorder sides record the same weights; the script checks that their recordings agree (the largest
 difference of any value is printed, and must stay under 1e-5).
 
     python benchmarks/recorder_speed.py              # full: 20,000 characters x 512 units, 3 rounds
@@ -102,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     reg = discover()
     project, _ = template_project(reg.template("char-lm"), {
         "hidden_size": str(units), "layers": "1", "task.max_chars": str(max(20_000, 25 * chars)),
-        "task.valid_fraction": "0.2"}, reg)
+        "task.valid_fraction": "0.2", "precision": "fp32"}, reg)
+    # the same project trained in bfloat16: the recorder reads text in the project's precision
+    import dataclasses
+    reduced = dataclasses.replace(project, train=dataclasses.replace(project.train, precision="bf16"))
     recorder = recording.Recorder(reg)
     text = recorder.sample_text(project, ROOT, chars)
     loaded = recorder.session.load(project, ROOT)           # build once, as the window's first Record does
@@ -115,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
     recordings: dict[str, dict] = {}
 
-    def run_recorder(path: str):
+    def run_recorder(path: str, bf16: bool = False):
         def run():
-            rec = recorder.record(project, text, ROOT, path=path)
+            rec = recorder.record(reduced if bf16 else project, text, ROOT, path=path)
             assert rec["layers"]["rnn.0"]["h"].shape == (len(ids), units)
-            recordings[path] = rec["layers"]
+            assert rec["meta"]["precision"] == ("bf16" if bf16 else "fp32")
+            recordings[path + (" bf16" if bf16 else "")] = rec["layers"]
         return run
 
     def run_plain():
@@ -132,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sides = [("recorder (Recorder.record)", run_recorder("auto")),
              ("per-step recorder (path=steps)", run_recorder("steps")),
-             ("plain per-step loop", run_plain), ("fused nn.LSTM, nothing kept", run_fused)]
+             ("plain per-step loop", run_plain), ("fused nn.LSTM, nothing kept", run_fused),
+             ("recorder, precision = bf16", run_recorder("auto", bf16=True))]
     times: dict[str, list[float]] = {name: [] for name, _ in sides}
     cpu: dict[str, list[float]] = {name: [] for name, _ in sides}
     for _ in range(rounds):
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  recorder / per-step recorder time: {r / sec['per-step recorder (path=steps)']:.2f}")
     print(f"  recorder / plain loop time: {r / sec['plain per-step loop']:.2f}")
     print(f"  recorder / fused nn.LSTM time: {r / sec['fused nn.LSTM, nothing kept']:.2f}")
+    print(f"  recorder in bf16 / in fp32 time: {sec['recorder, precision = bf16'] / r:.2f}")
     print(f"  largest difference between the two recorder paths: {res['max_abs_diff']:.2g}")
     return 0
 

@@ -42,10 +42,11 @@ def test_beam_speed_smoke(capsys):
     for r in results:
         sides = set(r["ms_per_step"])
         assert {"greedy", "beam 1", "beam 5", "beam 10", "beam 10, topk 0", "beam 10 + tree",
-                "naive beam 10"} == sides
+                "naive beam 10", "greedy, bf16", "beam 10, bf16"} == sides
         assert all(v > 0 and math.isfinite(v) for v in r["ms_per_step"].values())
         assert all(v > 0 for v in r["cpu_ms_per_step"].values())
         assert r["beam10_over_greedy"] > 0 and r["naive10_over_beam10"] > 0
+        assert r["greedy_bf16_over_fp32"] > 0 and r["beam10_bf16_over_fp32"] > 0
 
 
 def test_naive_beam_search_finds_the_batched_best(capsys):
@@ -84,7 +85,8 @@ def test_recorder_speed_smoke(capsys):
     res = run_json(capsys, "recorder_speed")
     assert res["chars"] == 300 and res["steps"] == 300 and res["units"] == 32
     assert set(res["chars_per_s"]) == {"recorder (Recorder.record)", "per-step recorder (path=steps)",
-                                       "plain per-step loop", "fused nn.LSTM, nothing kept"}
+                                       "plain per-step loop", "fused nn.LSTM, nothing kept",
+                                       "recorder, precision = bf16"}
     assert all(v > 0 for v in res["chars_per_s"].values())
     # the default (whole chunks) and the per-step path recorded the same values
     assert 0 <= res["max_abs_diff"] < 1e-5

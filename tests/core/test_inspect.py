@@ -226,6 +226,7 @@ def test_cli_record_npz_is_what_the_views_show(tiny_project, tmp_path):
     npz = tmp_path / "rec.npz"
     out = json.loads(seqwb("record", tiny_project, "--text", TEXT, "--npz", npz, "--saturation", "--json").stdout)
     assert out["layers"]["rnn.1"]["c"] == [len(TEXT), 16] and out["trained"] and out["weights"] == "current"
+    assert out["precision"] == "fp32"
     assert out["saturation"]["rnn.0"]["g"]["range"] == "tanh"
     # the window records through the same Recorder: its arrays are the file's arrays
     reg = default_registry()
@@ -241,6 +242,37 @@ def test_cli_record_npz_is_what_the_views_show(tiny_project, tmp_path):
     # --best records the weights the end-of-run validation kept
     best = json.loads(seqwb("record", tiny_project, "--text", TEXT, "--best", "--json").stdout)
     assert best["weights"] == "best" and best["step"] == 12
+
+
+def test_the_recorder_reads_text_in_the_projects_precision(tiny_project, monkeypatch):
+    """precision = bf16 (or auto on a CPU with native bfloat16) records under bfloat16 autocast, twice as fast
+    (benchmarks/recorder_speed.py): float32 values within bfloat16's precision of a float32 recording, and the
+    recording says which; float32 projects, and auto on a CPU without bfloat16, record in float32."""
+    import dataclasses
+
+    from workbench.core import precision
+    from workbench.core.projectfile import load_project
+    from workbench.plugin_system import discover
+    reg = discover()
+    project = load_project(tiny_project, registry=reg)
+    recorder = recording.Recorder(reg)
+    exact = recorder.record(project, TEXT, tiny_project.parent)
+    assert exact["meta"]["precision"] == "fp32"
+    project.train = dataclasses.replace(project.train, precision="bf16")
+    reduced = recorder.record(project, TEXT, tiny_project.parent)
+    assert reduced["meta"]["precision"] == "bf16"
+    for layer, qs in exact["layers"].items():
+        for q, want in qs.items():
+            got = reduced["layers"][layer][q]
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=0, atol=5e-2, err_msg=f"{layer}/{q}")
+    assert any(not np.array_equal(reduced["layers"][k][q], v) for k, qs in exact["layers"].items()
+               for q, v in qs.items())                 # it did run in bfloat16
+    project.train = dataclasses.replace(project.train, precision="auto")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: False)
+    assert recorder.record(project, TEXT, tiny_project.parent)["meta"]["precision"] == "fp32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: True)
+    assert recorder.record(project, TEXT, tiny_project.parent)["meta"]["precision"] == "bf16"
 
 
 def test_cli_units_json_ranks_units_by_correlation(tiny_project):

@@ -282,3 +282,16 @@ def test_before_recording_the_plots_are_empty_and_plain(make_window, reg, traine
     assert "(x" not in heat.trace.getAxis("bottom").labelString()
     win.doc.replace_project(small_project(reg), None)
     assert_empty()
+
+
+def test_the_status_line_says_when_a_recording_ran_in_reduced_precision():
+    """A project that trains in bfloat16 is recorded in it (workbench.core.recording.recording_precision): the
+    status line says so, and says nothing for float32."""
+    from workbench.gui.inspect_units import HiddenUnitsPanel
+    rec = {"text": "abc", "tokens": [1, 2, 3], "layers": {},
+           "meta": {"trained": True, "weights": "current", "step": 5, "seconds": 0.05, "precision": "bf16"}}
+    assert HiddenUnitsPanel._recorded_text(rec) == ("Recorded 3 characters (3 steps) at current weights, step 5, in "
+                                                    "bf16 autocast (the project's precision) in under 0.1 s.")
+    rec["meta"]["precision"] = "fp32"
+    assert HiddenUnitsPanel._recorded_text(rec) == ("Recorded 3 characters (3 steps) at current weights, step 5 in "
+                                                    "under 0.1 s.")

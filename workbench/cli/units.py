@@ -86,6 +86,9 @@ def _inspect_record(args, check_text=None) -> tuple[Any, dict[str, Any]]:
 def _untrained_note(rec: dict[str, Any]) -> None:
     if not rec["meta"]["trained"]:
         note("this project has no trained weights for its graph: recording freshly initialised weights")
+    if rec["meta"].get("precision", "fp32") != "fp32":
+        note(f"recorded in {rec['meta']['precision']} autocast, the project's precision (values to about 3 "
+             f"significant digits; precision=fp32 for exact float32 values)")
 
 
 def _shapes(layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[int]]]:
@@ -96,7 +99,8 @@ def record_summary(rec: dict[str, Any]) -> dict[str, Any]:
     """What ``seqwb record --json`` prints about a recording (without its values)."""
     from workbench.core import recording
     meta = rec["meta"]
-    out: dict[str, Any] = {"weights": meta["weights"], "step": meta["step"], "trained": meta["trained"]}
+    out: dict[str, Any] = {"weights": meta["weights"], "step": meta["step"], "trained": meta["trained"],
+                           "precision": meta.get("precision", "fp32")}
     if not recording.is_multipart(rec):
         out.update(chars=len(rec["text"]), steps=len(rec["tokens"]), layers=_shapes(rec["layers"]))
         return out

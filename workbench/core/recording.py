@@ -503,7 +503,8 @@ class Recorder:
         is the project's decoder's (a multi-part recording, :mod:`workbench.core.record_context`)."""
         loaded = self.session.load(project, base_dir, weights, device)
         return record_loaded(loaded, text, progress=progress, project_name=getattr(project, "name", ""),
-                             threads=threads, path=path, decoding=decoding_of(project, self.session.registry))
+                             threads=threads, path=path, decoding=decoding_of(project, self.session.registry),
+                             precision=recording_precision(project, loaded))
 
     def record_corpus(self, project: Any, base_dir: str | Path | None = None, weights: str = "current",
                       quantity: str = "h", device: Any = None, progress: Optional[Callable[[int, int], None]] = None,
@@ -512,10 +513,11 @@ class Recorder:
         the corpus (see :func:`workbench.core.corpus.record_corpus`)."""
         from workbench.core.corpus import record_corpus
         loaded = self.session.load(project, base_dir, weights, device)
-        with cpu_threads(loaded, threads):
+        chosen = recording_precision(project, loaded)
+        with cpu_threads(loaded, threads), in_precision(loaded, chosen):
             rec = record_corpus(loaded, quantity, decoding=decoding_of(project, self.session.registry),
                                 progress=progress)
-        return _stamp(rec, loaded, getattr(project, "name", ""))
+        return _stamp(rec, loaded, getattr(project, "name", ""), chosen.name)
 
 
 def decoding_of(project: Any, registry: Registry) -> tuple[Any, dict[str, Any]]:
@@ -524,9 +526,36 @@ def decoding_of(project: Any, registry: Registry) -> tuple[Any, dict[str, Any]]:
     return registry.decoder(decode.decoder), dict(decode.params or {})
 
 
-def _stamp(rec: dict[str, Any], loaded: Any, project_name: str) -> dict[str, Any]:
-    """The weights a recording was made at, in its meta (and its parts')."""
-    stamp = {"weights": loaded.weights, "step": loaded.step, "trained": loaded.trained, "project": project_name}
+def recording_precision(project: Any, loaded: Any) -> Any:
+    """The precision a model that reads text is recorded in: the one the project trains in on this device
+    (``precision``, resolved and fitted to the model as the trainer does).  Under bfloat16 autocast the recorder
+    reads text about twice as fast on a CPU with native bfloat16 (``benchmarks/recorder_speed.py``), and the values
+    are those of the arithmetic the model trains with; the stored values are float32 either way."""
+    from workbench.core import precision
+    requested = precision.resolve(getattr(project.train, "precision", "fp32"), loaded.device)
+    return precision.fit_model(requested, loaded.model.precision_blockers(requested.name))[0]
+
+
+class in_precision:
+    """``with in_precision(loaded, chosen):`` the model's forward passes under ``chosen``'s autocast (nothing for
+    float32)."""
+
+    def __init__(self, loaded: Any, chosen: Any):
+        import torch
+        self.autocast = torch.autocast(getattr(loaded.device, "type", str(loaded.device)), dtype=chosen.dtype(),
+                                       enabled=chosen.reduced)
+
+    def __enter__(self) -> None:
+        self.autocast.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.autocast.__exit__(*exc)
+
+
+def _stamp(rec: dict[str, Any], loaded: Any, project_name: str, precision: str = "fp32") -> dict[str, Any]:
+    """The weights a recording was made at, and the precision it was computed in, in its meta (and its parts')."""
+    stamp = {"weights": loaded.weights, "step": loaded.step, "trained": loaded.trained, "project": project_name,
+             "precision": precision}
     rec["meta"] = {**rec.get("meta", {}), **stamp}
     if is_multipart(rec):
         for part in rec["parts"].values():
@@ -570,10 +599,12 @@ def recording_bytes(model: Any, steps: int) -> int:
 
 def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int], None]] = None,
                   project_name: str = "", threads: int | None = 1, path: str = "auto",
-                  decoding: Optional[tuple[Any, dict[str, Any]]] = None) -> dict[str, Any]:
+                  decoding: Optional[tuple[Any, dict[str, Any]]] = None, precision: Any = None) -> dict[str, Any]:
     """Run the recorder on a loaded model (``path``: see :func:`workbench.core.probes.record_activations`).
     A model that reads a context first is recorded by :func:`workbench.core.record_context.record_conditioned`
-    on the input ``text``, with ``decoding`` (the decoder's spec and settings, :func:`decoding_of`).
+    on the input ``text``, with ``decoding`` (the decoder's spec and settings, :func:`decoding_of`), in float32
+    like every decoder (bfloat16 decoding steps are slower: ``benchmarks/beam_speed.py``).  A model that reads
+    the text itself is recorded in ``precision`` (:func:`recording_precision`; None: float32).
 
     ``threads``: torch's intra-op threads while recording on a CPU (None: leave as is).  One step of one sequence
     is a few small matrix products that more threads cannot speed up, and on a busy machine every step's
@@ -605,13 +636,15 @@ def record_loaded(loaded: Any, text: str, progress: Optional[Callable[[int, int]
         per_char = max(1, need // max(1, len(text)))
         raise DataError(f"recording {len(text):,} characters would hold {need / 1e9:.1f} GB of activations; "
                         f"record at most {MAX_RECORDING_BYTES // per_char:,} characters of this model")
-    with cpu_threads(loaded, threads):
+    from workbench.core.precision import Precision
+    chosen = precision or Precision("fp32")
+    with cpu_threads(loaded, threads), in_precision(loaded, chosen):
         try:
             rec = record_activations(loaded.model, loaded.task, text, loaded.device, progress=progress, path=path)
         except NotImplementedError as exc:    # a block without a per-step path (a bidirectional layer)
             raise DataError("the recorder runs the model one step at a time, and "
                             + (str(exc) or "a block of this model cannot")) from None
-    return _stamp(annotate(rec, loaded.task, loaded.model), loaded, project_name)
+    return _stamp(annotate(rec, loaded.task, loaded.model), loaded, project_name, chosen.name)
 
 
 def record(project: Any, registry: Registry, text: str, base_dir: str | Path | None = None, weights: str = "current",

@@ -428,8 +428,10 @@ class HiddenUnitsPanel(UnitSearch, HypothesisSelection, RecordingExport, QWidget
             steps = ", ".join(f"{len(p['tokens']):,} {name} steps" for name, p in recording.parts(rec).items())
             return (f"Recorded “{meta.get('prompt', '')}” → “{meta.get('output', '')}” ({steps}; "
                     f"{meta.get('decoder', '')}) at {weights}, step {meta.get('step', 0):,}{took}.")
+        reduced = meta.get("precision", "fp32")
+        computed = f", in {reduced} autocast (the project's precision)" if reduced != "fp32" else ""
         return (f"Recorded {len(rec['text']):,} characters ({recording.steps(rec):,} steps) at {weights}, step "
-                f"{meta.get('step', 0):,}{took}.")
+                f"{meta.get('step', 0):,}{computed}{took}.")
 
     def _show_part(self) -> None:
         """The text view and the heatmap's axis for the part shown (a new recording, or a layer of another part)."""
