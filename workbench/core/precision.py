@@ -108,3 +108,11 @@ def fit_model(choice: Precision, unsupported: list[str]) -> tuple[Precision, str
     return (Precision("fp32", f"{parts} does not support {choice.name}"),
             f"training in float32: {parts} does not support {choice.name} (precision={choice.name} asked for "
             f"{choice.label()})")
+
+
+def for_model(requested: str, device: Any, model: Any) -> tuple[Precision, str]:
+    """What ``requested`` means for ``model`` (a SequenceModel) on ``device``: :func:`resolve`, then
+    :func:`fit_model` with the parts of the model that cannot run it.  The trainer and the recorder both choose
+    through here."""
+    choice = resolve(requested, device)
+    return fit_model(choice, model.precision_blockers(choice.name))

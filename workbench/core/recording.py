@@ -532,24 +532,15 @@ def recording_precision(project: Any, loaded: Any) -> Any:
     reads text about twice as fast on a CPU with native bfloat16 (``benchmarks/recorder_speed.py``), and the values
     are those of the arithmetic the model trains with; the stored values are float32 either way."""
     from workbench.core import precision
-    requested = precision.resolve(getattr(project.train, "precision", "fp32"), loaded.device)
-    return precision.fit_model(requested, loaded.model.precision_blockers(requested.name))[0]
+    return precision.for_model(getattr(project.train, "precision", "fp32"), loaded.device, loaded.model)[0]
 
 
-class in_precision:
+def in_precision(loaded: Any, chosen: Any) -> Any:
     """``with in_precision(loaded, chosen):`` the model's forward passes under ``chosen``'s autocast (nothing for
     float32)."""
-
-    def __init__(self, loaded: Any, chosen: Any):
-        import torch
-        self.autocast = torch.autocast(getattr(loaded.device, "type", str(loaded.device)), dtype=chosen.dtype(),
-                                       enabled=chosen.reduced)
-
-    def __enter__(self) -> None:
-        self.autocast.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.autocast.__exit__(*exc)
+    import torch
+    return torch.autocast(getattr(loaded.device, "type", str(loaded.device)), dtype=chosen.dtype(),
+                          enabled=chosen.reduced)
 
 
 def _stamp(rec: dict[str, Any], loaded: Any, project_name: str, precision: str = "fp32") -> dict[str, Any]:

@@ -183,8 +183,7 @@ class Trainer:
         if not resume:
             self.model.init_weights(cfg.init, cfg.init_scale)
         self.model.to(self.device)
-        requested = precision.resolve(cfg.precision, self.device)
-        self.precision, notice = precision.fit_model(requested, self.model.precision_blockers(requested.name))
+        self.precision, notice = precision.for_model(cfg.precision, self.device, self.model)
         if notice:
             self.notices.append(notice)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
